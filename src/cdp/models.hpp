@@ -1,0 +1,153 @@
+// The CDP's request and response shapes (shared/cdp-openapi.md), with tolerant JSON
+// conversion: a Long may be a number or a string, unknown fields are ignored, missing
+// optional fields take defaults. Shared by the client and the simulator; no I/O here.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace cdpsync::cdp {
+
+using json = nlohmann::json;
+
+// A reply body that is not what the API promises (not JSON, no `code`, wrong types).
+class ParseError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+inline constexpr int kStaticGroup = 1;
+inline constexpr int kSmartGroup = 2;
+inline constexpr const char* kBusinessType = "customer_group";
+
+// Paths, relative to the base URL prefix.
+namespace path {
+inline constexpr const char* add_group = "/customer-group/addSingleGroup";
+inline constexpr const char* delete_group = "/customer-group/deleteCustomerGroup";
+inline constexpr const char* update_group = "/customer-group/updateCustomerGroup";
+inline constexpr const char* simple_query = "/customer-group/simpleQuery";
+inline constexpr const char* members_page = "/customer-group/getCustomerPageByGroupId";
+inline constexpr const char* folder_add = "/group/add";
+inline constexpr const char* folder_delete = "/group/delete";
+inline constexpr const char* folder_update = "/group/update";
+inline constexpr const char* folder_tree = "/group/queryTreeFormList";
+inline constexpr const char* customer_add_groups = "/customer-group-ref/customerAddGroups";
+inline constexpr const char* customer_delete_groups = "/customer-group-ref/customerDeleteGroups";
+inline constexpr const char* customer_update_groups = "/customer-group-ref/customerUpdateGroups";
+inline constexpr const char* groups_by_customer = "/customer-group-ref/getGroupsByCustomerId";
+}  // namespace path
+
+// The envelope every reply shares. `data` is kept raw and decoded per endpoint.
+struct Envelope {
+    int code = 0;
+    std::string msg;
+    json data;  // null when absent
+};
+// Throws ParseError for a non-JSON body, a non-object, or a missing/non-integer `code`.
+Envelope parse_envelope(std::string_view body);
+
+// Tolerant scalar readers: return nullopt when the key is absent or null; throw ParseError
+// naming the key when present with an unusable type.
+std::optional<int64_t> get_long(const json& obj, const char* key);
+std::optional<std::string> get_string(const json& obj, const char* key);  // numbers are stringified
+std::optional<int64_t> as_long(const json& value);  // number or numeric string; nullopt otherwise
+
+struct Group {
+    int64_t id = 0;
+    std::string name;
+    std::string description;
+    std::optional<int64_t> folder_id;  // `groupId` in the API
+    int type = kStaticGroup;
+    int64_t customer_total = 0;
+};
+
+struct Folder {
+    int64_t id = 0;
+    std::string code;
+    std::string name;
+    std::string parent_code;
+    std::vector<Folder> children;  // `subList`
+};
+
+// A member record from getCustomerPageByGroupId: the id, plus the raw record for display.
+struct Member {
+    int64_t customer_id = 0;
+    json record;
+};
+
+// A group a customer belongs to (getGroupsByCustomerId).
+struct CustomerGroup {
+    int64_t id = 0;
+    std::string name;
+    std::string code;
+    std::optional<int64_t> folder_id;
+    std::string status;
+    int type = kStaticGroup;
+};
+
+template <class T>
+struct Page {
+    int64_t current = 1;
+    int64_t size = 0;
+    int64_t total = 0;
+    std::vector<T> records;
+};
+
+// Requests.
+struct CreateGroup {
+    std::string name;
+    std::string description;
+    std::optional<int64_t> folder_id;
+};
+struct UpdateGroup {
+    int64_t id = 0;
+    std::optional<std::string> name;
+    std::optional<std::string> description;
+    std::optional<int64_t> folder_id;
+    int type = kStaticGroup;
+};
+struct GroupQuery {
+    std::string search_key;             // "" = none
+    std::optional<int64_t> folder_id;
+    int64_t current = 1;
+    int64_t size = 200;
+};
+struct MembershipChange {
+    int64_t customer_id = 0;
+    std::vector<int64_t> group_ids;
+};
+
+// JSON conversion (to_json writes the API's field names; from_json is tolerant).
+json to_json(const Group& g);
+json to_json(const Folder& f);
+json to_json(const CustomerGroup& g);
+json to_json(const CreateGroup& r);
+json to_json(const UpdateGroup& r);
+json to_json(const MembershipChange& r);
+
+Group parse_group(const json& j);
+Folder parse_folder(const json& j);
+CustomerGroup parse_customer_group(const json& j);
+// id_field first, then "customerId"; throws ParseError when neither holds a Long.
+Member parse_member(const json& j, const std::string& id_field = "id");
+template <class T, class F>
+Page<T> parse_page(const json& data, F&& parse_record) {
+    if (!data.is_object()) throw ParseError("page: data is not an object");
+    Page<T> page;
+    page.current = get_long(data, "current").value_or(1);
+    page.size = get_long(data, "size").value_or(0);
+    page.total = get_long(data, "total").value_or(0);
+    if (auto it = data.find("records"); it != data.end() && !it->is_null()) {
+        if (!it->is_array()) throw ParseError("page: records is not an array");
+        page.records.reserve(it->size());
+        for (const auto& r : *it) page.records.push_back(parse_record(r));
+    }
+    return page;
+}
+
+}  // namespace cdpsync::cdp

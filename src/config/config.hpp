@@ -1,0 +1,96 @@
+// Configuration: the YAML file described in shared/DESIGN.md, validated on load.
+//
+// Every key has a default except database.dsn, database.desired_memberships and the token
+// source (one of cdp.token_env, cdp.token_file, cdp.token_command, or a credential in
+// $CREDENTIALS_DIRECTORY/token). An unknown key, a value of the wrong type or out of range
+// throws ConfigError naming the key and the line of the file.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace cdpsync::config {
+
+struct RetryConfig {
+    int max_attempts = 6;        // 1..100, including the first attempt
+    int base_delay_ms = 200;     // 1..600000
+    int max_delay_ms = 30000;    // >= base_delay_ms
+};
+
+struct CdpConfig {
+    std::string base_url = "https://cdpma.baiyaodajiankang.com/openapi";
+    std::string token_env;                   // name of an environment variable
+    std::string token_file;                  // path of a file holding the token
+    std::vector<std::string> token_command;  // argv; its stdout is the token
+    std::string ca_file;                     // extra CA bundle (PEM); verification is always on
+    double rate_limit_qps = 10;              // > 0; never exceeded in any 1-second window
+    int max_in_flight = 8;                   // 1..256
+    int page_size = 200;                     // 1..10000
+    int timeout_ms = 10000;                  // 1..600000, per request attempt
+    RetryConfig retry;
+    std::string customer_id_field = "id";    // member record field holding the customer id
+    std::string folder;                      // folder (by name) new groups are created in; "" = root
+};
+
+struct DatabaseConfig {
+    std::string dsn;                  // libpq connection string (required)
+    std::string desired_memberships;  // SQL returning (customer_id bigint, group_name text) (required)
+    std::string desired_groups;       // optional SQL returning (name, description, folder)
+    std::string change_query;         // optional cheap change detector
+    std::string schema = "cdp_sync";  // a plain SQL identifier
+};
+
+enum class SyncMode { mirror, additive };
+
+struct SyncConfig {
+    SyncMode mode = SyncMode::mirror;
+    int poll_interval_s = 60;          // 1..86400
+    double full_resync_interval_h = 24;  // >= 0; 0 disables the periodic full resync
+    int64_t max_deletes = 500;         // >= 0
+    bool owns_all_static_groups = false;
+    bool prune_groups = false;
+};
+
+enum class LogFormat { text, json };
+
+struct LoggingConfig {
+    std::string file = "/var/log/cdp-sync/cdp-sync.log";  // "" logs to stderr only
+    std::string level = "info";     // trace, debug, info, warn, error, critical, off
+    LogFormat format = LogFormat::text;
+    int max_size_mb = 50;           // 1..10000
+    int max_files = 10;             // 1..1000
+};
+
+struct Config {
+    std::filesystem::path source;   // the file it was loaded from ("" when from a string)
+    CdpConfig cdp;
+    DatabaseConfig database;
+    SyncConfig sync;
+    LoggingConfig logging;
+};
+
+// A bad configuration: says which key, in which file, at which line (1-based, 0 if unknown).
+class ConfigError : public std::runtime_error {
+public:
+    ConfigError(std::string file, int line, std::string key, const std::string& problem);
+    const std::string& file() const { return file_; }
+    int line() const { return line_; }
+    const std::string& key() const { return key_; }
+
+private:
+    std::string file_;
+    int line_;
+    std::string key_;
+};
+
+// Loads and validates. Throws ConfigError.
+Config load_file(const std::filesystem::path& path);
+Config load_string(const std::string& yaml, const std::string& source_name = "<string>");
+
+// The path to use: explicit --config, else $CDP_SYNC_CONFIG, else /etc/cdp-sync/config.yaml.
+std::filesystem::path default_path(const std::string& explicit_path = "");
+
+}  // namespace cdpsync::config
