@@ -1,0 +1,180 @@
+#include "cdp/models.hpp"
+
+#include <charconv>
+#include <string>
+
+namespace cdpsync::cdp {
+
+namespace {
+
+ParseError bad_type(const char* key, const json& value, const char* wanted) {
+    return ParseError(std::string("field '") + key + "' should be " + wanted + ", got " +
+                      value.type_name());
+}
+
+void put_optional_long(json& j, const char* key, const std::optional<int64_t>& value) {
+    if (value) j[key] = *value;
+}
+
+}  // namespace
+
+std::optional<int64_t> as_long(const json& value) {
+    if (value.is_number_integer()) return value.get<int64_t>();
+    if (value.is_number_float()) {
+        const double d = value.get<double>();
+        const auto i = static_cast<int64_t>(d);
+        if (static_cast<double>(i) == d) return i;
+        return std::nullopt;
+    }
+    if (value.is_string()) {
+        const auto& s = value.get_ref<const std::string&>();
+        int64_t out = 0;
+        const char* first = s.data();
+        const char* last = s.data() + s.size();
+        auto [ptr, ec] = std::from_chars(first, last, out);
+        if (ec == std::errc() && ptr == last && !s.empty()) return out;
+    }
+    return std::nullopt;
+}
+
+std::optional<int64_t> get_long(const json& obj, const char* key) {
+    if (!obj.is_object()) return std::nullopt;
+    auto it = obj.find(key);
+    if (it == obj.end() || it->is_null()) return std::nullopt;
+    if (auto v = as_long(*it)) return v;
+    // An empty string for an optional Long is common in hand-written replies: treat as absent.
+    if (it->is_string() && it->get_ref<const std::string&>().empty()) return std::nullopt;
+    throw bad_type(key, *it, "a Long (number or numeric string)");
+}
+
+std::optional<std::string> get_string(const json& obj, const char* key) {
+    if (!obj.is_object()) return std::nullopt;
+    auto it = obj.find(key);
+    if (it == obj.end() || it->is_null()) return std::nullopt;
+    if (it->is_string()) return it->get<std::string>();
+    if (it->is_number_integer()) return std::to_string(it->get<int64_t>());
+    if (it->is_number()) return it->dump();
+    throw bad_type(key, *it, "a string");
+}
+
+Envelope parse_envelope(std::string_view body) {
+    json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded()) {
+        std::string head(body.substr(0, 80));
+        throw ParseError("reply is not JSON (" + std::to_string(body.size()) + " bytes, starting \"" +
+                         head + "\")");
+    }
+    if (!j.is_object()) throw ParseError(std::string("reply is a JSON ") + j.type_name() + ", not an object");
+    auto code = j.find("code");
+    if (code == j.end() || code->is_null()) throw ParseError("reply has no 'code' field");
+    auto code_value = as_long(*code);
+    if (!code_value) throw bad_type("code", *code, "an integer");
+    Envelope env;
+    env.code = static_cast<int>(*code_value);
+    env.msg = get_string(j, "msg").value_or("");
+    if (auto data = j.find("data"); data != j.end()) env.data = std::move(*data);
+    return env;
+}
+
+json to_json(const Group& g) {
+    json j{{"id", g.id},
+           {"name", g.name},
+           {"description", g.description},
+           {"type", g.type},
+           {"customerTotal", g.customer_total}};
+    j["groupId"] = g.folder_id ? json(*g.folder_id) : json(nullptr);
+    return j;
+}
+
+json to_json(const Folder& f) {
+    json children = json::array();
+    for (const auto& c : f.children) children.push_back(to_json(c));
+    return json{{"id", f.id},
+                {"code", f.code},
+                {"name", f.name},
+                {"parentCode", f.parent_code},
+                {"subList", std::move(children)}};
+}
+
+json to_json(const CustomerGroup& g) {
+    json j{{"id", g.id},
+           {"name", g.name},
+           {"code", g.code},
+           {"status", g.status},
+           {"type", std::to_string(g.type)}};
+    j["groupId"] = g.folder_id ? json(std::to_string(*g.folder_id)) : json(nullptr);
+    return j;
+}
+
+json to_json(const CreateGroup& r) {
+    json j{{"name", r.name}, {"type", kStaticGroup}};
+    if (!r.description.empty()) j["description"] = r.description;
+    put_optional_long(j, "groupId", r.folder_id);
+    return j;
+}
+
+json to_json(const UpdateGroup& r) {
+    json j{{"customerGroupId", r.id}, {"type", r.type}};
+    if (r.name) j["name"] = *r.name;
+    if (r.description) j["description"] = *r.description;
+    put_optional_long(j, "groupId", r.folder_id);
+    return j;
+}
+
+json to_json(const MembershipChange& r) {
+    return json{{"customerId", r.customer_id}, {"customerGroupIdList", r.group_ids}};
+}
+
+Group parse_group(const json& j) {
+    if (!j.is_object()) throw ParseError("group record is not an object");
+    Group g;
+    auto id = get_long(j, "id");
+    if (!id) throw ParseError("group record has no 'id'");
+    g.id = *id;
+    g.name = get_string(j, "name").value_or("");
+    g.description = get_string(j, "description").value_or("");
+    g.folder_id = get_long(j, "groupId");
+    g.type = static_cast<int>(get_long(j, "type").value_or(kStaticGroup));
+    g.customer_total = get_long(j, "customerTotal").value_or(0);
+    return g;
+}
+
+Folder parse_folder(const json& j) {
+    if (!j.is_object()) throw ParseError("folder record is not an object");
+    Folder f;
+    auto id = get_long(j, "id");
+    if (!id) throw ParseError("folder record has no 'id'");
+    f.id = *id;
+    f.code = get_string(j, "code").value_or("");
+    f.name = get_string(j, "name").value_or("");
+    f.parent_code = get_string(j, "parentCode").value_or("");
+    if (auto it = j.find("subList"); it != j.end() && !it->is_null()) {
+        if (!it->is_array()) throw bad_type("subList", *it, "an array");
+        for (const auto& c : *it) f.children.push_back(parse_folder(c));
+    }
+    return f;
+}
+
+CustomerGroup parse_customer_group(const json& j) {
+    if (!j.is_object()) throw ParseError("customer group record is not an object");
+    CustomerGroup g;
+    auto id = get_long(j, "id");
+    if (!id) throw ParseError("customer group record has no 'id'");
+    g.id = *id;
+    g.name = get_string(j, "name").value_or("");
+    g.code = get_string(j, "code").value_or("");
+    g.folder_id = get_long(j, "groupId");
+    g.status = get_string(j, "status").value_or("");
+    g.type = static_cast<int>(get_long(j, "type").value_or(kStaticGroup));
+    return g;
+}
+
+Member parse_member(const json& j, const std::string& id_field) {
+    if (!j.is_object()) throw ParseError("member record is not an object");
+    std::optional<int64_t> id = get_long(j, id_field.c_str());
+    if (!id && id_field != "customerId") id = get_long(j, "customerId");
+    if (!id) throw ParseError("member record has neither '" + id_field + "' nor 'customerId'");
+    return Member{*id, j};
+}
+
+}  // namespace cdpsync::cdp
