@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake pkg-config ccache
+  build-essential cmake ninja-build pkg-config ccache
   libboost-dev libboost-system-dev libssl-dev
   libpqxx-dev libpq-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
