@@ -1,0 +1,662 @@
+#include "cdp/api.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <exception>
+#include <limits>
+#include <map>
+#include <set>
+#include <unordered_set>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "config/logging.hpp"
+
+namespace cdpsync::cdp {
+
+namespace {
+
+std::string lower_ascii(std::string s) {
+    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
+bool contains_any(const std::string& haystack, std::initializer_list<const char*> needles) {
+    for (const char* n : needles)
+        if (haystack.find(n) != std::string::npos) return true;
+    return false;
+}
+
+std::string snippet(const std::string& body, size_t max = 200) {
+    if (body.size() <= max) return body;
+    // Do not cut a UTF-8 sequence in half.
+    size_t end = max;
+    while (end > 0 && (static_cast<unsigned char>(body[end]) & 0xC0) == 0x80) --end;
+    return body.substr(0, end) + "...";
+}
+
+bool is_5xx_429_408(unsigned status) {
+    return status == 408 || status == 429 || (status >= 500 && status <= 599);
+}
+
+}  // namespace
+
+const char* to_string(CallError::Kind kind) {
+    switch (kind) {
+    case CallError::Kind::transport: return "transport";
+    case CallError::Kind::http_status: return "http_status";
+    case CallError::Kind::cdp_code: return "cdp_code";
+    case CallError::Kind::malformed: return "malformed";
+    case CallError::Kind::auth: return "auth";
+    case CallError::Kind::cancelled: return "cancelled";
+    }
+    return "unknown";
+}
+
+std::string CallError::describe() const {
+    std::string s = "endpoint " + endpoint + ": ";
+    switch (kind) {
+    case Kind::transport:
+        s += transport_kind ? http::to_string(*transport_kind) : "transport error";
+        if (!msg.empty()) s += ": " + msg;
+        break;
+    case Kind::http_status:
+    case Kind::cdp_code:
+        s += "HTTP " + std::to_string(http_status);
+        if (cdp_code) s += ", code " + std::to_string(*cdp_code);
+        if (!msg.empty()) s += ": " + msg;
+        break;
+    case Kind::malformed:
+        s += "malformed reply (HTTP " + std::to_string(http_status) + "): " + msg;
+        break;
+    case Kind::auth:
+        s += "authentication refused";
+        if (http_status) s += " (HTTP " + std::to_string(http_status);
+        if (http_status && cdp_code) s += ", code " + std::to_string(*cdp_code);
+        if (http_status) s += ")";
+        if (!msg.empty()) s += ": " + msg;
+        break;
+    case Kind::cancelled:
+        s += "cancelled";
+        if (!msg.empty()) s += ": " + msg;
+        break;
+    }
+    s += " (after " + std::to_string(attempts) + (attempts == 1 ? " attempt)" : " attempts)");
+    return s;
+}
+
+bool CallError::transient() const {
+    switch (kind) {
+    case Kind::transport:
+        return !transport_kind || (*transport_kind != http::ErrorKind::tls_verify &&
+                                   *transport_kind != http::ErrorKind::cancelled);
+    case Kind::http_status: return is_5xx_429_408(http_status);
+    case Kind::cdp_code: return cdp_code && *cdp_code == -1 && is_transient_msg(msg);
+    default: return false;
+    }
+}
+
+bool is_transient_msg(const std::string& msg) {
+    const std::string m = lower_ascii(msg);
+    return contains_any(m, {"系统繁忙", "繁忙", "稍后再试", "稍后重试", "请求过于频繁", "频繁",
+                            "超时", "限流", "busy", "timeout", "timed out", "too many requests",
+                            "rate limit", "try again", "temporarily unavailable"});
+}
+
+bool is_auth_msg(const std::string& msg) {
+    const std::string m = lower_ascii(msg);
+    if (contains_any(m, {"unauthorized", "unauthorised", "未授权", "未登录", "鉴权失败", "认证失败",
+                         "登录过期", "登录失效", "access denied"}))
+        return true;
+    const bool names_token = contains_any(m, {"token", "令牌", "秘钥", "密钥", "访问凭证"});
+    return names_token && contains_any(m, {"invalid", "expired", "illegal", "missing", "无效", "失效",
+                                           "过期", "非法", "错误", "不存在", "为空", "缺少", "不正确"});
+}
+
+ApiOptions ApiOptions::from_config(const config::CdpConfig& cdp) {
+    ApiOptions o;
+    o.http.base_url = cdp.base_url;
+    o.http.ca_file = cdp.ca_file;
+    o.http.max_in_flight = cdp.max_in_flight;
+    o.http.rate_limit_qps = cdp.rate_limit_qps;
+    o.http.timeout = std::chrono::milliseconds(cdp.timeout_ms);
+    o.retry.max_attempts = cdp.retry.max_attempts;
+    o.retry.base_delay = std::chrono::milliseconds(cdp.retry.base_delay_ms);
+    o.retry.max_delay = std::chrono::milliseconds(cdp.retry.max_delay_ms);
+    o.customer_id_field = cdp.customer_id_field.empty() ? "id" : cdp.customer_id_field;
+    o.page_size = cdp.page_size;
+    o.max_pages_in_flight = std::max(1, cdp.max_in_flight);
+    return o;
+}
+
+struct Api::Impl {
+    // The decoded envelope of a successful reply, with what a later decode error needs.
+    struct Reply {
+        json data;
+        unsigned status = 0;
+        int attempts = 0;
+    };
+
+    Impl(net::any_io_executor ex, ApiOptions opt, config::TokenSource token_source,
+         std::shared_ptr<spdlog::logger> lg)
+        : executor(ex),
+          options(std::move(opt)),
+          tokens(std::move(token_source)),
+          log(lg ? std::move(lg) : logging::logger("cdp")),
+          client(ex, options.http, logging::logger("http")),
+          backoff(options.retry) {
+        options.page_size = std::max<int64_t>(1, options.page_size);
+        options.max_pages_in_flight = std::max(1, options.max_pages_in_flight);
+        options.retry.max_attempts = std::max(1, options.retry.max_attempts);
+    }
+
+    net::any_io_executor executor;
+    ApiOptions options;
+    config::TokenSource tokens;
+    std::shared_ptr<spdlog::logger> log;
+    http::Client client;
+    http::Backoff backoff;
+    std::optional<config::Secret> token;
+    uint64_t token_generation = 0;
+    ApiStats stats;
+    bool stopped = false;
+    std::set<net::steady_timer*> sleepers;
+
+    CallError error(CallError::Kind kind, const std::string& endpoint, std::string msg, int attempts,
+                    unsigned status = 0) {
+        CallError e;
+        e.kind = kind;
+        e.endpoint = endpoint;
+        e.msg = std::move(msg);
+        e.attempts = attempts;
+        e.http_status = status;
+        return e;
+    }
+
+    template <class T>
+    Result<T> fail(CallError e) {
+        ++stats.failures;
+        log->debug("call failed: {}", e.describe());
+        return Result<T>::failure(std::move(e));
+    }
+
+    // Reads the token (again, when `force`), returning an error message on failure.
+    std::optional<std::string> load_token(bool force) {
+        if (token && !force) return std::nullopt;
+        try {
+            token = tokens.read();
+            ++token_generation;
+            if (force) ++stats.token_rereads;
+        } catch (const config::TokenError& e) {
+            return std::string("cannot read the token: ") + e.what();
+        }
+        if (token->empty()) return "the token from " + tokens.describe() + " is empty";
+        return std::nullopt;
+    }
+
+    // Sleeps on a steady_timer that stop() can cancel; false when cancelled.
+    net::awaitable<bool> sleep(std::chrono::milliseconds delay) {
+        net::steady_timer timer(executor, delay);
+        sleepers.insert(&timer);
+        boost::system::error_code ec;
+        co_await timer.async_wait(net::redirect_error(net::use_awaitable, ec));
+        sleepers.erase(&timer);
+        co_return !ec && !stopped;
+    }
+
+    // One API call with retries and the token re-read. On success returns the envelope's data.
+    // `abandon` (optional) stops further retries when set: a pager that gave up on its window.
+    net::awaitable<Result<Reply>> call(http::Request request, std::shared_ptr<const bool> abandon = {}) {
+        const std::string endpoint = request.path;
+        const int max_attempts = options.retry.max_attempts;
+        int attempt = 0;          // attempts sent
+        int transient_failures = 0;
+        bool reread_used = false;
+
+        for (;;) {
+            if (stopped) co_return fail<Reply>(error(CallError::Kind::cancelled, endpoint, "", attempt));
+            if (auto problem = load_token(false))
+                co_return fail<Reply>(error(CallError::Kind::auth, endpoint, *problem, attempt));
+
+            const uint64_t generation = token_generation;
+            http::Request req = request;
+            req.headers.push_back({"Content-Type", "application/json"});
+            req.headers.push_back({"token", token->reveal()});
+
+            ++attempt;
+            ++stats.calls;
+            if (attempt > 1) ++stats.retries;
+            http::Result result = co_await client.send(std::move(req));
+
+            std::optional<std::string> retry_reason;
+            std::optional<std::chrono::milliseconds> retry_after;
+            CallError failure;
+            bool auth_failure = false;
+
+            if (!result.ok()) {
+                const auto& te = *result.error;
+                if (te.kind == http::ErrorKind::cancelled || stopped)
+                    co_return fail<Reply>(error(CallError::Kind::cancelled, endpoint, te.message, attempt));
+                failure = error(CallError::Kind::transport, endpoint, te.message, attempt);
+                failure.transport_kind = te.kind;
+                retry_reason = http::transient_reason(result);
+            } else {
+                const http::Response& resp = *result.response;
+                const unsigned status = resp.status;
+                if (status == 401 || status == 403) {
+                    failure = error(CallError::Kind::auth, endpoint, "", attempt, status);
+                    decorate_from_body(failure, resp.body);
+                    auth_failure = true;
+                } else if (status < 200 || status > 299) {
+                    failure = error(CallError::Kind::http_status, endpoint, "", attempt, status);
+                    decorate_from_body(failure, resp.body);
+                    retry_reason = http::transient_reason(result);
+                    if (resp.retry_after) retry_after = http::parse_retry_after(*resp.retry_after);
+                } else {
+                    Envelope env;
+                    std::optional<std::string> malformed;
+                    try {
+                        env = parse_envelope(resp.body);
+                    } catch (const std::exception& e) {  // ParseError, or anything nlohmann throws
+                        malformed = e.what();
+                    }
+                    if (malformed)
+                        co_return fail<Reply>(error(CallError::Kind::malformed, endpoint, *malformed, attempt, status));
+                    if (env.code == 0) co_return Result<Reply>::success(Reply{std::move(env.data), status, attempt});
+                    failure = error(CallError::Kind::cdp_code, endpoint, env.msg, attempt, status);
+                    failure.cdp_code = env.code;
+                    if (is_auth_msg(env.msg)) {
+                        failure.kind = CallError::Kind::auth;
+                        auth_failure = true;
+                    } else if (env.code == -1 && is_transient_msg(env.msg)) {
+                        retry_reason = "code -1: " + env.msg;
+                    }
+                }
+            }
+
+            if (auth_failure) {
+                if (reread_used) co_return fail<Reply>(std::move(failure));
+                reread_used = true;
+                // Another call may have re-read it meanwhile; then just try the new one.
+                if (generation == token_generation) {
+                    if (auto problem = load_token(true)) {
+                        failure.msg += failure.msg.empty() ? *problem : "; " + *problem;
+                        co_return fail<Reply>(std::move(failure));
+                    }
+                }
+                log->debug("{}: credentials refused, retrying with the token re-read from {}", endpoint,
+                           tokens.describe());
+                continue;
+            }
+
+            if (!retry_reason || attempt >= max_attempts || (abandon && *abandon))
+                co_return fail<Reply>(std::move(failure));
+
+            ++transient_failures;
+            const auto delay = backoff.delay(transient_failures, retry_after);
+            log->debug("{}: attempt {}/{} failed ({}), retrying in {} ms", endpoint, attempt, max_attempts,
+                       *retry_reason, delay.count());
+            if (!co_await sleep(delay)) {
+                failure.kind = CallError::Kind::cancelled;
+                co_return fail<Reply>(std::move(failure));
+            }
+        }
+    }
+
+    // Fills msg/code of an error reply from its body when it is a CDP envelope, else a snippet.
+    static void decorate_from_body(CallError& e, const std::string& body) {
+        try {
+            Envelope env = parse_envelope(body);
+            e.cdp_code = env.code;
+            e.msg = env.msg;
+            return;
+        } catch (const std::exception&) {
+        }
+        e.msg = snippet(body);
+    }
+
+    // A call whose data is decoded by `decode`; a decoding failure is a malformed reply.
+    template <class T, class F>
+    net::awaitable<Result<T>> typed(http::Request request, F decode,
+                                    std::shared_ptr<const bool> abandon = {}) {
+        const std::string endpoint = request.path;
+        Result<Reply> reply = co_await call(std::move(request), std::move(abandon));
+        if (!reply.ok()) co_return Result<T>::failure(std::move(*reply.error));
+        std::optional<T> value;
+        std::string problem;
+        try {
+            value.emplace(decode(reply.value->data));
+        } catch (const std::exception& e) {  // ParseError, nlohmann::json::exception
+            problem = e.what();
+        }
+        if (!value)
+            co_return fail<T>(error(CallError::Kind::malformed, endpoint, problem, reply.value->attempts,
+                                    reply.value->status));
+        co_return Result<T>::success(std::move(*value));
+    }
+
+    static http::Request get(const char* path, std::vector<std::pair<std::string, std::string>> query) {
+        http::Request r;
+        r.method = http::Method::get;
+        r.path = path;
+        r.query = std::move(query);
+        return r;
+    }
+
+    static http::Request post(const char* path, const json& body) {
+        http::Request r;
+        r.method = http::Method::post;
+        r.path = path;
+        r.body = body.dump();
+        return r;
+    }
+
+    using Query = std::vector<std::pair<std::string, std::string>>;
+    static Query query1(const char* name, int64_t value) { return query1(name, std::to_string(value)); }
+    static Query query1(const char* name, std::string value) {
+        Query q;
+        q.emplace_back(name, std::move(value));
+        return q;
+    }
+
+    static int64_t decode_id(const json& data) {
+        if (auto id = as_long(data)) return *id;
+        throw ParseError(std::string("data should be an id (Long), got ") + data.type_name());
+    }
+
+    template <class T, class F>
+    static std::vector<T> decode_list(const json& data, F parse) {
+        std::vector<T> out;
+        if (data.is_null()) return out;
+        if (!data.is_array()) throw ParseError(std::string("data should be an array, got ") + data.type_name());
+        out.reserve(data.size());
+        for (const auto& item : data) out.push_back(parse(item));
+        return out;
+    }
+
+    net::awaitable<Result<Page<Group>>> query_groups(GroupQuery q, std::shared_ptr<const bool> abandon = {}) {
+        std::vector<std::pair<std::string, std::string>> query;
+        if (!q.search_key.empty()) query.emplace_back("searchKey", q.search_key);
+        if (q.folder_id) query.emplace_back("groupId", std::to_string(*q.folder_id));
+        query.emplace_back("current", std::to_string(q.current));
+        query.emplace_back("size", std::to_string(q.size));
+        co_return co_await typed<Page<Group>>(
+            get(path::simple_query, std::move(query)),
+            [](const json& data) { return parse_page<Group>(data, parse_group); }, std::move(abandon));
+    }
+
+    net::awaitable<Result<Page<Member>>> members_page(int64_t group_id, int64_t current, int64_t size,
+                                                      std::shared_ptr<const bool> abandon = {}) {
+        const std::string field = options.customer_id_field;
+        std::vector<std::pair<std::string, std::string>> query;
+        query.emplace_back("customerGroupId", std::to_string(group_id));
+        query.emplace_back("current", std::to_string(current));
+        query.emplace_back("size", std::to_string(size));
+        co_return co_await typed<Page<Member>>(
+            get(path::members_page, std::move(query)),
+            [field](const json& data) {
+                return parse_page<Member>(data, [&](const json& r) { return parse_member(r, field); });
+            },
+            std::move(abandon));
+    }
+
+    // Pager ------------------------------------------------------------------------------
+
+    template <class T>
+    using Fetch = std::function<net::awaitable<Result<Page<T>>>(int64_t current, int64_t size,
+                                                                std::shared_ptr<const bool> abandon)>;
+    template <class T>
+    using Sink = std::function<void(int64_t page_number, Page<T>&& page)>;
+
+    // The page size the server really uses: a first page shorter than asked while the total
+    // says there is more means the server caps `size`; later pages must ask for that cap so
+    // that page numbers mean the same offsets to both sides.
+    static int64_t effective_size(int64_t asked, size_t n, int64_t total) {
+        if (n > 0 && static_cast<int64_t>(n) < asked && total > static_cast<int64_t>(n))
+            return static_cast<int64_t>(n);
+        return asked;
+    }
+
+    template <class T>
+    struct Window {
+        explicit Window(net::any_io_executor ex) : notify(ex) {}
+        net::steady_timer notify;  // cancelled whenever a fetch completes
+        struct Slot {
+            std::exception_ptr exception;
+            Result<Page<T>> result;
+        };
+        std::map<int64_t, Slot> ready;
+        int in_flight = 0;
+        std::shared_ptr<bool> abandon = std::make_shared<bool>(false);
+    };
+
+    template <class T>
+    static net::awaitable<void> wait_change(Window<T>& w) {
+        w.notify.expires_at(net::steady_timer::time_point::max());
+        boost::system::error_code ec;
+        co_await w.notify.async_wait(net::redirect_error(net::use_awaitable, ec));
+    }
+
+    template <class T>
+    void spawn_fetch(const std::shared_ptr<Window<T>>& w, const Fetch<T>& fetch, int64_t page, int64_t size) {
+        ++w->in_flight;
+        std::shared_ptr<const bool> abandon = w->abandon;
+        net::co_spawn(
+            executor,
+            [fetch, page, size, abandon]() -> net::awaitable<Result<Page<T>>> {
+                co_return co_await fetch(page, size, abandon);
+            },
+            [w, page](std::exception_ptr e, Result<Page<T>> r) {
+                --w->in_flight;
+                w->ready.insert_or_assign(page, typename Window<T>::Slot{e, std::move(r)});
+                w->notify.cancel();
+            });
+    }
+
+    template <class T>
+    net::awaitable<Result<Done>> paginate(const char* endpoint, Fetch<T> fetch, Sink<T> sink, int64_t first_page) {
+        const int64_t asked = options.page_size;
+        first_page = std::max<int64_t>(1, first_page);
+
+        Result<Page<T>> first = co_await fetch(first_page, asked, nullptr);
+        if (!first.ok()) co_return Result<Done>::failure(std::move(*first.error));
+        int64_t size = asked;
+        if (first_page == 1) {
+            size = effective_size(asked, first.value->records.size(), first.value->total);
+        } else if (static_cast<int64_t>(first.value->records.size()) < asked) {
+            // Short page while resuming: the last page, or a capped server. Page 1 tells.
+            Result<Page<T>> probe = co_await fetch(1, asked, nullptr);
+            if (!probe.ok()) co_return Result<Done>::failure(std::move(*probe.error));
+            size = effective_size(asked, probe.value->records.size(), probe.value->total);
+            if (size != asked) {
+                first = co_await fetch(first_page, size, nullptr);
+                if (!first.ok()) co_return Result<Done>::failure(std::move(*first.error));
+            }
+        }
+        if (size != asked)
+            log->debug("{}: server returns at most {} records a page (asked {})", endpoint, size, asked);
+
+        auto window = std::make_shared<Window<T>>(executor);
+        const int width = options.max_pages_in_flight;
+        int64_t next_spawn = first_page + 1;
+        int64_t spawn_limit = first_page;
+        int64_t page_number = first_page;
+        Page<T> page = std::move(*first.value);
+        std::optional<CallError> failure;
+        std::exception_ptr thrown;
+
+        for (;;) {
+            const int64_t n = static_cast<int64_t>(page.records.size());
+            const int64_t last_by_total = page.total <= 0 ? 0 : (page.total + size - 1) / size;
+            const bool end = n == 0 || (page_number >= last_by_total && (n < size || page_number * size >= page.total));
+            if (n > 0 || page_number == first_page) {
+                try {
+                    sink(page_number, std::move(page));
+                } catch (...) {
+                    thrown = std::current_exception();
+                    break;
+                }
+            }
+            if (end) break;
+            if (page_number > last_by_total + 100000) {
+                failure = error(CallError::Kind::malformed, endpoint,
+                                "paging does not end: page " + std::to_string(page_number) +
+                                    " is still full with total " + std::to_string(page.total),
+                                1, 200);
+                ++stats.failures;
+                break;
+            }
+
+            // Keep up to `width` pages in flight: through the expected last page, and one
+            // page at a time beyond it while pages stay full (the total grew).
+            spawn_limit = std::max({spawn_limit, last_by_total, page_number + 1});
+            while (window->in_flight < width && next_spawn <= spawn_limit)
+                spawn_fetch<T>(window, fetch, next_spawn++, size);
+
+            ++page_number;
+            while (!window->ready.count(page_number)) co_await wait_change(*window);
+            auto slot = std::move(window->ready.at(page_number));
+            window->ready.erase(page_number);
+            if (slot.exception) {
+                thrown = slot.exception;
+                break;
+            }
+            if (!slot.result.ok()) {
+                failure = std::move(*slot.result.error);
+                break;
+            }
+            page = std::move(*slot.result.value);
+        }
+
+        // Never leave fetches running behind the caller's back: they reference this Api.
+        *window->abandon = true;
+        while (window->in_flight > 0) co_await wait_change(*window);
+        if (thrown) std::rethrow_exception(thrown);
+        if (failure) co_return Result<Done>::failure(std::move(*failure));
+        co_return Result<Done>::success(Done{});
+    }
+};
+
+Api::Api(net::any_io_executor executor, ApiOptions options, config::TokenSource token,
+         std::shared_ptr<spdlog::logger> log)
+    : impl_(std::make_unique<Impl>(executor, std::move(options), std::move(token), std::move(log))) {}
+
+Api::~Api() = default;
+
+net::awaitable<Result<int64_t>> Api::create_group(CreateGroup request) {
+    co_return co_await impl_->typed<int64_t>(Impl::post(path::add_group, to_json(request)), Impl::decode_id);
+}
+
+net::awaitable<Result<Done>> Api::delete_group(int64_t group_id) {
+    http::Request request = Impl::get(path::delete_group, Impl::query1("customerGroupId", group_id));
+    co_return co_await impl_->typed<Done>(std::move(request), [](const json&) { return Done{}; });
+}
+
+net::awaitable<Result<Done>> Api::update_group(UpdateGroup request) {
+    co_return co_await impl_->typed<Done>(Impl::post(path::update_group, to_json(request)),
+                                          [](const json&) { return Done{}; });
+}
+
+net::awaitable<Result<Page<Group>>> Api::query_groups(GroupQuery query) {
+    co_return co_await impl_->query_groups(std::move(query));
+}
+
+net::awaitable<Result<std::vector<Group>>> Api::query_all_groups(std::string search_key,
+                                                                 std::optional<int64_t> folder_id) {
+    std::vector<Group> groups;
+    std::unordered_set<int64_t> seen;  // a group may shift onto the next page while paging
+    Impl* impl = impl_.get();
+    Impl::Fetch<Group> fetch = [impl, search_key, folder_id](int64_t current, int64_t size,
+                                                             std::shared_ptr<const bool> abandon) {
+        return impl->query_groups(GroupQuery{search_key, folder_id, current, size}, std::move(abandon));
+    };
+    Impl::Sink<Group> sink = [&](int64_t, Page<Group>&& page) {
+        for (auto& g : page.records)
+            if (seen.insert(g.id).second) groups.push_back(std::move(g));
+    };
+    Result<Done> done = co_await impl_->paginate<Group>(path::simple_query, std::move(fetch), std::move(sink), 1);
+    if (!done.ok()) co_return Result<std::vector<Group>>::failure(std::move(*done.error));
+    co_return Result<std::vector<Group>>::success(std::move(groups));
+}
+
+net::awaitable<Result<int64_t>> Api::add_folder(std::string name, std::string parent_code) {
+    json body{{"businessType", kBusinessType}, {"name", name}};
+    if (!parent_code.empty()) body["parentCode"] = parent_code;
+    co_return co_await impl_->typed<int64_t>(Impl::post(path::folder_add, body), Impl::decode_id);
+}
+
+net::awaitable<Result<Done>> Api::delete_folder(int64_t folder_id) {
+    // The spec says "customer_label" here; DESIGN.md decides "customer_group" everywhere.
+    json body{{"businessType", kBusinessType}, {"commonGroupId", folder_id}};
+    co_return co_await impl_->typed<Done>(Impl::post(path::folder_delete, body),
+                                          [](const json&) { return Done{}; });
+}
+
+net::awaitable<Result<Done>> Api::update_folder(int64_t folder_id, std::string name) {
+    json body{{"businessType", kBusinessType}, {"commonGroupId", folder_id}, {"name", name}};
+    co_return co_await impl_->typed<Done>(Impl::post(path::folder_update, body),
+                                          [](const json&) { return Done{}; });
+}
+
+net::awaitable<Result<std::vector<Folder>>> Api::folder_tree() {
+    http::Request request = Impl::get(path::folder_tree, Impl::query1("businessType", kBusinessType));
+    co_return co_await impl_->typed<std::vector<Folder>>(
+        std::move(request),
+        [](const json& data) { return Impl::decode_list<Folder>(data, parse_folder); });
+}
+
+net::awaitable<Result<Done>> Api::customer_add_groups(MembershipChange change) {
+    co_return co_await impl_->typed<Done>(Impl::post(path::customer_add_groups, to_json(change)),
+                                          [](const json&) { return Done{}; });
+}
+
+net::awaitable<Result<Done>> Api::customer_delete_groups(MembershipChange change) {
+    co_return co_await impl_->typed<Done>(Impl::post(path::customer_delete_groups, to_json(change)),
+                                          [](const json&) { return Done{}; });
+}
+
+net::awaitable<Result<Done>> Api::customer_update_groups(MembershipChange change) {
+    co_return co_await impl_->typed<Done>(Impl::post(path::customer_update_groups, to_json(change)),
+                                          [](const json&) { return Done{}; });
+}
+
+net::awaitable<Result<Page<Member>>> Api::members_page(int64_t group_id, int64_t current, int64_t size) {
+    co_return co_await impl_->members_page(group_id, current, size);
+}
+
+net::awaitable<Result<std::vector<CustomerGroup>>> Api::groups_of_customer(int64_t customer_id, int type) {
+    auto query = Impl::query1("customerId", customer_id);
+    query.emplace_back("type", std::to_string(type));
+    http::Request request = Impl::get(path::groups_by_customer, std::move(query));
+    co_return co_await impl_->typed<std::vector<CustomerGroup>>(
+        std::move(request),
+        [](const json& data) { return Impl::decode_list<CustomerGroup>(data, parse_customer_group); });
+}
+
+net::awaitable<Result<Done>> Api::for_each_member_page(int64_t group_id, MemberPageHandler on_page,
+                                                       int64_t first_page) {
+    Impl* impl = impl_.get();
+    Impl::Fetch<Member> fetch = [impl, group_id](int64_t current, int64_t size,
+                                                 std::shared_ptr<const bool> abandon) {
+        return impl->members_page(group_id, current, size, std::move(abandon));
+    };
+    co_return co_await impl_->paginate<Member>(path::members_page, std::move(fetch), std::move(on_page),
+                                               first_page);
+}
+
+ApiStats Api::stats() const { return impl_->stats; }
+
+http::Client& Api::http_client() { return impl_->client; }
+
+void Api::set_rate_limit(double qps) { impl_->client.set_rate_limit(qps); }
+
+void Api::stop() {
+    impl_->stopped = true;
+    for (auto* timer : impl_->sleepers) timer->cancel();
+    impl_->client.stop();
+}
+
+}  // namespace cdpsync::cdp
