@@ -13,6 +13,10 @@
 #include "sim/faults.hpp"
 #include "sim/state.hpp"
 
+namespace spdlog {
+class logger;
+}
+
 namespace cdpsync::sim {
 
 enum class AuthFailure { http_401, code_minus_1 };
@@ -31,6 +35,8 @@ struct ServerOptions {
     FaultConfig faults;
     uint64_t seed = 1;
     size_t request_capture = 0;         // keep the last N requests for tests (0: off)
+    std::shared_ptr<spdlog::logger> logger;  // null: spdlog's default logger
+    int idle_timeout_s = 300;           // an idle keep-alive connection is closed after this
 };
 
 // One request as received, for tests that check request shape.
@@ -58,6 +64,11 @@ public:
     nlohmann::json stats() const;   // as GET /__sim/stats
     std::vector<CapturedRequest> captured_requests() const;
     void set_rate_limit(double qps);
+
+    // Additions beyond the first contract.
+    std::string root_url() const;   // "http(s)://127.0.0.1:PORT" (the admin API is under /__sim/)
+    void reset_stats();             // as POST /__sim/stats/reset (also clears the write log)
+    double rate_limit() const;
 
 private:
     struct Impl;
