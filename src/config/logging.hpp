@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
@@ -17,6 +18,15 @@ void init(const config::LoggingConfig& cfg, bool log_to_stderr = true);
 
 // Only a stderr sink, at the given level: for CLI commands before the config is read.
 void init_stderr(const std::string& level = "info");
+
+// Installs the given sinks (each gets the text or JSON formatter) for every logger, like
+// init(): for tests that capture log output, e.g. with an ostream_sink_mt.
+void init_sinks(std::vector<spdlog::sink_ptr> sinks, const std::string& level = "info",
+                config::LogFormat format = config::LogFormat::text);
+
+// The formatter init() uses: text "[2026-11-25 08:00:00.123] [info] [http] message" (local
+// time) or one JSON object per line {"ts" (UTC, ms), "level", "logger", "msg"}.
+std::unique_ptr<spdlog::formatter> make_formatter(config::LogFormat format);
 
 // The logger for a component ("http", "cdp", "sync", ...), created on first use with the
 // current sinks.

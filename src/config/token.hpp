@@ -6,7 +6,9 @@
 // logged, never placed in an error message and never passed on a command line.
 #pragma once
 
+#include <chrono>
 #include <string>
+#include <vector>
 
 #include "config/config.hpp"
 
@@ -40,11 +42,16 @@ public:
     std::string describe() const;
     // True when some source is configured (or a credential directory is present).
     bool configured() const;
+    // How long token_command may run before it is killed (default 30 s).
+    TokenSource& with_command_timeout(std::chrono::milliseconds timeout);
 
 private:
+    Secret read_now() const;
+
     std::string env_;
     std::string file_;
     std::vector<std::string> command_;
+    std::chrono::milliseconds command_timeout_{30000};
 };
 
 }  // namespace cdpsync::config

@@ -1,0 +1,392 @@
+#include "config/config.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <climits>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <sstream>
+
+#include <yaml-cpp/yaml.h>
+
+#include "config/logging.hpp"
+
+namespace cdpsync::config {
+
+namespace {
+
+std::string error_text(const std::string& file, int line, const std::string& key,
+                       const std::string& problem) {
+    std::string s = file;
+    if (line > 0) s += ":" + std::to_string(line);
+    s += ": ";
+    if (!key.empty()) s += key + ": ";
+    return s + problem;
+}
+
+int line_of(const YAML::Node& n) {
+    if (!n.IsDefined()) return 0;
+    const YAML::Mark m = n.Mark();
+    return m.is_null() ? 0 : m.line + 1;
+}
+
+std::string lower(std::string s) {
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+    return s;
+}
+
+// A value as it appears in an error: short, and only ever for keys that hold no secret.
+std::string shown(const std::string& v) {
+    if (v.size() <= 40) return "'" + v + "'";
+    return "'" + v.substr(0, 37) + "...'";
+}
+
+// One key of the file being read: its dotted path, its value and where it is.
+struct Field {
+    std::string key;
+    YAML::Node value;
+    int line;      // of the value, or of the key when the value has no position
+    int key_line;  // of the key
+};
+
+class Loader {
+public:
+    explicit Loader(std::string file) : file_(std::move(file)) {}
+
+    Config load(const YAML::Node& root) {
+        Config cfg;
+        if (root.IsDefined() && !root.IsNull() && !root.IsMap())
+            fail(line_of(root), "", "the file must be a mapping with the sections cdp, database, sync, logging");
+
+        each(root, "", [&](const Field& f, const std::string& name) {
+            if (name == "cdp") cdp(f, cfg.cdp);
+            else if (name == "database") database(f, cfg.database);
+            else if (name == "sync") sync(f, cfg.sync);
+            else if (name == "logging") logging(f, cfg.logging);
+            else return false;
+            return true;
+        });
+
+        // Required keys, reported together so an empty file says everything it lacks.
+        std::vector<std::pair<std::string, int>> missing;
+        if (cfg.database.dsn.empty()) missing.emplace_back("database.dsn", dsn_line_);
+        if (cfg.database.desired_memberships.empty())
+            missing.emplace_back("database.desired_memberships", memberships_line_);
+        if (!missing.empty()) {
+            std::string problem = "is required";
+            for (size_t i = 1; i < missing.size(); ++i)
+                problem += (i == 1 ? "; also required: " : ", ") + missing[i].first;
+            fail(missing[0].second, missing[0].first, problem);
+        }
+        return cfg;
+    }
+
+private:
+    [[noreturn]] void fail(int line, const std::string& key, const std::string& problem) const {
+        throw ConfigError(file_, line, key, problem);
+    }
+
+    // Calls f(field, name) for each key of the mapping `map` (a section); f returns false for
+    // a key it does not know. A null node (an empty section) has no keys.
+    template <class F>
+    void each(const YAML::Node& map, const std::string& path, F&& f) {
+        if (!map.IsDefined() || map.IsNull()) return;
+        if (!map.IsMap()) fail(line_of(map), path, "expected a mapping of keys");
+        std::set<std::string> seen;
+        for (auto it = map.begin(); it != map.end(); ++it) {
+            const YAML::Node& k = it->first;
+            const int key_line = line_of(k);
+            std::string name = k.IsScalar() ? k.Scalar() : std::string("<complex key>");
+            std::string key = path.empty() ? name : path + "." + name;
+            if (!k.IsScalar()) fail(key_line, key, "unknown key");
+            if (!seen.insert(name).second) fail(key_line, key, "appears twice");
+            int value_line = line_of(it->second);
+            Field field{key, it->second, value_line > 0 ? value_line : key_line, key_line};
+            if (!f(field, name)) fail(key_line, key, "unknown key");
+        }
+    }
+
+    // The text of a scalar; `what` names the expected type for the error.
+    const std::string& scalar(const Field& f, const char* what) {
+        if (!f.value.IsScalar()) fail(f.line, f.key, std::string("expected ") + what);
+        return f.value.Scalar();
+    }
+
+    static bool quoted(const Field& f) { return f.value.Tag() == "!"; }
+
+    std::string str(const Field& f) {
+        if (f.value.IsNull()) return {};
+        return scalar(f, "a string");
+    }
+
+    int64_t integer(const Field& f, int64_t lo, int64_t hi) {
+        const std::string& s = scalar(f, "an integer");
+        int64_t v = 0;
+        const char* b = s.data();
+        const char* e = s.data() + s.size();
+        if (b != e && *b == '+') ++b;
+        auto [p, ec] = std::from_chars(b, e, v);
+        if (quoted(f) || s.empty() || ec == std::errc::invalid_argument || p != e)
+            fail(f.line, f.key, "expected an integer, got " + shown(s));
+        if (ec == std::errc::result_out_of_range || v < lo || v > hi)
+            fail(f.line, f.key, s + " is out of range (" + range(lo, hi) + ")");
+        return v;
+    }
+
+    int int32(const Field& f, int64_t lo, int64_t hi = INT_MAX) {
+        return static_cast<int>(integer(f, lo, std::min<int64_t>(hi, INT_MAX)));
+    }
+
+    // A finite number; `lo_open` makes the lower bound exclusive.
+    double number(const Field& f, double lo, bool lo_open) {
+        const std::string& s = scalar(f, "a number");
+        double v = 0;
+        const char* b = s.data();
+        const char* e = s.data() + s.size();
+        if (b != e && *b == '+') ++b;
+        auto [p, ec] = std::from_chars(b, e, v);
+        if (quoted(f) || s.empty() || ec != std::errc() || p != e || !std::isfinite(v))
+            fail(f.line, f.key, "expected a number, got " + shown(s));
+        if (v < lo || (lo_open && v == lo))
+            fail(f.line, f.key, s + " is out of range (must be " + (lo_open ? "> " : ">= ") + trim_num(lo) + ")");
+        return v;
+    }
+
+    bool boolean(const Field& f) {
+        const std::string s = lower(scalar(f, "true or false"));
+        if (!quoted(f)) {
+            if (s == "true" || s == "yes" || s == "on") return true;
+            if (s == "false" || s == "no" || s == "off") return false;
+        }
+        fail(f.line, f.key, "expected true or false, got " + shown(f.value.Scalar()));
+    }
+
+    static std::string range(int64_t lo, int64_t hi) {
+        if (hi >= INT_MAX) return "must be >= " + std::to_string(lo);
+        return "must be " + std::to_string(lo) + ".." + std::to_string(hi);
+    }
+    static std::string trim_num(double v) {
+        std::ostringstream os;
+        os << v;
+        return os.str();
+    }
+
+    void cdp(const Field& section, CdpConfig& c) {
+        int token_sources = 0;
+        std::string first_source;
+        auto token_source = [&](const Field& f) {
+            if (++token_sources > 1)
+                fail(f.line, f.key, "only one token source may be set, but " + first_source + " is set too");
+            first_source = f.key;
+        };
+        int base_delay_line = 0, max_delay_line = 0;
+        bool max_delay_set = false;
+
+        each(section.value, section.key, [&](const Field& f, const std::string& name) {
+            if (name == "base_url") {
+                std::string url = str(f);
+                const std::string l = lower(url);
+                size_t scheme = l.rfind("https://", 0) == 0 ? 8 : l.rfind("http://", 0) == 0 ? 7 : 0;
+                // The URL is not echoed: it could carry user:password@.
+                if (scheme == 0) fail(f.line, f.key, "must start with http:// or https://");
+                if (url.size() == scheme || url[scheme] == '/') fail(f.line, f.key, "has no host");
+                while (url.size() > scheme + 1 && url.back() == '/') url.pop_back();
+                c.base_url = url;
+            } else if (name == "token_env") {
+                c.token_env = str(f);
+                if (!c.token_env.empty()) {
+                    token_source(f);
+                    // Not echoed: a token pasted here by mistake must not reach a log.
+                    bool ok = !std::isdigit(static_cast<unsigned char>(c.token_env[0]));
+                    for (unsigned char ch : c.token_env) ok = ok && (std::isalnum(ch) || ch == '_');
+                    if (!ok) fail(f.line, f.key, "must be the name of an environment variable ([A-Za-z_][A-Za-z0-9_]*)");
+                }
+            } else if (name == "token_file") {
+                c.token_file = str(f);
+                if (!c.token_file.empty()) token_source(f);
+            } else if (name == "token_command") {
+                // Arguments are never echoed: they may be sensitive.
+                if (f.value.IsNull()) return true;
+                if (!f.value.IsSequence()) fail(f.line, f.key, "expected a list: the program and its arguments");
+                if (f.value.size() == 0) fail(f.line, f.key, "must name at least the program");
+                c.token_command.clear();
+                for (const auto& arg : f.value) {
+                    if (!arg.IsScalar()) fail(f.line, f.key, "every element must be a string");
+                    c.token_command.push_back(arg.Scalar());
+                }
+                if (c.token_command[0].empty()) fail(f.line, f.key, "the program name is empty");
+                token_source(f);
+            } else if (name == "ca_file") {
+                c.ca_file = str(f);
+            } else if (name == "rate_limit_qps") {
+                c.rate_limit_qps = number(f, 0, true);
+            } else if (name == "max_in_flight") {
+                c.max_in_flight = int32(f, 1, 256);
+            } else if (name == "page_size") {
+                c.page_size = int32(f, 1, 10000);
+            } else if (name == "timeout_ms") {
+                c.timeout_ms = int32(f, 1, 600000);
+            } else if (name == "customer_id_field") {
+                c.customer_id_field = str(f);
+                if (c.customer_id_field.empty()) fail(f.line, f.key, "must not be empty");
+            } else if (name == "folder") {
+                c.folder = str(f);
+            } else if (name == "retry") {
+                each(f.value, f.key, [&](const Field& r, const std::string& rname) {
+                    if (rname == "max_attempts") {
+                        c.retry.max_attempts = int32(r, 1, 100);
+                    } else if (rname == "base_delay_ms") {
+                        c.retry.base_delay_ms = int32(r, 1, 600000);
+                        base_delay_line = r.line;
+                    } else if (rname == "max_delay_ms") {
+                        c.retry.max_delay_ms = int32(r, 1);
+                        max_delay_line = r.line;
+                        max_delay_set = true;
+                    } else {
+                        return false;
+                    }
+                    return true;
+                });
+            } else {
+                return false;
+            }
+            return true;
+        });
+
+        if (c.retry.max_delay_ms < c.retry.base_delay_ms) {
+            fail(max_delay_set ? max_delay_line : base_delay_line, section.key + ".retry.max_delay_ms",
+                 std::to_string(c.retry.max_delay_ms) + " is less than cdp.retry.base_delay_ms (" +
+                     std::to_string(c.retry.base_delay_ms) + ")");
+        }
+    }
+
+    void database(const Field& section, DatabaseConfig& d) {
+        dsn_line_ = memberships_line_ = section.key_line;
+        each(section.value, section.key, [&](const Field& f, const std::string& name) {
+            // SQL and DSN text is never echoed: a DSN may hold a password.
+            if (name == "dsn") {
+                d.dsn = str(f);
+                dsn_line_ = f.line;
+            } else if (name == "desired_memberships") {
+                d.desired_memberships = str(f);
+                memberships_line_ = f.line;
+            } else if (name == "desired_groups") {
+                d.desired_groups = str(f);
+            } else if (name == "change_query") {
+                d.change_query = str(f);
+            } else if (name == "schema") {
+                d.schema = str(f);
+                bool ok = !d.schema.empty() && d.schema.size() <= 63 &&
+                          !std::isdigit(static_cast<unsigned char>(d.schema[0]));
+                for (char ch : d.schema) ok = ok && ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_');
+                if (!ok) fail(f.line, f.key, shown(d.schema) + " is not a plain identifier ([a-z_][a-z0-9_]*, at most 63 characters)");
+            } else {
+                return false;
+            }
+            return true;
+        });
+    }
+
+    void sync(const Field& section, SyncConfig& s) {
+        each(section.value, section.key, [&](const Field& f, const std::string& name) {
+            if (name == "mode") {
+                const std::string& v = scalar(f, "mirror or additive");
+                if (v == "mirror") s.mode = SyncMode::mirror;
+                else if (v == "additive") s.mode = SyncMode::additive;
+                else fail(f.line, f.key, shown(v) + " is not a mode (expected mirror or additive)");
+            } else if (name == "poll_interval_s") {
+                s.poll_interval_s = int32(f, 1, 86400);
+            } else if (name == "full_resync_interval_h") {
+                s.full_resync_interval_h = number(f, 0, false);
+            } else if (name == "max_deletes") {
+                s.max_deletes = integer(f, 0, std::numeric_limits<int64_t>::max());
+            } else if (name == "owns_all_static_groups") {
+                s.owns_all_static_groups = boolean(f);
+            } else if (name == "prune_groups") {
+                s.prune_groups = boolean(f);
+            } else {
+                return false;
+            }
+            return true;
+        });
+    }
+
+    void logging(const Field& section, LoggingConfig& l) {
+        each(section.value, section.key, [&](const Field& f, const std::string& name) {
+            if (name == "file") {
+                l.file = str(f);
+            } else if (name == "level") {
+                const std::string& v = scalar(f, "a level name");
+                try {
+                    cdpsync::logging::parse_level(v);
+                } catch (const std::invalid_argument&) {
+                    fail(f.line, f.key, shown(v) + " is not a level (expected trace, debug, info, warn, error, critical or off)");
+                }
+                l.level = lower(v);
+            } else if (name == "format") {
+                const std::string& v = scalar(f, "text or json");
+                if (v == "text") l.format = LogFormat::text;
+                else if (v == "json") l.format = LogFormat::json;
+                else fail(f.line, f.key, shown(v) + " is not a format (expected text or json)");
+            } else if (name == "max_size_mb") {
+                l.max_size_mb = int32(f, 1, 10000);
+            } else if (name == "max_files") {
+                l.max_files = int32(f, 1, 1000);
+            } else {
+                return false;
+            }
+            return true;
+        });
+    }
+
+    std::string file_;
+    int dsn_line_ = 0;
+    int memberships_line_ = 0;
+};
+
+Config load_node_text(const std::string& yaml, const std::string& name) {
+    YAML::Node root;
+    try {
+        root = YAML::Load(yaml);
+    } catch (const YAML::Exception& e) {
+        throw ConfigError(name, e.mark.is_null() ? 0 : e.mark.line + 1, "", "YAML syntax error: " + e.msg);
+    }
+    return Loader(name).load(root);
+}
+
+}  // namespace
+
+ConfigError::ConfigError(std::string file, int line, std::string key, const std::string& problem)
+    : std::runtime_error(error_text(file, line, key, problem)),
+      file_(std::move(file)),
+      line_(line),
+      key_(std::move(key)) {}
+
+Config load_string(const std::string& yaml, const std::string& source_name) {
+    return load_node_text(yaml, source_name);
+}
+
+Config load_file(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw ConfigError(path.string(), 0, "", std::string("cannot read: ") + std::strerror(errno));
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (in.bad()) throw ConfigError(path.string(), 0, "", "cannot read");
+    Config cfg = load_node_text(text.str(), path.string());
+    cfg.source = path;
+    return cfg;
+}
+
+std::filesystem::path default_path(const std::string& explicit_path) {
+    if (!explicit_path.empty()) return explicit_path;
+    const char* env = std::getenv("CDP_SYNC_CONFIG");
+    if (env != nullptr && *env != '\0') return env;
+    return "/etc/cdp-sync/config.yaml";
+}
+
+}  // namespace cdpsync::config
