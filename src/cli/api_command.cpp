@@ -74,7 +74,7 @@ struct Context {
     int64_t page_size;  // --size, else cdp.page_size
 };
 
-using Runner = std::function<net::awaitable<Outcome>(Context&)>;
+using Runner = net::awaitable<Outcome> (*)(Context&);
 
 struct CommandSpec {
     const char* noun;
@@ -101,7 +101,7 @@ std::optional<int64_t> Invocation::integer(const std::string& name) const {
 }
 
 template <class T>
-Outcome from(cdp::Result<T>&& r, const std::function<json(T&)>& to_output) {
+Outcome from(cdp::Result<T>&& r, json (*to_output)(T&)) {
     if (!r.ok()) return Outcome{std::nullopt, std::move(r.error)};
     return Outcome{to_output(*r.value), std::nullopt};
 }
@@ -122,7 +122,7 @@ json page_json(const cdp::Page<T>& page, F record) {
 }
 
 template <class T>
-json list_json(const std::vector<T>& items) {
+json list_json(std::vector<T>& items) {
     json a = json::array();
     for (const auto& i : items) a.push_back(cdp::to_json(i));
     return a;
@@ -134,114 +134,151 @@ const OptSpec kSize{"--size", OptKind::integer, "N", "records a page (default cd
 const OptSpec kFolder{"--folder", OptKind::integer, "ID", "folder (group category) id"};
 const OptSpec kDescription{"--description", OptKind::text, "D", "group description"};
 
-std::vector<int64_t> rest_ids(const Invocation& inv) { return {inv.ids.begin() + 1, inv.ids.end()}; }
+json group_page_json(cdp::Page<cdp::Group>& p) {
+    return page_json(p, [](const cdp::Group& g) { return cdp::to_json(g); });
+}
+json member_page_json(cdp::Page<cdp::Member>& p) {
+    return page_json(p, [](const cdp::Member& m) { return m.record; });
+}
+
+// The runners keep every argument of a co_await in a named local: GCC 12 miscompiles some
+// temporaries (closures, braced lists) that live across a co_await.
+net::awaitable<Outcome> groups_list(Context& c) {
+    const std::string search = c.inv.text("--search").value_or("");
+    const std::optional<int64_t> folder = c.inv.integer("--folder");
+    if (c.inv.has("--all")) {
+        auto r = co_await c.api.query_all_groups(search, folder);
+        co_return from<std::vector<cdp::Group>>(std::move(r), list_json<cdp::Group>);
+    }
+    cdp::GroupQuery q{search, folder, c.inv.integer("--page").value_or(1), c.page_size};
+    auto r = co_await c.api.query_groups(std::move(q));
+    co_return from<cdp::Page<cdp::Group>>(std::move(r), group_page_json);
+}
+
+net::awaitable<Outcome> groups_create(Context& c) {
+    cdp::CreateGroup request{*c.inv.text("--name"), c.inv.text("--description").value_or(""),
+                             c.inv.integer("--folder")};
+    auto r = co_await c.api.create_group(std::move(request));
+    co_return created(std::move(r));
+}
+
+net::awaitable<Outcome> groups_update(Context& c) {
+    cdp::UpdateGroup request;
+    request.id = c.inv.ids[0];
+    request.name = c.inv.text("--name");
+    request.description = c.inv.text("--description");
+    request.folder_id = c.inv.integer("--folder");
+    auto r = co_await c.api.update_group(std::move(request));
+    co_return done(std::move(r));
+}
+
+net::awaitable<Outcome> groups_delete(Context& c) {
+    auto r = co_await c.api.delete_group(c.inv.ids[0]);
+    co_return done(std::move(r));
+}
+
+net::awaitable<Outcome> folders_tree(Context& c) {
+    auto r = co_await c.api.folder_tree();
+    co_return from<std::vector<cdp::Folder>>(std::move(r), list_json<cdp::Folder>);
+}
+
+net::awaitable<Outcome> folders_add(Context& c) {
+    std::string name = *c.inv.text("--name");
+    std::string parent = c.inv.text("--parent").value_or("");
+    auto r = co_await c.api.add_folder(std::move(name), std::move(parent));
+    co_return created(std::move(r));
+}
+
+net::awaitable<Outcome> folders_update(Context& c) {
+    std::string name = *c.inv.text("--name");
+    auto r = co_await c.api.update_folder(c.inv.ids[0], std::move(name));
+    co_return done(std::move(r));
+}
+
+net::awaitable<Outcome> folders_delete(Context& c) {
+    auto r = co_await c.api.delete_folder(c.inv.ids[0]);
+    co_return done(std::move(r));
+}
+
+net::awaitable<Outcome> members_list(Context& c) {
+    const int64_t group = c.inv.ids[0];
+    if (!c.inv.has("--all")) {
+        auto r = co_await c.api.members_page(group, c.inv.integer("--page").value_or(1), c.page_size);
+        co_return from<cdp::Page<cdp::Member>>(std::move(r), member_page_json);
+    }
+    // Streamed: a large group need not fit in memory. On failure the array stays open.
+    bool first = true;
+    std::ostream& out = c.out;
+    cdp::Api::MemberPageHandler on_page = [&first, &out](int64_t, cdp::Page<cdp::Member>&& page) {
+        for (const auto& m : page.records) {
+            out << (first ? "[\n" : ",\n") << m.record.dump();
+            first = false;
+        }
+    };
+    auto r = co_await c.api.for_each_member_page(group, std::move(on_page));
+    if (!r.ok()) {
+        if (!first) out << std::endl;
+        co_return Outcome{std::nullopt, std::move(r.error)};
+    }
+    out << (first ? "[]" : "\n]") << std::endl;
+    co_return Outcome{};
+}
+
+cdp::MembershipChange membership_change(const Invocation& inv) {
+    return cdp::MembershipChange{inv.ids[0], std::vector<int64_t>(inv.ids.begin() + 1, inv.ids.end())};
+}
+
+net::awaitable<Outcome> members_add(Context& c) {
+    cdp::MembershipChange change = membership_change(c.inv);
+    auto r = co_await c.api.customer_add_groups(std::move(change));
+    co_return done(std::move(r));
+}
+
+net::awaitable<Outcome> members_remove(Context& c) {
+    cdp::MembershipChange change = membership_change(c.inv);
+    auto r = co_await c.api.customer_delete_groups(std::move(change));
+    co_return done(std::move(r));
+}
+
+net::awaitable<Outcome> members_set(Context& c) {
+    cdp::MembershipChange change = membership_change(c.inv);
+    auto r = co_await c.api.customer_update_groups(std::move(change));
+    co_return done(std::move(r));
+}
+
+net::awaitable<Outcome> customer_groups(Context& c) {
+    const int type = c.inv.text("--type").value_or("static") == "smart" ? cdp::kSmartGroup : cdp::kStaticGroup;
+    auto r = co_await c.api.groups_of_customer(c.inv.ids[0], type);
+    co_return from<std::vector<cdp::CustomerGroup>>(std::move(r), list_json<cdp::CustomerGroup>);
+}
 
 const std::vector<CommandSpec>& commands() {
     static const std::vector<CommandSpec> table = {
-        {"groups", "list", "", 0, 0,
-         {{"--search", OptKind::text, "K", "name contains K"}, kFolder, kAll, kPage, kSize},
-         "list customer groups (simpleQuery)",
-         [](Context& c) -> net::awaitable<Outcome> {
-             const auto search = c.inv.text("--search").value_or("");
-             const auto folder = c.inv.integer("--folder");
-             if (c.inv.has("--all"))
-                 co_return from<std::vector<cdp::Group>>(co_await c.api.query_all_groups(search, folder),
-                                                         [](auto& v) { return list_json(v); });
-             cdp::GroupQuery q{search, folder, c.inv.integer("--page").value_or(1),
-                               c.page_size};
-             co_return from<cdp::Page<cdp::Group>>(co_await c.api.query_groups(q), [](auto& p) {
-                 return page_json(p, [](const cdp::Group& g) { return cdp::to_json(g); });
-             });
-         }},
-        {"groups", "create", "", 0, 0,
-         {{"--name", OptKind::text, "N", "group name", true}, kDescription, kFolder},
-         "create a static group (addSingleGroup); prints its id",
-         [](Context& c) -> net::awaitable<Outcome> {
-             cdp::CreateGroup r{*c.inv.text("--name"), c.inv.text("--description").value_or(""),
-                                c.inv.integer("--folder")};
-             co_return created(co_await c.api.create_group(std::move(r)));
-         }},
-        {"groups", "update", "ID", 1, 1,
-         {{"--name", OptKind::text, "N", "new name"}, kDescription, kFolder},
-         "change a group's name, description or folder (updateCustomerGroup)",
-         [](Context& c) -> net::awaitable<Outcome> {
-             cdp::UpdateGroup r;
-             r.id = c.inv.ids[0];
-             r.name = c.inv.text("--name");
-             r.description = c.inv.text("--description");
-             r.folder_id = c.inv.integer("--folder");
-             co_return done(co_await c.api.update_group(std::move(r)));
-         }},
-        {"groups", "delete", "ID", 1, 1, {}, "delete a group and its memberships (deleteCustomerGroup)",
-         [](Context& c) -> net::awaitable<Outcome> { co_return done(co_await c.api.delete_group(c.inv.ids[0])); }},
-        {"folders", "tree", "", 0, 0, {}, "the folder tree (queryTreeFormList)",
-         [](Context& c) -> net::awaitable<Outcome> {
-             co_return from<std::vector<cdp::Folder>>(co_await c.api.folder_tree(),
-                                                      [](auto& v) { return list_json(v); });
-         }},
+        {"groups", "list", "", 0, 0, {{"--search", OptKind::text, "K", "name contains K"}, kFolder, kAll, kPage, kSize},
+         "list customer groups (simpleQuery)", groups_list},
+        {"groups", "create", "", 0, 0, {{"--name", OptKind::text, "N", "group name", true}, kDescription, kFolder},
+         "create a static group (addSingleGroup); prints its id", groups_create},
+        {"groups", "update", "ID", 1, 1, {{"--name", OptKind::text, "N", "new name"}, kDescription, kFolder},
+         "change a group's name, description or folder (updateCustomerGroup)", groups_update},
+        {"groups", "delete", "ID", 1, 1, {}, "delete a group and its memberships (deleteCustomerGroup)", groups_delete},
+        {"folders", "tree", "", 0, 0, {}, "the folder tree (queryTreeFormList)", folders_tree},
         {"folders", "add", "", 0, 0,
-         {{"--name", OptKind::text, "N", "folder name", true},
-          {"--parent", OptKind::text, "CODE", "parent folder code"}},
-         "add a folder (group/add); prints its id",
-         [](Context& c) -> net::awaitable<Outcome> {
-             co_return created(co_await c.api.add_folder(*c.inv.text("--name"), c.inv.text("--parent").value_or("")));
-         }},
+         {{"--name", OptKind::text, "N", "folder name", true}, {"--parent", OptKind::text, "CODE", "parent folder code"}},
+         "add a folder (group/add); prints its id", folders_add},
         {"folders", "update", "ID", 1, 1, {{"--name", OptKind::text, "N", "new name", true}},
-         "rename a folder (group/update)",
-         [](Context& c) -> net::awaitable<Outcome> {
-             co_return done(co_await c.api.update_folder(c.inv.ids[0], *c.inv.text("--name")));
-         }},
-        {"folders", "delete", "ID", 1, 1, {}, "delete an empty folder (group/delete)",
-         [](Context& c) -> net::awaitable<Outcome> { co_return done(co_await c.api.delete_folder(c.inv.ids[0])); }},
+         "rename a folder (group/update)", folders_update},
+        {"folders", "delete", "ID", 1, 1, {}, "delete an empty folder (group/delete)", folders_delete},
         {"members", "list", "GROUP_ID", 1, 1, {kAll, kPage, kSize},
-         "a group's members (getCustomerPageByGroupId); --all streams one JSON array",
-         [](Context& c) -> net::awaitable<Outcome> {
-             const int64_t group = c.inv.ids[0];
-             if (!c.inv.has("--all")) {
-                 auto r = co_await c.api.members_page(group, c.inv.integer("--page").value_or(1),
-                                                      c.page_size);
-                 co_return from<cdp::Page<cdp::Member>>(std::move(r), [](auto& p) {
-                     return page_json(p, [](const cdp::Member& m) { return m.record; });
-                 });
-             }
-             // Streamed: a large group need not fit in memory. On failure the array stays open.
-             bool first = true;
-             c.out << "[";
-             auto r = co_await c.api.for_each_member_page(group, [&](int64_t, cdp::Page<cdp::Member>&& page) {
-                 for (const auto& m : page.records) {
-                     c.out << (first ? "\n" : ",\n") << m.record.dump();
-                     first = false;
-                 }
-             });
-             if (!r.ok()) {
-                 c.out << std::endl;
-                 co_return Outcome{std::nullopt, std::move(r.error)};
-             }
-             c.out << (first ? "]" : "\n]") << std::endl;
-             co_return Outcome{};
-         }},
+         "a group's members (getCustomerPageByGroupId); --all streams one JSON array", members_list},
         {"members", "add", "CUSTOMER_ID GROUP_ID...", 2, -1, {}, "add a customer to groups (customerAddGroups)",
-         [](Context& c) -> net::awaitable<Outcome> {
-             co_return done(co_await c.api.customer_add_groups({c.inv.ids[0], rest_ids(c.inv)}));
-         }},
+         members_add},
         {"members", "remove", "CUSTOMER_ID GROUP_ID...", 2, -1, {},
-         "remove a customer from groups (customerDeleteGroups)",
-         [](Context& c) -> net::awaitable<Outcome> {
-             co_return done(co_await c.api.customer_delete_groups({c.inv.ids[0], rest_ids(c.inv)}));
-         }},
+         "remove a customer from groups (customerDeleteGroups)", members_remove},
         {"members", "set", "CUSTOMER_ID GROUP_ID...", 1, -1, {},
-         "replace ALL static groups of a customer (customerUpdateGroups)",
-         [](Context& c) -> net::awaitable<Outcome> {
-             co_return done(co_await c.api.customer_update_groups({c.inv.ids[0], rest_ids(c.inv)}));
-         }},
+         "replace ALL static groups of a customer (customerUpdateGroups)", members_set},
         {"customer", "groups", "CUSTOMER_ID", 1, 1,
          {{"--type", OptKind::group_type, "static|smart", "group type (default static)"}},
-         "the groups a customer is in (getGroupsByCustomerId)",
-         [](Context& c) -> net::awaitable<Outcome> {
-             const int type = c.inv.text("--type").value_or("static") == "smart" ? cdp::kSmartGroup : cdp::kStaticGroup;
-             co_return from<std::vector<cdp::CustomerGroup>>(co_await c.api.groups_of_customer(c.inv.ids[0], type),
-                                                             [](auto& v) { return list_json(v); });
-         }},
+         "the groups a customer is in (getGroupsByCustomerId)", customer_groups},
     };
     return table;
 }
@@ -357,7 +394,7 @@ int run(const GlobalOptions& global, const CommandSpec& spec, const Invocation& 
     Outcome outcome;
     std::exception_ptr thrown;
     net::co_spawn(
-        io, [&]() -> net::awaitable<Outcome> { co_return co_await spec.run(ctx); },
+        io, spec.run(ctx),
         [&](std::exception_ptr e, Outcome o) {
             thrown = e;
             outcome = std::move(o);
