@@ -500,7 +500,9 @@ struct Api::Impl {
         for (;;) {
             const int64_t n = static_cast<int64_t>(page.records.size());
             const int64_t last_by_total = page.total <= 0 ? 0 : (page.total + size - 1) / size;
-            const bool end = n == 0 || (page_number >= last_by_total && (n < size || page_number * size >= page.total));
+            // Only a short page proves the end: a full last page may hide records added since
+            // the total was counted.
+            const bool end = n == 0 || (n < size && page_number >= last_by_total);
             if (n > 0 || page_number == first_page) {
                 try {
                     sink(page_number, std::move(page));
