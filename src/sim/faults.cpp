@@ -153,6 +153,7 @@ FaultConfig FaultConfig::from_json(const json& j) {
     FaultConfig c;
     for (const auto& [key, v] : j.items()) {
         if (key == "seed") {
+            if (v.is_null()) continue;
             if (!v.is_number_integer()) throw std::invalid_argument("faults: seed must be an integer");
             c.seed = v.get<uint64_t>();
         } else if (key == "global") {

@@ -486,6 +486,7 @@ struct Server::Impl {
             Reply r = http_error(429, "Too Many Requests", std::string(path));
             r.headers.emplace_back("Retry-After", "1");
             r.outcome = "rate_limited";
+            stats.record(name, r.outcome, r.status, false);
             co_return r;
         }
 
@@ -959,7 +960,7 @@ void Server::start() {
                 }
             }
         });
-    s.log->info("sim: listening on {}", s.root_url());
+    s.log->debug("sim: listening on {}", s.root_url());
 }
 
 void Server::stop() {

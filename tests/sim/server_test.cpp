@@ -1,0 +1,657 @@
+// The simulator over real loopback HTTP: every endpoint, the rules, paging, the token, the
+// rate limit, every fault kind, the admin API and TLS.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "sim/server.hpp"
+#include "sim_client.hpp"
+
+namespace cdpsync::sim {
+namespace {
+
+using test::Client;
+using test::Response;
+namespace fs = std::filesystem;
+
+std::string enc(const std::string& s) {  // percent-encodes every non-alphanumeric byte
+    static const char* hex = "0123456789ABCDEF";
+    std::string out;
+    for (unsigned char c : s) {
+        if (std::isalnum(c)) out += static_cast<char>(c);
+        else out += {'%', hex[c >> 4], hex[c & 15]};
+    }
+    return out;
+}
+
+class SimHttp : public ::testing::Test {
+protected:
+    void SetUp() override { start({}); }
+    void start(ServerOptions o) {
+        client.reset();
+        server.reset();
+        server = std::make_unique<Server>(std::move(o));
+        server->start();
+        client = std::make_unique<Client>(server->port());
+    }
+    State& st() { return server->state(); }
+    json stats() { return client->get("/__sim/stats").json(); }
+    int64_t endpoint_count(const std::string& ep, const std::string& outcome) {
+        return server->stats()["endpoints"][ep].value(outcome, int64_t{0});
+    }
+
+    std::unique_ptr<Server> server;
+    std::unique_ptr<Client> client;
+};
+
+// ---------------------------------------------------------------- the 13 endpoints
+
+TEST_F(SimHttp, AddSingleGroupCreatesAStaticGroup) {
+    const int64_t folder = st().add_folder("f");
+    json r = client->cdp_post("/customer-group/addSingleGroup",
+                              {{"name", "VIP"}, {"description", "d"}, {"groupId", std::to_string(folder)}, {"type", 1}});
+    ASSERT_EQ(r["code"], 0) << r;
+    const int64_t id = r["data"].get<int64_t>();
+    auto g = st().group(id);
+    ASSERT_TRUE(g);
+    EXPECT_EQ(g->name, "VIP");
+    EXPECT_EQ(g->folder_id, folder);
+    EXPECT_EQ(g->type, cdp::kStaticGroup);
+
+    EXPECT_EQ(client->cdp_post("/customer-group/addSingleGroup", {{"name", "S"}, {"type", 2}})["msg"], "仅支持创建静态群组");
+    EXPECT_EQ(client->cdp_post("/customer-group/addSingleGroup", {{"type", 1}})["msg"], "参数name不能为空");
+    EXPECT_EQ(client->cdp_post("/customer-group/addSingleGroup", {{"name", "X"}})["msg"], "参数type不能为空");
+    EXPECT_EQ(client->cdp_post("/customer-group/addSingleGroup", {{"name", "X"}, {"type", "one"}})["code"], -1);
+    EXPECT_EQ(client->cdp_post("/customer-group/addSingleGroup", {{"name", 5}, {"type", 1}})["msg"], "参数name类型错误");
+    EXPECT_EQ(client->cdp_post("/customer-group/addSingleGroup", {{"name", "VIP"}, {"type", 1}})["msg"], "群组名称已存在");
+    EXPECT_EQ(st().group_count(), 1);
+}
+
+TEST_F(SimHttp, DeleteCustomerGroupRemovesItsMemberships) {
+    const int64_t g = st().add_group("g");
+    const int64_t keep = st().add_group("keep");
+    st().add_memberships({{1, g}, {2, g}, {1, keep}});
+    json r = client->cdp_get("/customer-group/deleteCustomerGroup?customerGroupId=" + std::to_string(g));
+    ASSERT_EQ(r["code"], 0) << r;
+    EXPECT_EQ(r["data"], nullptr);
+    EXPECT_FALSE(st().group(g));
+    EXPECT_EQ(st().membership_count(), 1);
+    EXPECT_EQ(st().groups_of(1), std::vector<int64_t>{keep});
+    EXPECT_EQ(client->cdp_get("/customer-group/deleteCustomerGroup?customerGroupId=" + std::to_string(g))["msg"], "群组不存在");
+    EXPECT_EQ(client->cdp_get("/customer-group/deleteCustomerGroup")["msg"], "参数customerGroupId不能为空");
+    EXPECT_EQ(client->cdp_get("/customer-group/deleteCustomerGroup?customerGroupId=abc")["msg"], "参数customerGroupId类型错误");
+}
+
+TEST_F(SimHttp, UpdateCustomerGroupRenamesAndMoves) {
+    const int64_t f = st().add_folder("f");
+    const int64_t g = st().add_group("g");
+    json r = client->cdp_post("/customer-group/updateCustomerGroup",
+                              {{"customerGroupId", g}, {"name", "h"}, {"description", "new"}, {"groupId", f}, {"type", 1}});
+    ASSERT_EQ(r["code"], 0) << r;
+    EXPECT_EQ(st().group(g)->name, "h");
+    EXPECT_EQ(st().group(g)->description, "new");
+    EXPECT_EQ(st().group(g)->folder_id, f);
+    EXPECT_EQ(client->cdp_post("/customer-group/updateCustomerGroup", {{"customerGroupId", g}, {"name", "z"}})["msg"], "参数type不能为空");
+    EXPECT_EQ(client->cdp_post("/customer-group/updateCustomerGroup", {{"customerGroupId", 1}, {"type", 1}})["msg"], "群组不存在");
+    EXPECT_EQ(st().group(g)->name, "h");
+}
+
+TEST_F(SimHttp, SimpleQuerySearchesByNameAndFolderWithLiveTotals) {
+    const int64_t f = st().add_folder("f");
+    const int64_t vip = st().add_group("会员VIP", "", f);
+    st().add_group("会员普通", "", f);
+    st().add_group("other");
+    st().add_customers(1, 3);
+    json r = client->cdp_get("/customer-group/simpleQuery?current=1&size=10&searchKey=" + enc("VIP"));
+    ASSERT_EQ(r["code"], 0) << r;
+    ASSERT_EQ(r["data"]["total"], 1);
+    EXPECT_EQ(r["data"]["records"][0]["id"], vip);
+    EXPECT_EQ(r["data"]["records"][0]["customerTotal"], 0);
+    EXPECT_EQ(r["data"]["records"][0]["groupId"], f);
+
+    client->cdp_post("/customer-group-ref/customerAddGroups", {{"customerId", 2}, {"customerGroupIdList", {vip}}});
+    r = client->cdp_get("/customer-group/simpleQuery?current=1&size=10&searchKey=" + enc("会员") +
+                        "&groupId=" + std::to_string(f));
+    EXPECT_EQ(r["data"]["total"], 2);
+    EXPECT_EQ(r["data"]["records"][0]["customerTotal"], 1) << "customerTotal is live";
+    EXPECT_EQ(client->cdp_get("/customer-group/simpleQuery?current=1&size=10")["data"]["total"], 3);
+    EXPECT_EQ(client->cdp_get("/customer-group/simpleQuery?size=10")["msg"], "参数current不能为空");
+}
+
+TEST_F(SimHttp, GetCustomerPageByGroupIdPagesMembersWithRecords) {
+    const int64_t g = st().add_group("g");
+    for (int64_t c = 1; c <= 25; ++c) st().add_membership(c * 100, g);
+    std::vector<int64_t> seen;
+    for (int page = 1; page <= 3; ++page) {
+        json r = client->cdp_get("/customer-group/getCustomerPageByGroupId?customerGroupId=" + std::to_string(g) +
+                                 "&current=" + std::to_string(page) + "&size=10");
+        ASSERT_EQ(r["code"], 0) << r;
+        EXPECT_EQ(r["data"]["total"], 25);
+        EXPECT_EQ(r["data"]["current"], page);
+        for (const auto& rec : r["data"]["records"]) {
+            seen.push_back(rec["id"].get<int64_t>());
+            EXPECT_TRUE(rec.contains("email") && rec.contains("gender") && rec.contains("nickName"));
+        }
+    }
+    ASSERT_EQ(seen.size(), 25u);
+    EXPECT_EQ(seen.front(), 100);
+    EXPECT_EQ(seen.back(), 2500);
+    EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+    EXPECT_EQ(client->cdp_get("/customer-group/getCustomerPageByGroupId?customerGroupId=9&current=1&size=10")["msg"], "群组不存在");
+}
+
+TEST_F(SimHttp, FolderEndpointsAddUpdateTreeDelete) {
+    json r = client->cdp_post("/group/add", {{"businessType", "customer_group"}, {"name", "top"}});
+    ASSERT_EQ(r["code"], 0) << r;
+    const int64_t top = r["data"];
+    const std::string code = st().folder(top)->code;
+    r = client->cdp_post("/group/add", {{"businessType", "customer_group"}, {"name", "sub"}, {"parentCode", code}});
+    ASSERT_EQ(r["code"], 0) << r;
+    const int64_t sub = r["data"];
+    EXPECT_EQ(client->cdp_post("/group/add", {{"name", "x"}})["msg"], "参数businessType不能为空");
+    EXPECT_EQ(client->cdp_post("/group/add", {{"businessType", "customer_group"}, {"name", "x"}, {"parentCode", "NOPE"}})["msg"], "上级分组不存在");
+
+    r = client->cdp_post("/group/update", {{"businessType", "customer_group"}, {"commonGroupId", sub}, {"name", "renamed"}});
+    ASSERT_EQ(r["code"], 0) << r;
+
+    r = client->cdp_get("/group/queryTreeFormList?businessType=customer_group");
+    ASSERT_EQ(r["code"], 0) << r;
+    ASSERT_EQ(r["data"].size(), 1u);
+    EXPECT_EQ(r["data"][0]["id"], top);
+    EXPECT_EQ(r["data"][0]["code"], code);
+    EXPECT_EQ(r["data"][0]["subList"][0]["name"], "renamed");
+    EXPECT_EQ(r["data"][0]["subList"][0]["parentCode"], code);
+    EXPECT_EQ(client->cdp_get("/group/queryTreeFormList")["code"], -1);
+
+    // A folder whose groups hold customers stays; an empty one goes (customer_label accepted).
+    const int64_t g = st().add_group("g", "", sub);
+    st().add_membership(1, g);
+    r = client->cdp_post("/group/delete", {{"businessType", "customer_label"}, {"commonGroupId", top}});
+    EXPECT_EQ(r["msg"], "分组中含有客户，不能删除");
+    EXPECT_TRUE(st().folder(top));
+    st().remove_membership(1, g);
+    r = client->cdp_post("/group/delete", {{"businessType", "customer_label"}, {"commonGroupId", top}});
+    ASSERT_EQ(r["code"], 0) << r;
+    EXPECT_FALSE(st().folder(top));
+    EXPECT_EQ(client->cdp_post("/group/delete", {{"businessType", "customer_group"}, {"commonGroupId", top}})["msg"], "分组不存在");
+}
+
+TEST_F(SimHttp, CustomerAddDeleteUpdateGroupsAndTheWriteLog) {
+    const int64_t a = st().add_group("a"), b = st().add_group("b");
+    const int64_t smart = st().add_group("s", "", std::nullopt, cdp::kSmartGroup);
+    st().add_customers(1, 10);
+    st().add_membership(3, smart);
+
+    EXPECT_EQ(client->cdp_post("/customer-group-ref/customerAddGroups", {{"customerId", 3}, {"customerGroupIdList", {a, b}}})["code"], 0);
+    EXPECT_EQ(st().groups_of(3), (std::vector<int64_t>{a, b, smart}));
+    EXPECT_EQ(client->cdp_post("/customer-group-ref/customerDeleteGroups", {{"customerId", "3"}, {"customerGroupIdList", {std::to_string(a)}}})["code"], 0)
+        << "a Long may come as a string";
+    EXPECT_EQ(st().groups_of(3), (std::vector<int64_t>{b, smart}));
+    EXPECT_EQ(client->cdp_post("/customer-group-ref/customerUpdateGroups", {{"customerId", 3}, {"customerGroupIdList", {a}}})["code"], 0);
+    EXPECT_EQ(st().groups_of(3), (std::vector<int64_t>{a, smart}));
+
+    // The rules.
+    EXPECT_EQ(client->cdp_post("/customer-group-ref/customerAddGroups", {{"customerId", 3}, {"customerGroupIdList", {smart}}})["msg"], "智能群组不能手动添加客户");
+    EXPECT_EQ(client->cdp_post("/customer-group-ref/customerDeleteGroups", {{"customerId", 3}, {"customerGroupIdList", {smart}}})["msg"], "智能群组不能手动删除客户");
+    EXPECT_EQ(client->cdp_post("/customer-group-ref/customerAddGroups", {{"customerId", 999}, {"customerGroupIdList", {a}}})["msg"], "客户不存在");
+    EXPECT_EQ(client->cdp_post("/customer-group-ref/customerAddGroups", {{"customerId", 3}, {"customerGroupIdList", {424242}}})["msg"], "群组不存在");
+    EXPECT_EQ(client->cdp_post("/customer-group-ref/customerAddGroups", {{"customerId", 3}})["msg"], "参数customerGroupIdList不能为空");
+    EXPECT_EQ(client->cdp_post("/customer-group-ref/customerAddGroups", {{"customerId", 3}, {"customerGroupIdList", a}})["msg"], "参数customerGroupIdList类型错误");
+    EXPECT_EQ(client->cdp_post("/customer-group-ref/customerAddGroups", {{"customerId", 3.5}, {"customerGroupIdList", {a}}})["msg"], "参数customerId类型错误");
+    EXPECT_EQ(client->cdp_post("/customer-group-ref/customerAddGroups", {{"customerGroupIdList", {a}}})["msg"], "参数customerId不能为空");
+    EXPECT_EQ(st().groups_of(3), (std::vector<int64_t>{a, smart})) << "refused calls change nothing";
+
+    auto log = st().write_log();
+    ASSERT_EQ(log.size(), 11u);
+    EXPECT_EQ(log[0].endpoint, "customer-group-ref/customerAddGroups");
+    EXPECT_EQ(log[0].customer_id, 3);
+    EXPECT_EQ(log[0].group_ids, (std::vector<int64_t>{a, b}));
+    EXPECT_EQ(log[0].code, 0);
+    EXPECT_EQ(log[3].code, -1);
+    EXPECT_EQ(log[3].msg, "智能群组不能手动添加客户");
+    json http_log = client->get("/__sim/write-log?endpoint=customerDeleteGroups").json();
+    ASSERT_EQ(http_log.size(), 2u);
+    EXPECT_EQ(http_log[0]["customerId"], 3);
+    EXPECT_EQ(http_log[0]["groupIds"], json::array({a}));
+    EXPECT_EQ(endpoint_count("customer-group-ref/customerAddGroups", "ok"), 1);
+    EXPECT_EQ(endpoint_count("customer-group-ref/customerAddGroups", "code_-1"), 7);
+}
+
+TEST_F(SimHttp, GetGroupsByCustomerIdByType) {
+    const int64_t f = st().add_folder("f");
+    const int64_t a = st().add_group("a", "", f);
+    const int64_t smart = st().add_group("s", "", std::nullopt, cdp::kSmartGroup);
+    st().add_membership(8, a);
+    st().add_membership(8, smart);
+    json r = client->cdp_get("/customer-group-ref/getGroupsByCustomerId?customerId=8&type=1");
+    ASSERT_EQ(r["code"], 0) << r;
+    ASSERT_EQ(r["data"].size(), 1u);
+    EXPECT_EQ(r["data"][0]["id"], a);
+    EXPECT_EQ(r["data"][0]["name"], "a");
+    EXPECT_EQ(r["data"][0]["groupId"], std::to_string(f));
+    r = client->cdp_get("/customer-group-ref/getGroupsByCustomerId?customerId=8&type=2");
+    EXPECT_EQ(r["data"][0]["id"], smart);
+    EXPECT_EQ(client->cdp_get("/customer-group-ref/getGroupsByCustomerId?customerId=9&type=1")["msg"], "客户不存在");
+    EXPECT_EQ(client->cdp_get("/customer-group-ref/getGroupsByCustomerId?customerId=8")["msg"], "参数type不能为空");
+}
+
+TEST_F(SimHttp, HttpLevelErrors) {
+    EXPECT_EQ(client->get("/openapi/customer-group/nope").status, 404);
+    EXPECT_EQ(client->get("/elsewhere").status, 404);
+    EXPECT_EQ(client->get("/openapi/customer-group-ref/customerAddGroups").status, 405);
+    EXPECT_EQ(client->request("POST", "/openapi/customer-group/addSingleGroup", R"({"name":"x","type":1})", "text/plain").status, 415);
+    Response bad = client->request("POST", "/openapi/customer-group/addSingleGroup", "{not json");
+    EXPECT_EQ(bad.status, 200);
+    EXPECT_EQ(bad.json()["code"], -1);
+    EXPECT_EQ(st().group_count(), 0);
+}
+
+// ---------------------------------------------------------------- paging edges
+
+TEST_F(SimHttp, PagingEdges) {
+    ServerOptions o;
+    o.max_page_size = 3;
+    start(o);
+    const int64_t g = st().add_group("g");
+    for (int64_t c = 1; c <= 7; ++c) st().add_membership(c, g);
+    const std::string base = "/customer-group/getCustomerPageByGroupId?customerGroupId=" + std::to_string(g);
+
+    json r = client->cdp_get(base + "&current=1&size=100");
+    ASSERT_EQ(r["code"], 0);
+    EXPECT_EQ(r["data"]["records"].size(), 3u) << "size is capped at the largest page";
+    EXPECT_EQ(r["data"]["size"], 3);
+    EXPECT_EQ(r["data"]["total"], 7);
+    r = client->cdp_get(base + "&current=3&size=3");
+    ASSERT_EQ(r["data"]["records"].size(), 1u);
+    EXPECT_EQ(r["data"]["records"][0]["id"], 7);
+    r = client->cdp_get(base + "&current=4&size=3");
+    EXPECT_EQ(r["code"], 0);
+    EXPECT_TRUE(r["data"]["records"].empty()) << "beyond the last page: no records";
+    EXPECT_EQ(r["data"]["total"], 7);
+    EXPECT_EQ(client->cdp_get(base + "&current=99999999999&size=3")["data"]["records"].size(), 0u);
+    EXPECT_EQ(client->cdp_get(base + "&current=1&size=0")["code"], -1);
+    EXPECT_EQ(client->cdp_get(base + "&current=1&size=-5")["code"], -1);
+    EXPECT_EQ(client->cdp_get(base + "&current=0&size=3")["code"], -1);
+    EXPECT_EQ(client->cdp_get(base + "&current=1&size=x")["code"], -1);
+    EXPECT_EQ(client->cdp_get(base + "&current=1")["code"], -1);
+    EXPECT_EQ(client->cdp_get("/customer-group/simpleQuery?current=1&size=0")["code"], -1);
+
+    // total is live while paging.
+    st().add_membership(100, g);
+    EXPECT_EQ(client->cdp_get(base + "&current=1&size=3")["data"]["total"], 8);
+}
+
+// ---------------------------------------------------------------- the token
+
+TEST_F(SimHttp, WrongOrMissingTokenIsRefusedWith401) {
+    st().add_customers(1, 1);
+    const int64_t g = st().add_group("g");
+    client->token = "wrong";
+    Response r = client->post("/openapi/customer-group-ref/customerAddGroups", {{"customerId", 1}, {"customerGroupIdList", {g}}});
+    EXPECT_EQ(r.status, 401);
+    client->send_token = false;
+    EXPECT_EQ(client->get("/openapi/customer-group/simpleQuery?current=1&size=1").status, 401);
+    EXPECT_FALSE(st().is_member(1, g));
+    EXPECT_EQ(endpoint_count("customer-group-ref/customerAddGroups", "auth_refused"), 1);
+    // The admin API needs no token.
+    EXPECT_EQ(client->get("/__sim/health").status, 200);
+}
+
+TEST_F(SimHttp, WrongTokenIsRefusedWithCodeMinus1WhenConfigured) {
+    ServerOptions o;
+    o.token = "secret";
+    o.auth_failure = AuthFailure::code_minus_1;
+    start(o);
+    Response r = client->get("/openapi/customer-group/simpleQuery?current=1&size=1");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.json()["code"], -1);
+    EXPECT_EQ(r.json()["msg"], "token无效或已过期");
+    client->token = "secret";
+    EXPECT_EQ(client->cdp_get("/customer-group/simpleQuery?current=1&size=1")["code"], 0);
+}
+
+// ---------------------------------------------------------------- the rate limit
+
+TEST_F(SimHttp, RateLimitAnswers429WithRetryAfterAndCountsThem) {
+    ServerOptions o;
+    o.rate_limit_qps = 5;
+    start(o);
+    int ok = 0, limited = 0;
+    for (int i = 0; i < 30; ++i) {
+        Response r = client->get("/openapi/customer-group/simpleQuery?current=1&size=1");
+        if (r.status == 200) ++ok;
+        if (r.status == 429) {
+            ++limited;
+            EXPECT_EQ(r.headers["retry-after"], "1");
+        }
+    }
+    EXPECT_EQ(ok + limited, 30);
+    EXPECT_GE(limited, 1);
+    EXPECT_GE(ok, 5);
+    json s = stats();
+    EXPECT_EQ(s["rate_limited"], limited);
+    EXPECT_EQ(s["sent_429"], limited);
+    EXPECT_LE(s["max_requests_per_second"].get<int>(), 5);
+    EXPECT_GT(s["max_arrivals_per_second"].get<int>(), 5);
+    EXPECT_EQ(s["endpoints"]["customer-group/simpleQuery"]["rate_limited"], limited);
+
+    // Admin calls are never limited, and the limit changes at run time.
+    for (int i = 0; i < 10; ++i) EXPECT_EQ(client->get("/__sim/stats").status, 200);
+    EXPECT_EQ(client->put("/__sim/rate-limit", {{"qps", 0}}).status, 200);
+    EXPECT_EQ(server->rate_limit(), 0);
+    for (int i = 0; i < 20; ++i)
+        EXPECT_EQ(client->get("/openapi/customer-group/simpleQuery?current=1&size=1").status, 200);
+}
+
+// ---------------------------------------------------------------- faults
+
+class SimFaultsHttp : public SimHttp {
+protected:
+    void SetUp() override {
+        SimHttp::SetUp();
+        group = st().add_group("g");
+        st().add_customers(1, 100);
+    }
+    Response add(int64_t customer) {
+        return client->post("/openapi/customer-group-ref/customerAddGroups",
+                            {{"customerId", customer}, {"customerGroupIdList", {group}}});
+    }
+    void script(const json& entry) { ASSERT_EQ(client->post("/__sim/faults/script", entry).status, 200); }
+    int64_t group = 0;
+};
+
+TEST_F(SimFaultsHttp, Http5xxIsNotApplied) {
+    script({{"endpoint", "customerAddGroups"}, {"kind", "http_5xx"}, {"http_status", 502}});
+    Response r = add(1);
+    EXPECT_EQ(r.status, 502);
+    EXPECT_NE(r.body.find("502"), std::string::npos);
+    EXPECT_FALSE(st().is_member(1, group));
+    EXPECT_EQ(add(1).status, 200) << "the script entry is used up";
+    EXPECT_TRUE(st().is_member(1, group));
+    EXPECT_EQ(endpoint_count("customer-group-ref/customerAddGroups", "fault_http_5xx"), 1);
+}
+
+TEST_F(SimFaultsHttp, A429BurstHasRetryAfterAndIsCounted) {
+    FaultConfig cfg;
+    cfg.endpoints["customerAddGroups"].burst_429_probability = 1;
+    cfg.endpoints["customerAddGroups"].burst_429_length = 3;
+    cfg.endpoints["customerAddGroups"].retry_after_s = 2;
+    server->faults().configure(cfg);
+    for (int i = 0; i < 3; ++i) {
+        Response r = add(1);
+        EXPECT_EQ(r.status, 429);
+        EXPECT_EQ(r.headers["retry-after"], "2");
+    }
+    EXPECT_FALSE(st().is_member(1, group));
+    EXPECT_EQ(stats()["sent_429"], 3);
+    EXPECT_EQ(stats()["rate_limited"], 0);
+    // Other endpoints follow the (empty) global rule.
+    EXPECT_EQ(client->get("/openapi/customer-group/simpleQuery?current=1&size=1").status, 200);
+}
+
+TEST_F(SimFaultsHttp, TransientCodeIsNotApplied) {
+    script({{"endpoint", "customerAddGroups"}, {"kind", "transient_code"}});
+    Response r = add(1);
+    ASSERT_EQ(r.status, 200);
+    EXPECT_EQ(r.json()["code"], -1);
+    EXPECT_EQ(r.json()["msg"], "系统繁忙");
+    EXPECT_FALSE(st().is_member(1, group));
+}
+
+TEST_F(SimFaultsHttp, NonJsonBodyIsNotApplied) {
+    script({{"endpoint", "customerAddGroups"}, {"kind", "non_json_body"}});
+    Response r = add(1);
+    ASSERT_EQ(r.status, 200);
+    EXPECT_TRUE(json::parse(r.body, nullptr, false).is_discarded()) << r.body;
+    EXPECT_FALSE(st().is_member(1, group));
+}
+
+TEST_F(SimFaultsHttp, TruncatedBodyLosesTheReplyButNotTheWrite) {
+    script({{"endpoint", "customerAddGroups"}, {"kind", "truncated_body"}});
+    Response r = add(1);
+    EXPECT_EQ(r.status, 0);
+    EXPECT_NE(r.error, "") << "the client sees a broken reply";
+    EXPECT_TRUE(st().is_member(1, group));
+    auto log = st().write_log();
+    ASSERT_EQ(log.size(), 1u);
+    EXPECT_EQ(log[0].code, 0);
+    EXPECT_EQ(endpoint_count("customer-group-ref/customerAddGroups", "fault_truncated_body"), 1);
+    EXPECT_EQ(add(2).status, 200) << "the client reconnects";
+}
+
+TEST_F(SimFaultsHttp, ResetMidResponseLosesTheReplyButNotTheWrite) {
+    script({{"endpoint", "customerAddGroups"}, {"kind", "reset"}});
+    Response r = add(1);
+    EXPECT_EQ(r.status, 0);
+    EXPECT_NE(r.error, "");
+    EXPECT_TRUE(st().is_member(1, group));
+    EXPECT_EQ(endpoint_count("customer-group-ref/customerAddGroups", "fault_reset"), 1);
+    EXPECT_EQ(add(2).status, 200);
+}
+
+TEST_F(SimFaultsHttp, LatencyDelaysTheReply) {
+    script({{"endpoint", "simpleQuery"}, {"kind", "none"}, {"delay_ms", 300}});
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(client->get("/openapi/customer-group/simpleQuery?current=1&size=1").status, 200);
+    EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(300));
+}
+
+TEST_F(SimFaultsHttp, RandomFaultsRepeatForTheSameSeed) {
+    const json cfg = {{"seed", 11},
+                      {"global", {{"error_5xx_probability", 0.2}, {"transient_code_probability", 0.2},
+                                  {"non_json_body_probability", 0.1}}}};
+    auto run = [&] {
+        EXPECT_EQ(client->put("/__sim/faults", cfg).status, 200);
+        std::string outcomes;
+        for (int i = 0; i < 60; ++i) {
+            Response r = client->get("/openapi/customer-group/simpleQuery?current=1&size=1");
+            outcomes += std::to_string(r.status) + (r.body.front() == '{' ? r.json()["code"].dump() : "h") + ",";
+        }
+        return outcomes;
+    };
+    const std::string first = run();
+    EXPECT_EQ(run(), first);
+    EXPECT_NE(first.find("-1"), std::string::npos);
+    EXPECT_NE(first.find("h"), std::string::npos);
+    EXPECT_NE(first.find("2000"), std::string::npos);
+    EXPECT_EQ(client->request("DELETE", "/__sim/faults", "").status, 200);
+    EXPECT_EQ(client->get("/openapi/customer-group/simpleQuery?current=1&size=1").status, 200);
+}
+
+// ---------------------------------------------------------------- the admin API
+
+TEST_F(SimHttp, AdminSeedDumpAndReset) {
+    json seed = {
+        {"folders", {{{"name", "top"}}}},
+        {"groups", {{{"name", "a"}, {"folder", "top"}}, {{"name", "s"}, {"type", 2}}}},
+        {"customers", {{"first", 1}, {"count", 5}}},
+        {"memberships", {{1, 10001}, {{"customerId", 2}, {"group", "s"}}, {{"customerId", 9}, {"groupId", 10001}}}},
+    };
+    Response r = client->post("/__sim/seed", seed);
+    ASSERT_EQ(r.status, 200) << r.body;
+    json out = r.json();
+    EXPECT_EQ(out["memberships"], 3);
+    EXPECT_EQ(out["groups"][0]["id"], 10001);
+    EXPECT_EQ(out["groups"][0]["groupId"], out["folders"][0]["id"]);
+    EXPECT_EQ(st().members_of(10001), (std::vector<int64_t>{1, 9}));
+    EXPECT_EQ(st().groups_of(2, cdp::kSmartGroup), std::vector<int64_t>{10002});
+    EXPECT_EQ(st().customer_count(), 6) << "a membership creates its customer";
+
+    json gen = client->post("/__sim/seed", {{"generate", {{"customers", 1000}, {"groups", 4}, {"memberships", 3000},
+                                                          {"first_customer_id", 100000}, {"smart_groups", 1}}}}).json();
+    EXPECT_EQ(gen["generated"]["group_ids"].size(), 4u);
+    EXPECT_EQ(gen["totals"]["memberships"], 3003);
+
+    json dump = client->get("/__sim/state").json();
+    EXPECT_EQ(dump["memberships"], 3003);
+    EXPECT_EQ(dump["groups"].size(), 6u);
+    EXPECT_EQ(dump["groups"][0]["members"], json::array({1, 9}));
+    EXPECT_FALSE(client->get("/__sim/state?members=0").json()["groups"][0].contains("members"));
+    json one = client->get("/__sim/state?group=10001").json();
+    EXPECT_EQ(one["members"], json::array({1, 9}));
+    EXPECT_EQ(client->get("/__sim/state?group=1").status, 404);
+
+    EXPECT_EQ(client->post("/__sim/seed", {{"memberships", {{1, 424242}}}}).status, 400);
+    EXPECT_EQ(client->request("POST", "/__sim/seed", "{oops").status, 400);
+    EXPECT_EQ(client->get("/__sim/nothing-here").status, 404);
+
+    client->get("/openapi/customer-group/simpleQuery?current=1&size=1");
+    EXPECT_EQ(client->post("/__sim/reset", json::object()).status, 200);
+    EXPECT_EQ(st().group_count(), 0);
+    EXPECT_EQ(stats()["total"], 0);
+}
+
+TEST_F(SimHttp, AdminStatsWriteLogFaultsAndRateLimit) {
+    st().add_customers(1, 2);
+    const int64_t g = st().add_group("g");
+    for (int i = 0; i < 3; ++i)  // the same write three times: a duplicate a test can spot
+        client->cdp_post("/customer-group-ref/customerAddGroups", {{"customerId", 1}, {"customerGroupIdList", {g}}});
+    client->cdp_get("/customer-group/simpleQuery?current=1&size=1");
+    json s = stats();
+    EXPECT_EQ(s["total"], 4);
+    EXPECT_EQ(s["write_calls"], 3);
+    EXPECT_EQ(s["endpoints"]["customer-group-ref/customerAddGroups"]["calls"], 3);
+    EXPECT_EQ(s["endpoints"]["customer-group/simpleQuery"]["ok"], 1);
+    EXPECT_EQ(s["outcomes"]["ok"], 4);
+    EXPECT_GE(s["max_requests_per_second"].get<int>(), 1);
+    json log = client->get("/__sim/write-log").json();
+    ASSERT_EQ(log.size(), 3u);
+    EXPECT_EQ(log[0]["customerId"], 1);
+    EXPECT_EQ(log[2]["groupIds"], json::array({g}));
+    EXPECT_GT(log[0]["timeMs"].get<int64_t>(), 0);
+
+    EXPECT_EQ(client->post("/__sim/stats/reset", json::object()).status, 200);
+    EXPECT_EQ(stats()["total"], 0);
+    EXPECT_TRUE(client->get("/__sim/write-log").json().empty());
+
+    json f = client->put("/__sim/faults", {{"global", {{"latency_ms", 1}}},
+                                           {"endpoints", {{"customerAddGroups", {{"reset_probability", 0.5}}}}}}).json();
+    EXPECT_EQ(f["global"]["latency_ms"], 1);
+    EXPECT_EQ(client->get("/__sim/faults").json()["endpoints"]["customerAddGroups"]["reset_probability"], 0.5);
+    EXPECT_EQ(server->faults().config().global.latency_ms, 1);
+    EXPECT_EQ(client->put("/__sim/faults", {{"global", {{"bogus", 1}}}}).status, 400);
+    EXPECT_EQ(server->faults().config().global.latency_ms, 1) << "a bad config changes nothing";
+
+    EXPECT_EQ(client->put("/__sim/rate-limit", {{"qps", 12.5}}).json()["qps"], 12.5);
+    EXPECT_EQ(client->get("/__sim/rate-limit").json()["qps"], 12.5);
+    EXPECT_EQ(client->put("/__sim/rate-limit", {{"qps", "x"}}).status, 400);
+}
+
+TEST_F(SimHttp, CapturesRequestsWhenAsked) {
+    ServerOptions o;
+    o.request_capture = 2;
+    start(o);
+    for (int i = 1; i <= 3; ++i) client->cdp_get("/customer-group/simpleQuery?current=" + std::to_string(i) + "&size=1");
+    auto reqs = server->captured_requests();
+    ASSERT_EQ(reqs.size(), 2u);
+    EXPECT_EQ(reqs[1].target, "/openapi/customer-group/simpleQuery?current=3&size=1");
+    EXPECT_EQ(reqs[1].method, "GET");
+    bool token = false;
+    for (const auto& [k, v] : reqs[1].headers) token |= (k == "token" && v == "sim-token");
+    EXPECT_TRUE(token);
+    EXPECT_EQ(client->get("/__sim/requests").json().size(), 2u);
+}
+
+TEST_F(SimHttp, ConcurrentClientsOnSeveralThreadsKeepStateConsistent) {
+    ServerOptions o;
+    o.threads = 2;
+    start(o);
+    st().add_customers(1, 400);
+    const int64_t g = st().add_group("g");
+    std::vector<std::thread> workers;
+    for (int w = 0; w < 4; ++w)
+        workers.emplace_back([&, w] {
+            Client c(server->port());
+            for (int64_t id = 1 + w * 100; id <= (w + 1) * 100; ++id) {
+                auto r = c.post("/openapi/customer-group-ref/customerAddGroups", {{"customerId", id}, {"customerGroupIdList", {g}}});
+                EXPECT_EQ(r.status, 200);
+                if (id % 2 == 0)
+                    c.post("/openapi/customer-group-ref/customerDeleteGroups", {{"customerId", id}, {"customerGroupIdList", {g}}});
+            }
+        });
+    for (auto& t : workers) t.join();
+    EXPECT_EQ(st().members_of(g).size(), 200u);
+    EXPECT_EQ(st().group(g)->customer_total, 200);
+    EXPECT_EQ(stats()["total"], 600);
+}
+
+// ---------------------------------------------------------------- TLS
+
+TEST(SimTls, ServesHttpsWithTheGivenCertificate) {
+    const fs::path dir = fs::temp_directory_path() / ("sim-tls-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    const std::string cert = (dir / "cert.pem").string(), key = (dir / "key.pem").string();
+    const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+                            "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout " + key + " -out " + cert +
+                            " >/dev/null 2>&1";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << "openssl CLI needed";
+
+    ServerOptions o;
+    o.tls_cert_file = cert;
+    o.tls_key_file = key;
+    Server server(o);
+    server.start();
+    EXPECT_EQ(server.base_url().rfind("https://127.0.0.1:", 0), 0u) << server.base_url();
+    Client tls(server.port(), true, cert);
+    json r = tls.cdp_get("/customer-group/simpleQuery?current=1&size=1");
+    EXPECT_EQ(r["code"], 0);
+    EXPECT_EQ(tls.get("/__sim/health").status, 200);
+    Client plain(server.port());
+    EXPECT_EQ(plain.get("/__sim/health").status, 0) << "plain HTTP to a TLS port fails";
+    server.stop();
+    fs::remove_all(dir);
+}
+
+// ---------------------------------------------------------------- the executable
+
+TEST(SimBinary, PrintsListeningAndStopsOnSigterm) {
+    const std::string bin = std::string(CDP_SYNC_BINARY_DIR) + "/cdp-sync-sim";
+    if (!fs::exists(bin)) GTEST_SKIP() << "build the cdp-sync-sim target first";
+    int out[2];
+    ASSERT_EQ(::pipe(out), 0);
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        ::dup2(out[1], 1);
+        ::close(out[0]);
+        ::execl(bin.c_str(), bin.c_str(), "--port", "0", "--seed-demo", "--log-level", "warn", nullptr);
+        ::_exit(127);
+    }
+    ::close(out[1]);
+    FILE* f = ::fdopen(out[0], "r");
+    char line[512];
+    std::string url;
+    while (std::fgets(line, sizeof line, f)) {
+        std::string s(line);
+        if (s.rfind("listening on ", 0) == 0) {
+            url = s.substr(13);
+            while (!url.empty() && (url.back() == '\n' || url.back() == '\r')) url.pop_back();
+            break;
+        }
+    }
+    ASSERT_FALSE(url.empty());
+    const auto colon = url.rfind(':');
+    const auto slash = url.find('/', colon);
+    const uint16_t port = static_cast<uint16_t>(std::stoi(url.substr(colon + 1, slash - colon - 1)));
+    EXPECT_EQ(url.substr(slash), "/openapi");
+    Client c(port);
+    json r = c.cdp_get("/customer-group/simpleQuery?current=1&size=10");
+    EXPECT_EQ(r["data"]["total"], 3) << "the demo groups";
+    ::kill(pid, SIGTERM);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    std::fclose(f);
+    EXPECT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+}  // namespace
+}  // namespace cdpsync::sim
