@@ -536,8 +536,9 @@ struct Server::Impl {
             }
         }
         stats.record(name, reply.outcome, reply.status, info && info->write);
-        log->debug("sim: {} {} -> {} {}", std::string(req.method_string()), std::string(target),
-                   reply.status, reply.outcome);
+        if (log->should_log(spdlog::level::debug))
+            log->debug("sim: {} {} -> {} {}", std::string(req.method_string()), std::string(target),
+                       reply.status, reply.outcome);
         co_return reply;
     }
 
