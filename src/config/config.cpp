@@ -98,15 +98,18 @@ private:
         if (!map.IsDefined() || map.IsNull()) return;
         if (!map.IsMap()) fail(line_of(map), path, "expected a mapping of keys");
         std::set<std::string> seen;
-        for (auto it = map.begin(); it != map.end(); ++it) {
-            const YAML::Node& k = it->first;
+        for (const auto& kv : map) {
+            // yaml-cpp's iterator yields a proxy by value: copy the nodes out of it.
+            const YAML::Node k = kv.first;
+            const YAML::Node v = kv.second;
             const int key_line = line_of(k);
             std::string name = k.IsScalar() ? k.Scalar() : std::string("<complex key>");
             std::string key = path.empty() ? name : path + "." + name;
             if (!k.IsScalar()) fail(key_line, key, "unknown key");
             if (!seen.insert(name).second) fail(key_line, key, "appears twice");
-            int value_line = line_of(it->second);
-            Field field{key, it->second, value_line > 0 ? value_line : key_line, key_line};
+            // An empty value is marked where the parser stopped, often the next line.
+            const int value_line = v.IsNull() ? key_line : line_of(v);
+            Field field{key, v, value_line > 0 ? value_line : key_line, key_line};
             if (!f(field, name)) fail(key_line, key, "unknown key");
         }
     }

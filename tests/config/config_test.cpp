@@ -156,6 +156,10 @@ TEST(ConfigRequired, EmptyValueCountsAsMissing) {
     const auto e = load_error("database:\n  dsn: \"\"\n  desired_memberships: SELECT 1, 'g'\n");
     EXPECT_EQ(e.key(), "database.dsn");
     EXPECT_EQ(e.line(), 2);
+
+    const auto e2 = load_error("database:\n  desired_memberships: SELECT 1, 'g'\n  dsn:\n");
+    EXPECT_EQ(e2.key(), "database.dsn");
+    EXPECT_EQ(e2.line(), 3);
 }
 
 TEST(ConfigRequired, EmptyFileNamesEveryRequiredKey) {
