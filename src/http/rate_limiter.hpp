@@ -7,10 +7,12 @@
 #include <chrono>
 #include <deque>
 #include <functional>
+#include <list>
 #include <utility>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 namespace cdpsync::http {
 
@@ -30,9 +32,14 @@ public:
     Clock::time_point next_allowed(Clock::time_point now) const;
     void record(Clock::time_point when);
 
+    // Takes effect for sends not yet granted; waiters re-evaluate at once.
     void set_qps(double qps);
     double qps() const { return qps_; }
     void cancel();
+
+    // Sends allowed per window, and the window (max(1 s, 1/qps) + margin).
+    size_t burst() const;
+    Clock::duration window() const;
 
 private:
     boost::asio::any_io_executor executor_;
@@ -41,6 +48,7 @@ private:
     std::deque<Clock::time_point> sends_;
     bool cancelled_ = false;
     Clock::time_point reserved_until_{};
+    std::list<boost::asio::steady_timer*> waiting_;  // timers of suspended acquire() calls
 };
 
 }  // namespace cdpsync::http
