@@ -1,0 +1,197 @@
+// Run history and the op journal.
+#include <unistd.h>
+
+#include <pqxx/pqxx>
+
+#include "store/store.hpp"
+
+namespace cdpsync::store {
+namespace {
+
+const char* kRunColumns =
+    "id, mode, phase, status, force, rows_read, rows_rejected, duplicates, adds, removes, ops_planned,"
+    " ops_done, ops_failed, ops_permanent, calls, retries, failures, member_pages, groups_created,"
+    " group_errors, coalesce(error, ''), details::text";
+
+RunRow read_run(const pqxx::row& r) {
+    RunRow run;
+    run.id = r[0].as<int64_t>();
+    run.mode = r[1].as<std::string>();
+    run.phase = r[2].as<std::string>();
+    run.status = r[3].as<std::string>();
+    run.force = r[4].as<bool>();
+    auto& c = run.counts;
+    int i = 5;
+    for (int64_t* f : {&c.rows_read, &c.rows_rejected, &c.duplicates, &c.adds, &c.removes, &c.ops_planned,
+                       &c.ops_done, &c.ops_failed, &c.ops_permanent, &c.calls, &c.retries, &c.failures,
+                       &c.member_pages, &c.groups_created, &c.group_errors})
+        *f = r[i++].as<int64_t>();
+    run.error = r[i++].as<std::string>();
+    run.details = json::parse(r[i].as<std::string>());
+    return run;
+}
+
+Op read_op(const pqxx::row& r) {
+    Op op;
+    op.id = r[0].as<int64_t>();
+    op.run_id = r[1].as<int64_t>();
+    op.customer_id = r[2].as<int64_t>();
+    op.kind = parse_op_kind(r[3].as<std::string>());
+    op.group_ids = parse_pg_array(r[4].as<std::string>());
+    op.attempts = r[5].as<int>();
+    return op;
+}
+
+}  // namespace
+
+int64_t Store::create_run(const std::string& mode, bool force) {
+    pqxx::work tx(*conn_);
+    auto id = tx.exec_params1(sql("INSERT INTO @.run (mode, force, pid) VALUES ($1, $2, $3) RETURNING id"), mode,
+                              force, static_cast<int>(::getpid()))[0]
+                  .as<int64_t>();
+    tx.commit();
+    return id;
+}
+
+void Store::set_phase(int64_t run_id, const std::string& phase) {
+    pqxx::work tx(*conn_);
+    tx.exec_params(sql("UPDATE @.run SET phase = $2 WHERE id = $1"), run_id, phase);
+    tx.commit();
+}
+
+void Store::save_counts(int64_t run_id, const RunCounts& c, const json& details) {
+    pqxx::work tx(*conn_);
+    tx.exec_params(sql("UPDATE @.run SET rows_read = $2, rows_rejected = $3, duplicates = $4, adds = $5,"
+                       " removes = $6, ops_planned = $7, ops_done = $8, ops_failed = $9, ops_permanent = $10,"
+                       " calls = $11, retries = $12, failures = $13, member_pages = $14, groups_created = $15,"
+                       " group_errors = $16, details = $17::jsonb WHERE id = $1"),
+                   run_id, c.rows_read, c.rows_rejected, c.duplicates, c.adds, c.removes, c.ops_planned, c.ops_done,
+                   c.ops_failed, c.ops_permanent, c.calls, c.retries, c.failures, c.member_pages, c.groups_created,
+                   c.group_errors, details.dump());
+    tx.commit();
+}
+
+void Store::finish_run(int64_t run_id, const std::string& status, const std::string& error, const RunCounts& c,
+                       const json& details) {
+    save_counts(run_id, c, details);
+    pqxx::work tx(*conn_);
+    tx.exec_params(sql("UPDATE @.run SET status = $2, error = nullif($3, ''), finished_at = now(),"
+                       " phase = CASE WHEN $2 = 'succeeded' THEN 'done' ELSE phase END WHERE id = $1"),
+                   run_id, status, error);
+    tx.commit();
+}
+
+std::optional<RunRow> Store::run(int64_t run_id) {
+    pqxx::work tx(*conn_);
+    auto r = tx.exec_params(sql(std::string("SELECT ") + kRunColumns + " FROM @.run WHERE id = $1"), run_id);
+    tx.commit();
+    if (r.empty()) return std::nullopt;
+    return read_run(r[0]);
+}
+
+std::optional<RunRow> Store::interrupted_run() {
+    pqxx::work tx(*conn_);
+    auto r = tx.exec(sql(std::string("SELECT ") + kRunColumns +
+                         " FROM @.run WHERE status = 'running' ORDER BY id DESC LIMIT 1"));
+    if (r.empty()) {
+        tx.commit();
+        return std::nullopt;
+    }
+    RunRow run = read_run(r[0]);
+    tx.exec_params(sql("UPDATE @.run SET status = 'abandoned', finished_at = now(),"
+                       " error = coalesce(error, 'interrupted; a later run took over')"
+                       " WHERE status = 'running' AND id < $1"),
+                   run.id);
+    tx.commit();
+    return run;
+}
+
+std::vector<RunRow> Store::recent_runs(int limit) {
+    pqxx::work tx(*conn_);
+    std::vector<RunRow> out;
+    for (const auto& r : tx.exec_params(sql(std::string("SELECT ") + kRunColumns + " FROM @.run ORDER BY id DESC LIMIT $1"), limit))
+        out.push_back(read_run(r));
+    tx.commit();
+    return out;
+}
+
+std::vector<Op> Store::pending_ops(int64_t run_id, int64_t after_id, int limit) {
+    pqxx::work tx(*conn_);
+    std::vector<Op> out;
+    for (const auto& r : tx.exec_params(sql("SELECT id, run_id, customer_id, kind, group_ids::text, attempts FROM @.op"
+                                            " WHERE run_id = $1 AND state = 'pending' AND id > $2 ORDER BY id LIMIT $3"),
+                                        run_id, after_id, limit))
+        out.push_back(read_op(r));
+    tx.commit();
+    return out;
+}
+
+void Store::record_op(const Op& op, const OpOutcome& o) {
+    pqxx::work tx(*conn_);
+    // A confirmation lost by a kill -9 of this process is still committed (the server has
+    // it); only a crash of the server itself could lose the last few, and those are resent.
+    tx.exec0("SET LOCAL synchronous_commit = off");
+    const std::string ids = to_pg_array(op.group_ids);
+    if (o.ok) {
+        tx.exec_params(sql("UPDATE @.op SET state = 'done', attempts = attempts + 1, http_status = NULL,"
+                           " cdp_code = NULL, msg = NULL, updated_at = now() WHERE id = $1"),
+                       op.id);
+        switch (op.kind) {
+        case OpKind::add:
+            tx.exec_params(sql("INSERT INTO @.remote_member (group_id, customer_id)"
+                               " SELECT unnest($2::bigint[]), $1 ON CONFLICT DO NOTHING"),
+                           op.customer_id, ids);
+            break;
+        case OpKind::remove:
+            tx.exec_params(sql("DELETE FROM @.remote_member WHERE customer_id = $1 AND group_id = ANY($2::bigint[])"),
+                           op.customer_id, ids);
+            break;
+        case OpKind::set:
+            tx.exec_params(sql("DELETE FROM @.remote_member WHERE customer_id = $1 AND group_id <> ALL($2::bigint[])"),
+                           op.customer_id, ids);
+            tx.exec_params(sql("INSERT INTO @.remote_member (group_id, customer_id)"
+                               " SELECT unnest($2::bigint[]), $1 ON CONFLICT DO NOTHING"),
+                           op.customer_id, ids);
+            break;
+        }
+    } else {
+        std::optional<int> status;
+        if (o.http_status) status = o.http_status;
+        tx.exec_params(sql("UPDATE @.op SET state = $2, attempts = attempts + 1, http_status = $3, cdp_code = $4,"
+                           " msg = $5, updated_at = now() WHERE id = $1"),
+                       op.id, o.permanent ? "permanent" : "failed", status, o.cdp_code, o.msg);
+    }
+    tx.commit();
+}
+
+OpTotals Store::op_totals(int64_t run_id) {
+    pqxx::work tx(*conn_);
+    auto r = tx.exec_params1(sql("SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'done'),"
+                                 " count(*) FILTER (WHERE state = 'failed'), count(*) FILTER (WHERE state = 'permanent')"
+                                 " FROM @.op WHERE run_id = $1"),
+                             run_id);
+    tx.commit();
+    return {r[0].as<int64_t>(), r[1].as<int64_t>(), r[2].as<int64_t>(), r[3].as<int64_t>()};
+}
+
+std::vector<FailedOp> Store::failed_ops(int64_t run_id, int limit) {
+    pqxx::work tx(*conn_);
+    std::vector<FailedOp> out;
+    for (const auto& r : tx.exec_params(
+             sql("SELECT id, run_id, customer_id, kind, group_ids::text, attempts, state, coalesce(http_status, 0),"
+                 " cdp_code, coalesce(msg, '') FROM @.op WHERE run_id = $1 AND state IN ('failed', 'permanent')"
+                 " ORDER BY id LIMIT $2"),
+             run_id, limit)) {
+        FailedOp f;
+        f.op = read_op(r);
+        f.state = r[6].as<std::string>();
+        f.http_status = r[7].as<int>();
+        if (!r[8].is_null()) f.cdp_code = r[8].as<int>();
+        f.msg = r[9].as<std::string>();
+        out.push_back(std::move(f));
+    }
+    tx.commit();
+    return out;
+}
+
+}  // namespace cdpsync::store

@@ -1,0 +1,136 @@
+// The group map and the mirror of the CDP's memberships, with resumable snapshots.
+#include <pqxx/pqxx>
+
+#include "store/store.hpp"
+
+namespace cdpsync::store {
+
+std::map<std::string, GroupMapping> Store::group_map() {
+    pqxx::work tx(*conn_);
+    std::map<std::string, GroupMapping> out;
+    for (const auto& row : tx.exec(sql("SELECT name, group_id, type, description, folder_id, created_by_us,"
+                                       " snapshot_at IS NOT NULL, coalesce(error, '') FROM @.group_map"))) {
+        GroupMapping g;
+        g.name = row[0].as<std::string>();
+        if (!row[1].is_null()) g.group_id = row[1].as<int64_t>();
+        g.type = row[2].as<int>();
+        if (!row[3].is_null()) g.description = row[3].as<std::string>();
+        if (!row[4].is_null()) g.folder_id = row[4].as<int64_t>();
+        g.created_by_us = row[5].as<bool>();
+        g.snapshotted = row[6].as<bool>();
+        g.error = row[7].as<std::string>();
+        out.emplace(g.name, std::move(g));
+    }
+    tx.commit();
+    return out;
+}
+
+void Store::save_group(const GroupMapping& g) {
+    pqxx::work tx(*conn_);
+    // Another name that pointed at this id no longer does (the group was renamed in the CDP).
+    if (g.group_id)
+        tx.exec_params(sql("UPDATE @.group_map SET group_id = NULL, snapshot_at = NULL, updated_at = now()"
+                           " WHERE group_id = $1 AND name <> $2"),
+                       *g.group_id, g.name);
+    tx.exec_params(
+        sql("INSERT INTO @.group_map (name, group_id, type, description, folder_id, created_by_us, error, updated_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, nullif($7, ''), now())"
+            " ON CONFLICT (name) DO UPDATE SET"
+            "  snapshot_at = CASE WHEN @.group_map.group_id IS NOT DISTINCT FROM excluded.group_id"
+            "                THEN @.group_map.snapshot_at END,"
+            "  group_id = excluded.group_id, type = excluded.type, description = excluded.description,"
+            "  folder_id = excluded.folder_id,"
+            "  created_by_us = CASE WHEN @.group_map.group_id IS NOT DISTINCT FROM excluded.group_id"
+            "                  THEN @.group_map.created_by_us OR excluded.created_by_us"
+            "                  ELSE excluded.created_by_us END,"
+            "  error = excluded.error, updated_at = now()"),
+        g.name, g.group_id, g.type, g.description, g.folder_id, g.created_by_us, g.error);
+    tx.commit();
+}
+
+void Store::reset_group_mirror(int64_t group_id, bool snapshotted) {
+    pqxx::work tx(*conn_);
+    tx.exec_params(sql("DELETE FROM @.remote_member WHERE group_id = $1"), group_id);
+    tx.exec_params(sql("UPDATE @.group_map SET snapshot_at = CASE WHEN $2 THEN now() END WHERE group_id = $1"),
+                   group_id, snapshotted);
+    tx.commit();
+}
+
+void Store::snapshot_begin(int64_t snapshot_id, const std::vector<int64_t>& group_ids) {
+    pqxx::work tx(*conn_);
+    for (int64_t g : group_ids)
+        tx.exec_params(sql("INSERT INTO @.snapshot_cursor (snapshot_id, group_id) VALUES ($1, $2)"
+                           " ON CONFLICT DO NOTHING"),
+                       snapshot_id, g);
+    tx.commit();
+}
+
+std::map<int64_t, SnapshotCursor> Store::snapshot_cursors(int64_t snapshot_id) {
+    pqxx::work tx(*conn_);
+    std::map<int64_t, SnapshotCursor> out;
+    for (const auto& row : tx.exec_params(
+             sql("SELECT group_id, next_page, done FROM @.snapshot_cursor WHERE snapshot_id = $1"), snapshot_id))
+        out[row[0].as<int64_t>()] = {row[0].as<int64_t>(), row[1].as<int64_t>(), row[2].as<bool>()};
+    tx.commit();
+    return out;
+}
+
+bool Store::snapshot_page(int64_t snapshot_id, int64_t group_id, int64_t page,
+                          const std::vector<int64_t>& customer_ids) {
+    pqxx::work tx(*conn_);
+    tx.exec0("SET LOCAL synchronous_commit = off");
+    auto r = tx.exec_params(sql("UPDATE @.snapshot_cursor SET next_page = next_page + 1"
+                                " WHERE snapshot_id = $1 AND group_id = $2 AND next_page = $3 AND NOT done"),
+                            snapshot_id, group_id, page);
+    if (r.affected_rows() != 1) {
+        tx.abort();
+        return false;
+    }
+    if (!customer_ids.empty()) {
+        pqxx::stream_to copy(tx, sql("@.snapshot_member"),
+                             std::vector<std::string>{"snapshot_id", "group_id", "customer_id"});
+        for (int64_t c : customer_ids) copy << std::make_tuple(snapshot_id, group_id, c);
+        copy.complete();
+    }
+    tx.commit();
+    return true;
+}
+
+int64_t Store::snapshot_finish_group(int64_t snapshot_id, int64_t group_id) {
+    pqxx::work tx(*conn_);
+    tx.exec_params(sql("DELETE FROM @.remote_member WHERE group_id = $1"), group_id);
+    auto ins = tx.exec_params(sql("INSERT INTO @.remote_member (group_id, customer_id)"
+                                  " SELECT DISTINCT $2::bigint, customer_id FROM @.snapshot_member"
+                                  " WHERE snapshot_id = $1 AND group_id = $2"),
+                              snapshot_id, group_id);
+    tx.exec_params(sql("DELETE FROM @.snapshot_member WHERE snapshot_id = $1 AND group_id = $2"), snapshot_id,
+                   group_id);
+    tx.exec_params(sql("UPDATE @.snapshot_cursor SET done = true WHERE snapshot_id = $1 AND group_id = $2"),
+                   snapshot_id, group_id);
+    tx.exec_params(sql("UPDATE @.group_map SET snapshot_at = now() WHERE group_id = $1"), group_id);
+    tx.commit();
+    return static_cast<int64_t>(ins.affected_rows());
+}
+
+void Store::snapshot_discard(int64_t snapshot_id) {
+    pqxx::work tx(*conn_);
+    tx.exec_params(sql("DELETE FROM @.snapshot_member WHERE snapshot_id = $1"), snapshot_id);
+    tx.exec_params(sql("DELETE FROM @.snapshot_cursor WHERE snapshot_id = $1"), snapshot_id);
+    tx.commit();
+}
+
+void Store::snapshot_gc() {
+    pqxx::work tx(*conn_);
+    tx.exec0(sql("DELETE FROM @.snapshot_member WHERE snapshot_id NOT IN (SELECT id FROM @.run WHERE status = 'running')"));
+    tx.exec0(sql("DELETE FROM @.snapshot_cursor WHERE snapshot_id NOT IN (SELECT id FROM @.run WHERE status = 'running')"));
+    tx.commit();
+}
+
+int64_t Store::mirror_count(int64_t group_id) {
+    pqxx::work tx(*conn_);
+    auto n = tx.exec_params1(sql("SELECT count(*) FROM @.remote_member WHERE group_id = $1"), group_id)[0].as<int64_t>();
+    tx.commit();
+    return n;
+}
+
+}  // namespace cdpsync::store

@@ -1,0 +1,140 @@
+// The planner: desired vs mirror as set operations in PostgreSQL, never in this process's
+// memory, so 1M memberships cost the server a couple of hash anti-joins and us nothing.
+// `plan` and the run share every statement here; only journal_plan() writes.
+#include <pqxx/pqxx>
+
+#include "store/store.hpp"
+
+namespace cdpsync::store {
+
+void Store::set_managed(const std::vector<ManagedGroup>& groups) {
+    pqxx::work tx(*conn_);
+    tx.exec0("DROP TABLE IF EXISTS pg_temp.cdp_managed, pg_temp.cdp_wanted");
+    tx.exec0("CREATE TEMP TABLE cdp_managed (group_id bigint PRIMARY KEY, name text NOT NULL UNIQUE)");
+    for (const auto& g : groups)
+        tx.exec_params("INSERT INTO pg_temp.cdp_managed VALUES ($1, $2)", g.group_id, g.name);
+    tx.exec0("ANALYZE pg_temp.cdp_managed");
+    tx.exec0("CREATE TEMP TABLE cdp_wanted AS SELECT m.group_id, d.customer_id"
+             " FROM pg_temp.cdp_desired d JOIN pg_temp.cdp_managed m ON m.name = d.group_name");
+    tx.exec0("ANALYZE pg_temp.cdp_wanted");
+    tx.commit();
+}
+
+PlanSummary Store::compute_plan(const PlanOptions& o) {
+    pqxx::work tx(*conn_);
+    tx.exec0("DROP TABLE IF EXISTS pg_temp.cdp_plan_add, pg_temp.cdp_plan_remove, pg_temp.cdp_plan_op");
+    tx.exec0(sql("CREATE TEMP TABLE cdp_plan_add AS SELECT w.customer_id, w.group_id FROM pg_temp.cdp_wanted w"
+                 " WHERE NOT EXISTS (SELECT 1 FROM @.remote_member r"
+                 "                   WHERE r.group_id = w.group_id AND r.customer_id = w.customer_id)"));
+    tx.exec0(sql("CREATE TEMP TABLE cdp_plan_remove AS SELECT r.customer_id, r.group_id"
+                 " FROM @.remote_member r JOIN pg_temp.cdp_managed m ON m.group_id = r.group_id"
+                 " WHERE " + std::string(o.additive ? "false" : "true") +
+                 " AND NOT EXISTS (SELECT 1 FROM pg_temp.cdp_wanted w"
+                 "                 WHERE w.group_id = r.group_id AND w.customer_id = r.customer_id)"));
+    tx.exec0("ANALYZE pg_temp.cdp_plan_add");
+    tx.exec0("ANALYZE pg_temp.cdp_plan_remove");
+    tx.exec0("CREATE TEMP TABLE cdp_plan_op (customer_id bigint NOT NULL, kind text NOT NULL, group_ids bigint[] NOT NULL)");
+    if (!o.owns_all) {
+        tx.exec0("INSERT INTO pg_temp.cdp_plan_op SELECT customer_id, 'add', array_agg(group_id ORDER BY group_id)"
+                 " FROM pg_temp.cdp_plan_add GROUP BY customer_id");
+        tx.exec0("INSERT INTO pg_temp.cdp_plan_op SELECT customer_id, 'remove', array_agg(group_id ORDER BY group_id)"
+                 " FROM pg_temp.cdp_plan_remove GROUP BY customer_id");
+    } else {
+        // customerUpdateGroups replaces the customer's whole static list: the wanted groups,
+        // plus mirrored groups we no longer manage (left alone), plus in additive mode every
+        // mirrored group. An empty list is sent as a customerDeleteGroups instead.
+        tx.exec0(sql(
+            "INSERT INTO pg_temp.cdp_plan_op"
+            " WITH changed AS (SELECT customer_id FROM pg_temp.cdp_plan_add"
+            "                  UNION SELECT customer_id FROM pg_temp.cdp_plan_remove),"
+            " target AS ("
+            "   SELECT w.customer_id, w.group_id FROM pg_temp.cdp_wanted w JOIN changed USING (customer_id)"
+            "   UNION SELECT r.customer_id, r.group_id FROM @.remote_member r JOIN changed USING (customer_id)"
+            "   WHERE " + std::string(o.additive ? "true" : "false") +
+            "      OR NOT EXISTS (SELECT 1 FROM pg_temp.cdp_managed m WHERE m.group_id = r.group_id))"
+            " SELECT c.customer_id,"
+            "        CASE WHEN t.ids IS NULL THEN 'remove' ELSE 'set' END,"
+            "        coalesce(t.ids, (SELECT array_agg(p.group_id ORDER BY p.group_id) FROM pg_temp.cdp_plan_remove p"
+            "                         WHERE p.customer_id = c.customer_id))"
+            " FROM changed c LEFT JOIN (SELECT customer_id, array_agg(group_id ORDER BY group_id) AS ids"
+            "                           FROM target GROUP BY customer_id) t USING (customer_id)"));
+    }
+
+    PlanSummary s;
+    auto t = tx.exec1("SELECT (SELECT count(*) FROM pg_temp.cdp_plan_add), (SELECT count(*) FROM pg_temp.cdp_plan_remove),"
+                      " (SELECT count(DISTINCT customer_id) FROM pg_temp.cdp_plan_op),"
+                      " count(*) FILTER (WHERE kind = 'add'), count(*) FILTER (WHERE kind = 'remove'),"
+                      " count(*) FILTER (WHERE kind = 'set') FROM pg_temp.cdp_plan_op");
+    s.adds = t[0].as<int64_t>();
+    s.removes = t[1].as<int64_t>();
+    s.customers = t[2].as<int64_t>();
+    s.add_calls = t[3].as<int64_t>();
+    s.remove_calls = t[4].as<int64_t>();
+    s.set_calls = t[5].as<int64_t>();
+
+    auto rows = tx.exec_params(sql(
+        "SELECT m.name, m.group_id,"
+        " (SELECT count(*) FROM pg_temp.cdp_wanted w WHERE w.group_id = m.group_id),"
+        " (SELECT count(*) FROM @.remote_member r WHERE r.group_id = m.group_id),"
+        " (SELECT count(*) FROM pg_temp.cdp_plan_add a WHERE a.group_id = m.group_id),"
+        " (SELECT count(*) FROM pg_temp.cdp_plan_remove p WHERE p.group_id = m.group_id),"
+        " (SELECT coalesce(array_agg(customer_id), '{}') FROM (SELECT customer_id FROM pg_temp.cdp_plan_add a"
+        "   WHERE a.group_id = m.group_id ORDER BY customer_id LIMIT $1) x)::text,"
+        " (SELECT coalesce(array_agg(customer_id), '{}') FROM (SELECT customer_id FROM pg_temp.cdp_plan_remove p"
+        "   WHERE p.group_id = m.group_id ORDER BY customer_id LIMIT $1) x)::text"
+        " FROM pg_temp.cdp_managed m ORDER BY m.name"),
+        o.samples);
+    for (const auto& r : rows) {
+        GroupPlan g;
+        g.name = r[0].as<std::string>();
+        g.group_id = r[1].as<int64_t>();
+        g.desired = r[2].as<int64_t>();
+        g.mirror = r[3].as<int64_t>();
+        g.adds = r[4].as<int64_t>();
+        g.removes = r[5].as<int64_t>();
+        g.sample_adds = parse_pg_array(r[6].as<std::string>());
+        g.sample_removes = parse_pg_array(r[7].as<std::string>());
+        s.groups.push_back(std::move(g));
+    }
+    tx.commit();
+    return s;
+}
+
+std::vector<std::pair<int64_t, std::string>> Store::sample_removals(int limit) {
+    pqxx::work tx(*conn_);
+    std::vector<std::pair<int64_t, std::string>> out;
+    for (const auto& r : tx.exec_params("SELECT p.customer_id, m.name FROM pg_temp.cdp_plan_remove p"
+                                        " JOIN pg_temp.cdp_managed m USING (group_id)"
+                                        " ORDER BY m.name, p.customer_id LIMIT $1",
+                                        limit))
+        out.emplace_back(r[0].as<int64_t>(), r[1].as<std::string>());
+    tx.commit();
+    return out;
+}
+
+void Store::journal_plan(int64_t run_id, const RunCounts& c) {
+    pqxx::work tx(*conn_);
+    // An op identical to one that failed before inherits its attempts (and its permanence),
+    // looked up before the older ops are superseded by this plan.
+    tx.exec_params(sql(
+        "INSERT INTO @.op (run_id, customer_id, kind, group_ids, state, attempts, http_status, cdp_code, msg)"
+        " SELECT $1, n.customer_id, n.kind, n.group_ids,"
+        "        CASE WHEN p.state = 'permanent' THEN 'permanent' ELSE 'pending' END,"
+        "        coalesce(p.attempts, 0), p.http_status, p.cdp_code, p.msg"
+        " FROM pg_temp.cdp_plan_op n"
+        " LEFT JOIN LATERAL (SELECT o.state, o.attempts, o.http_status, o.cdp_code, o.msg FROM @.op o"
+        "   WHERE o.state IN ('failed', 'permanent') AND o.run_id <> $1"
+        "     AND o.customer_id = n.customer_id AND o.kind = n.kind AND o.group_ids = n.group_ids"
+        "   ORDER BY o.id DESC LIMIT 1) p ON true"
+        " ORDER BY n.customer_id, n.kind"),
+        run_id);
+    tx.exec_params(sql("UPDATE @.op SET state = 'superseded', updated_at = now()"
+                       " WHERE run_id <> $1 AND state IN ('pending', 'failed', 'permanent')"),
+                   run_id);
+    tx.exec_params(sql("UPDATE @.run SET phase = 'apply', adds = $2, removes = $3,"
+                       " ops_planned = (SELECT count(*) FROM @.op WHERE run_id = $1) WHERE id = $1"),
+                   run_id, c.adds, c.removes);
+    tx.commit();
+}
+
+}  // namespace cdpsync::store

@@ -1,0 +1,137 @@
+// Versioned migrations of the cdp_sync schema and the one-writer lock.
+#include <pqxx/pqxx>
+#include <spdlog/spdlog.h>
+
+#include "store/store.hpp"
+
+namespace cdpsync::store {
+namespace {
+
+// Advisory lock namespaces (first key); the second key is hashtext(schema name).
+constexpr int kMigrateLock = 0x0cd95001;
+constexpr int kApplyLock = 0x0cd95002;
+
+struct Migration {
+    int version;
+    const char* description;
+    const char* sql;
+};
+
+const Migration kMigrations[] = {
+    {1, "initial schema", R"SQL(
+CREATE TABLE @.group_map (
+    name text PRIMARY KEY,
+    group_id bigint,
+    type int NOT NULL DEFAULT 1,
+    description text,
+    folder_id bigint,
+    created_by_us boolean NOT NULL DEFAULT false,
+    snapshot_at timestamptz,
+    error text,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE @.remote_member (
+    group_id bigint NOT NULL,
+    customer_id bigint NOT NULL,
+    PRIMARY KEY (group_id, customer_id)
+);
+CREATE INDEX remote_member_customer ON @.remote_member (customer_id);
+-- Unlogged: lost only on a server crash, together with the cursors, which then restart.
+CREATE UNLOGGED TABLE @.snapshot_cursor (
+    snapshot_id bigint NOT NULL,
+    group_id bigint NOT NULL,
+    next_page bigint NOT NULL DEFAULT 1,
+    done boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (snapshot_id, group_id)
+);
+CREATE UNLOGGED TABLE @.snapshot_member (
+    snapshot_id bigint NOT NULL,
+    group_id bigint NOT NULL,
+    customer_id bigint NOT NULL
+);
+CREATE INDEX snapshot_member_group ON @.snapshot_member (snapshot_id, group_id);
+CREATE TABLE @.run (
+    id bigserial PRIMARY KEY,
+    mode text NOT NULL,
+    phase text NOT NULL DEFAULT 'source',
+    status text NOT NULL DEFAULT 'running',
+    force boolean NOT NULL DEFAULT false,
+    pid int,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz,
+    rows_read bigint NOT NULL DEFAULT 0,
+    rows_rejected bigint NOT NULL DEFAULT 0,
+    duplicates bigint NOT NULL DEFAULT 0,
+    adds bigint NOT NULL DEFAULT 0,
+    removes bigint NOT NULL DEFAULT 0,
+    ops_planned bigint NOT NULL DEFAULT 0,
+    ops_done bigint NOT NULL DEFAULT 0,
+    ops_failed bigint NOT NULL DEFAULT 0,
+    ops_permanent bigint NOT NULL DEFAULT 0,
+    calls bigint NOT NULL DEFAULT 0,
+    retries bigint NOT NULL DEFAULT 0,
+    failures bigint NOT NULL DEFAULT 0,
+    member_pages bigint NOT NULL DEFAULT 0,
+    groups_created bigint NOT NULL DEFAULT 0,
+    group_errors bigint NOT NULL DEFAULT 0,
+    error text,
+    details jsonb NOT NULL DEFAULT '{}'
+);
+CREATE INDEX run_status ON @.run (status) WHERE status = 'running';
+CREATE TABLE @.op (
+    id bigserial PRIMARY KEY,
+    run_id bigint NOT NULL REFERENCES @.run (id),
+    customer_id bigint NOT NULL,
+    kind text NOT NULL CHECK (kind IN ('add', 'remove', 'set')),
+    group_ids bigint[] NOT NULL,
+    state text NOT NULL DEFAULT 'pending'
+        CHECK (state IN ('pending', 'done', 'failed', 'permanent', 'superseded')),
+    attempts int NOT NULL DEFAULT 0,
+    http_status int,
+    cdp_code int,
+    msg text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX op_run_state ON @.op (run_id, state, id);
+CREATE INDEX op_open ON @.op (customer_id) WHERE state IN ('pending', 'failed', 'permanent');
+)SQL"},
+};
+
+}  // namespace
+
+int Store::migrate() {
+    pqxx::work tx(*conn_);
+    tx.exec_params("SELECT pg_advisory_xact_lock($1, hashtext($2))", kMigrateLock, schema_);
+    tx.exec0("SET LOCAL client_min_messages = warning");
+    tx.exec0(sql("CREATE SCHEMA IF NOT EXISTS " + quoted_schema_));
+    tx.exec0(sql("CREATE TABLE IF NOT EXISTS @.schema_version ("
+                 " version int PRIMARY KEY, description text NOT NULL,"
+                 " applied_at timestamptz NOT NULL DEFAULT now())"));
+    int current = tx.exec1(sql("SELECT coalesce(max(version), 0) FROM @.schema_version"))[0].as<int>();
+    if (current > kSchemaVersion)
+        throw std::runtime_error("schema " + schema_ + " is at version " + std::to_string(current) +
+                                 ", newer than this cdp-sync knows (" + std::to_string(kSchemaVersion) + ")");
+    for (const auto& m : kMigrations) {
+        if (m.version <= current) continue;
+        tx.exec0(sql(m.sql));
+        tx.exec_params(sql("INSERT INTO @.schema_version (version, description) VALUES ($1, $2)"),
+                       m.version, m.description);
+        log_->info("schema {}: applied migration {} ({})", schema_, m.version, m.description);
+        current = m.version;
+    }
+    tx.commit();
+    return current;
+}
+
+bool Store::try_lock_apply() {
+    pqxx::nontransaction tx(*conn_);
+    return tx.exec_params1("SELECT pg_try_advisory_lock($1, hashtext($2))", kApplyLock, schema_)[0].as<bool>();
+}
+
+void Store::unlock_apply() {
+    pqxx::nontransaction tx(*conn_);
+    tx.exec_params("SELECT pg_advisory_unlock($1, hashtext($2))", kApplyLock, schema_);
+}
+
+}  // namespace cdpsync::store

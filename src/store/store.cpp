@@ -1,0 +1,142 @@
+#include "store/store.hpp"
+
+#include <regex>
+
+#include <pqxx/pqxx>
+#include <spdlog/spdlog.h>
+
+namespace cdpsync::store {
+
+bool is_plain_identifier(const std::string& name) {
+    static const std::regex re("[A-Za-z_][A-Za-z0-9_]{0,62}");
+    return std::regex_match(name, re);
+}
+
+std::string redact_dsn(const std::string& dsn) {
+    // URI form: scheme://user:password@host
+    static const std::regex uri(R"(^(postgres(?:ql)?://[^:/@]*:)[^@]*@)");
+    // key=value form: password=secret or password='se cret'
+    static const std::regex kv(R"((password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+))", std::regex::icase);
+    // URI query parameter
+    static const std::regex q(R"(([?&]password=)[^&]*)", std::regex::icase);
+    std::string out = std::regex_replace(dsn, uri, "$1***@");
+    out = std::regex_replace(out, q, "$1***");
+    if (out.find("://") == std::string::npos) out = std::regex_replace(out, kv, "$1***");
+    return out;
+}
+
+std::string to_pg_array(const std::vector<int64_t>& values) {
+    std::string s = "{";
+    for (size_t i = 0; i < values.size(); ++i) {
+        if (i) s += ',';
+        s += std::to_string(values[i]);
+    }
+    s += '}';
+    return s;
+}
+
+std::vector<int64_t> parse_pg_array(const std::string& text) {
+    std::vector<int64_t> out;
+    std::string cur;
+    for (char c : text) {
+        if ((c >= '0' && c <= '9') || c == '-') {
+            cur += c;
+        } else if (!cur.empty()) {
+            out.push_back(std::stoll(cur));
+            cur.clear();
+        }
+    }
+    if (!cur.empty()) out.push_back(std::stoll(cur));
+    return out;
+}
+
+std::string group_name_problem(const std::string& name) {
+    if (name.empty()) return "empty group name";
+    size_t chars = 0;
+    bool blank = true;
+    for (unsigned char c : name) {
+        if ((c & 0xC0) != 0x80) ++chars;
+        if (c < 0x20 || c == 0x7F) return "group name has control characters";
+        if (c != ' ') blank = false;
+    }
+    if (blank) return "empty group name";
+    if (name.front() == ' ' || name.back() == ' ') return "group name has leading or trailing spaces";
+    if (chars > static_cast<size_t>(kMaxGroupNameChars)) return "group name longer than 64 characters";
+    return "";
+}
+
+const char* to_string(OpKind kind) {
+    switch (kind) {
+    case OpKind::add: return "add";
+    case OpKind::remove: return "remove";
+    case OpKind::set: return "set";
+    }
+    return "?";
+}
+
+OpKind parse_op_kind(const std::string& s) {
+    if (s == "add") return OpKind::add;
+    if (s == "remove") return OpKind::remove;
+    if (s == "set") return OpKind::set;
+    throw std::invalid_argument("unknown op kind: " + s);
+}
+
+json SourceStats::to_json() const {
+    json ex = json::array();
+    for (const auto& e : examples)
+        ex.push_back({{"reason", e.reason}, {"customer_id", e.customer_id}, {"group_name", e.group_name}});
+    return {{"rows_read", rows_read},     {"rows_rejected", rows_rejected},
+            {"duplicates", duplicates},   {"desired", desired},
+            {"group_rows", group_rows},   {"rejected_by_reason", rejected_by_reason},
+            {"examples", ex}};
+}
+
+json PlanSummary::to_json() const {
+    json gs = json::array();
+    for (const auto& g : groups)
+        gs.push_back({{"name", g.name},
+                      {"group_id", g.group_id > 0 ? json(g.group_id) : json(nullptr)},
+                      {"desired", g.desired},
+                      {"mirror", g.mirror},
+                      {"adds", g.adds},
+                      {"removes", g.removes},
+                      {"sample_adds", g.sample_adds},
+                      {"sample_removes", g.sample_removes}});
+    return {{"adds", adds},
+            {"removes", removes},
+            {"customers", customers},
+            {"calls", {{"customerAddGroups", add_calls},
+                       {"customerDeleteGroups", remove_calls},
+                       {"customerUpdateGroups", set_calls},
+                       {"total", write_calls()}}},
+            {"groups", gs}};
+}
+
+Store::Store(const std::string& dsn, std::string schema, std::shared_ptr<spdlog::logger> log)
+    : log_(log ? std::move(log) : spdlog::default_logger()), schema_(std::move(schema)) {
+    if (!is_plain_identifier(schema_))
+        throw std::invalid_argument("database.schema is not a plain SQL identifier: " + schema_);
+    conn_ = std::make_unique<pqxx::connection>(dsn);
+    quoted_schema_ = conn_->quote_name(schema_);
+}
+
+Store::~Store() = default;
+
+pqxx::connection& Store::connection() { return *conn_; }
+
+std::string Store::sql(const std::string& tmpl) const {
+    std::string out;
+    out.reserve(tmpl.size() + 64);
+    for (size_t i = 0; i < tmpl.size(); ++i) {
+        if (tmpl[i] == '@' && i + 1 < tmpl.size() && tmpl[i + 1] == '.') {
+            out += quoted_schema_;
+            out += '.';
+            ++i;
+        } else {
+            out += tmpl[i];
+        }
+    }
+    return out;
+}
+
+}  // namespace cdpsync::store

@@ -1,0 +1,273 @@
+// PostgreSQL side of cdp-sync: the `cdp_sync` schema (migrations, run history, journal,
+// mirror, group map, snapshot cursors), the source queries and the set-based planner.
+// No HTTP here. A dead or refusing PostgreSQL throws (pqxx exceptions); a source query that
+// fails throws SourceError so the engine can record a failed run.
+//
+// Working tables of one session are TEMP tables (pg_temp.cdp_*): the validated source rows,
+// the managed groups and the plan. They never leave the session, so `plan` and a run in
+// another process never see each other's work; what must survive a kill -9 (journal, mirror,
+// cursors, run row) lives in the schema.
+//
+// | table            | holds                                                              |
+// |------------------|--------------------------------------------------------------------|
+// | schema_version   | applied migrations                                                 |
+// | group_map        | desired group name -> CDP group id, type, description, folder      |
+// | remote_member    | the mirror: (group_id, customer_id) the CDP is known to hold        |
+// | snapshot_cursor  | per snapshot (= run id) and group: next page to read, done          |
+// | snapshot_member  | pages read of a group whose snapshot is not finished yet            |
+// | run              | one row per run: mode, phase, status, counts, error                 |
+// | op               | the journal: one planned write call per row and its outcome         |
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <pqxx/connection>
+#include <spdlog/logger.h>
+
+#include "config/config.hpp"
+
+namespace cdpsync::store {
+
+using json = nlohmann::json;
+
+// The source query (desired memberships or groups) failed: the run fails, nothing changes.
+class SourceError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// True for a plain SQL identifier: [A-Za-z_][A-Za-z0-9_]{0,62}.
+bool is_plain_identifier(const std::string& name);
+// The DSN with any password replaced by "***" (key=value and URI forms), safe to log.
+std::string redact_dsn(const std::string& dsn);
+// Postgres array text literal of bigints and back: {1,2,3}.
+std::string to_pg_array(const std::vector<int64_t>& values);
+std::vector<int64_t> parse_pg_array(const std::string& text);
+
+// Why the CDP cannot take a group name, or "" when it can (same rule as the SQL checks).
+std::string group_name_problem(const std::string& name);
+inline constexpr int kMaxGroupNameChars = 64;
+
+struct RejectExample {
+    std::string reason;
+    std::string customer_id;  // as text, as the query returned it ("" for NULL)
+    std::string group_name;
+};
+
+struct SourceStats {
+    int64_t rows_read = 0;       // membership rows returned by the query
+    int64_t rows_rejected = 0;   // invalid rows (membership and group rows)
+    int64_t duplicates = 0;      // valid membership rows repeating another
+    int64_t desired = 0;         // distinct valid (customer, group name) pairs
+    int64_t group_rows = 0;      // rows of the desired-groups query
+    std::map<std::string, int64_t> rejected_by_reason;
+    std::vector<RejectExample> examples;  // up to 10
+    json to_json() const;
+};
+
+// A group the source mentions (in memberships or in the desired-groups query).
+struct DesiredGroup {
+    std::string name;
+    std::optional<std::string> description;  // from desired_groups; nullopt = not managed
+    std::optional<std::string> folder;       // from desired_groups; nullopt = cdp.folder
+    int64_t members = 0;                     // distinct desired customers
+};
+
+struct GroupMapping {
+    std::string name;
+    std::optional<int64_t> group_id;
+    int type = 1;
+    std::optional<std::string> description;
+    std::optional<int64_t> folder_id;
+    bool created_by_us = false;
+    bool snapshotted = false;  // the mirror holds a complete snapshot of the group
+    std::string error;
+};
+
+// A group the planner works on: desired rows with this name are diffed against the mirror
+// rows of this id. A negative id is a placeholder for a group `plan` would create.
+struct ManagedGroup {
+    std::string name;
+    int64_t group_id = 0;
+};
+
+struct PlanOptions {
+    bool additive = false;       // never remove
+    bool owns_all = false;       // one customerUpdateGroups per changed customer
+    int samples = 5;             // sample customers per group
+};
+
+struct GroupPlan {
+    std::string name;
+    int64_t group_id = 0;
+    int64_t desired = 0;
+    int64_t mirror = 0;
+    int64_t adds = 0;
+    int64_t removes = 0;
+    std::vector<int64_t> sample_adds;
+    std::vector<int64_t> sample_removes;
+};
+
+struct PlanSummary {
+    int64_t adds = 0;              // memberships to add
+    int64_t removes = 0;           // memberships to remove
+    int64_t customers = 0;         // customers with any change
+    int64_t add_calls = 0;         // customerAddGroups calls
+    int64_t remove_calls = 0;      // customerDeleteGroups calls
+    int64_t set_calls = 0;         // customerUpdateGroups calls
+    std::vector<GroupPlan> groups; // managed groups, by name
+    int64_t write_calls() const { return add_calls + remove_calls + set_calls; }
+    json to_json() const;
+};
+
+enum class OpKind { add, remove, set };
+const char* to_string(OpKind kind);
+OpKind parse_op_kind(const std::string& s);
+
+struct Op {
+    int64_t id = 0;
+    int64_t run_id = 0;
+    int64_t customer_id = 0;
+    OpKind kind = OpKind::add;
+    std::vector<int64_t> group_ids;
+    int attempts = 0;
+};
+
+struct OpOutcome {
+    bool ok = false;
+    bool permanent = false;  // stop retrying (set by the caller's policy)
+    int http_status = 0;
+    std::optional<int> cdp_code;
+    std::string msg;
+};
+
+struct OpTotals {
+    int64_t pending = 0, done = 0, failed = 0, permanent = 0;
+    int64_t total() const { return pending + done + failed + permanent; }
+};
+
+struct FailedOp {
+    Op op;
+    std::string state;
+    int http_status = 0;
+    std::optional<int> cdp_code;
+    std::string msg;
+};
+
+// Counters kept on the run row.
+struct RunCounts {
+    int64_t rows_read = 0, rows_rejected = 0, duplicates = 0;
+    int64_t adds = 0, removes = 0, ops_planned = 0;
+    int64_t ops_done = 0, ops_failed = 0, ops_permanent = 0;
+    int64_t calls = 0, retries = 0, failures = 0, member_pages = 0;
+    int64_t groups_created = 0, group_errors = 0;
+};
+
+struct RunRow {
+    int64_t id = 0;
+    std::string mode;    // full, incremental
+    std::string phase;   // source, groups, snapshot, plan, apply, done
+    std::string status;  // running, succeeded, failed, blocked, abandoned
+    bool force = false;
+    RunCounts counts;
+    std::string error;
+    json details;        // reject examples, group errors, permanent failures
+};
+
+struct SnapshotCursor {
+    int64_t group_id = 0;
+    int64_t next_page = 1;
+    bool done = false;
+};
+
+class Store {
+public:
+    // Connects (throws pqxx::broken_connection) and validates the schema name
+    // (std::invalid_argument).
+    Store(const std::string& dsn, std::string schema, std::shared_ptr<spdlog::logger> log = nullptr);
+    ~Store();
+    Store(const Store&) = delete;
+    Store& operator=(const Store&) = delete;
+
+    pqxx::connection& connection();
+    const std::string& schema() const { return schema_; }
+    // `tmpl` with every "@." replaced by the quoted schema and a dot.
+    std::string sql(const std::string& tmpl) const;
+
+    // --- schema.cpp
+    static constexpr int kSchemaVersion = 1;
+    // Applies missing migrations in one transaction under an advisory lock; idempotent and
+    // safe with concurrent callers. Returns the schema version.
+    int migrate();
+    // The one-writer lock (session level, released when the connection closes).
+    bool try_lock_apply();
+    void unlock_apply();
+
+    // --- source.cpp
+    // Runs the desired queries into session temp tables, validating every row. Only groups
+    // named in `only_groups` are kept when it is not empty. Throws SourceError.
+    SourceStats load_source(const config::DatabaseConfig& db, const std::vector<std::string>& only_groups = {});
+    std::vector<DesiredGroup> desired_groups();
+
+    // --- mirror.cpp
+    std::map<std::string, GroupMapping> group_map();
+    void save_group(const GroupMapping& g);
+    // Forgets the mirror of a group (it was deleted in the CDP, or is new and empty).
+    void reset_group_mirror(int64_t group_id, bool snapshotted);
+    void snapshot_begin(int64_t snapshot_id, const std::vector<int64_t>& group_ids);
+    std::map<int64_t, SnapshotCursor> snapshot_cursors(int64_t snapshot_id);
+    // One page, atomically with its cursor; ignored (false) unless page == next_page.
+    bool snapshot_page(int64_t snapshot_id, int64_t group_id, int64_t page,
+                       const std::vector<int64_t>& customer_ids);
+    // Replaces the group's mirror with the pages read, marks the cursor done. Returns members.
+    int64_t snapshot_finish_group(int64_t snapshot_id, int64_t group_id);
+    void snapshot_discard(int64_t snapshot_id);
+    // Drops the pages and cursors of every snapshot that no running run owns (call with the
+    // apply lock held).
+    void snapshot_gc();
+    int64_t mirror_count(int64_t group_id);
+
+    // --- plan.cpp
+    void set_managed(const std::vector<ManagedGroup>& groups);
+    // Diff desired vs mirror into session temp tables and summarise. Same SQL for plan and run.
+    PlanSummary compute_plan(const PlanOptions& options);
+    // Up to `limit` planned removals (customer, group name), for the guard's log.
+    std::vector<std::pair<int64_t, std::string>> sample_removals(int limit);
+    // Writes the computed plan to the journal and moves the run to phase 'apply', in one
+    // transaction. Failed/permanent ops of earlier runs are superseded; an identical op that
+    // failed before keeps its attempt count, and stays permanent if it was.
+    void journal_plan(int64_t run_id, const RunCounts& counts);
+
+    // --- journal.cpp
+    int64_t create_run(const std::string& mode, bool force);
+    void set_phase(int64_t run_id, const std::string& phase);
+    void save_counts(int64_t run_id, const RunCounts& counts, const json& details);
+    void finish_run(int64_t run_id, const std::string& status, const std::string& error,
+                    const RunCounts& counts, const json& details);
+    std::optional<RunRow> run(int64_t run_id);
+    // The newest run left 'running' (its process died); older ones are marked abandoned.
+    // Call only while holding the apply lock.
+    std::optional<RunRow> interrupted_run();
+    std::vector<RunRow> recent_runs(int limit);
+    // Pending ops of a run with id > after_id, by id.
+    std::vector<Op> pending_ops(int64_t run_id, int64_t after_id, int limit);
+    // Records one outcome and, on success, the mirror change, in one transaction.
+    void record_op(const Op& op, const OpOutcome& outcome);
+    OpTotals op_totals(int64_t run_id);
+    std::vector<FailedOp> failed_ops(int64_t run_id, int limit);
+
+private:
+    std::shared_ptr<spdlog::logger> log_;
+    std::string schema_;
+    std::string quoted_schema_;
+    std::unique_ptr<pqxx::connection> conn_;
+};
+
+}  // namespace cdpsync::store

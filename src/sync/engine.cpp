@@ -1,0 +1,372 @@
+// The run orchestration: phases, resume, the guard and the honest final status.
+#include "sync/engine.hpp"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <exception>
+#include <set>
+#include <utility>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <spdlog/spdlog.h>
+
+#include "cdp/api.hpp"
+#include "config/token.hpp"
+#include "sync/steps.hpp"
+
+namespace cdpsync::sync {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// PostgreSQL's messages span lines (LINE 1: ... ^); the run summary is one line.
+std::string one_line(std::string s) {
+    for (auto& c : s)
+        if (c == '\n' || c == '\r') c = ' ';
+    while (!s.empty() && s.back() == ' ') s.pop_back();
+    return s;
+}
+
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+json issues_json(const std::vector<GroupIssue>& issues) {
+    json out = json::array();
+    for (const auto& i : issues) out.push_back({{"group", i.name}, {"error", i.error}});
+    return out;
+}
+
+json failures_json(const std::vector<store::FailedOp>& failures) {
+    json out = json::array();
+    for (const auto& f : failures) {
+        json j{{"op", f.op.id},
+               {"customer_id", f.op.customer_id},
+               {"kind", store::to_string(f.op.kind)},
+               {"group_ids", f.op.group_ids},
+               {"state", f.state},
+               {"attempts", f.op.attempts},
+               {"http_status", f.http_status},
+               {"msg", f.msg}};
+        j["cdp_code"] = f.cdp_code ? json(*f.cdp_code) : json(nullptr);
+        out.push_back(std::move(j));
+    }
+    return out;
+}
+
+}  // namespace
+
+const char* to_string(RunKind kind) { return kind == RunKind::full ? "full" : "incremental"; }
+
+const char* to_string(RunStatus status) {
+    switch (status) {
+    case RunStatus::succeeded: return "succeeded";
+    case RunStatus::failed: return "failed";
+    case RunStatus::blocked: return "blocked";
+    case RunStatus::busy: return "busy";
+    }
+    return "?";
+}
+
+struct Engine::Impl {
+    config::Config cfg;
+    std::shared_ptr<spdlog::logger> log;
+    store::Store store;
+    net::io_context io;
+    cdp::Api api;
+
+    Impl(const config::Config& c, std::shared_ptr<spdlog::logger> l)
+        : cfg(c),
+          log(l ? std::move(l) : spdlog::default_logger()),
+          store(c.database.dsn, c.database.schema, log),
+          api(io.get_executor(), cdp::ApiOptions::from_config(c.cdp), config::TokenSource(c.cdp), log) {
+        store.migrate();
+    }
+
+    // Runs a coroutine on the io_context to completion, rethrowing what it throws.
+    template <class T>
+    T block_on(net::awaitable<T> work) {
+        std::optional<T> out;
+        std::exception_ptr error;
+        net::co_spawn(io, std::move(work), [&](std::exception_ptr e, T value) {
+            error = e;
+            if (!e) out = std::move(value);
+        });
+        io.restart();
+        io.run();
+        if (error) std::rethrow_exception(error);
+        return std::move(*out);
+    }
+
+    Steps steps() { return Steps{cfg, *log, store, api}; }
+
+    void add_api_delta(store::RunCounts& c, const cdp::ApiStats& before) {
+        auto now = api.stats();
+        c.calls += static_cast<int64_t>(now.calls - before.calls);
+        c.retries += static_cast<int64_t>(now.retries - before.retries);
+        c.failures += static_cast<int64_t>(now.failures - before.failures);
+    }
+
+    json details(const RunReport& r, const std::vector<std::string>& only_groups) {
+        json d{{"source", r.source.to_json()},
+               {"group_errors", issues_json(r.group_errors)},
+               {"failures", failures_json(r.failures)},
+               {"only_groups", only_groups}};
+        if (!r.guard_sample.empty()) {
+            json s = json::array();
+            for (const auto& [c, g] : r.guard_sample) s.push_back({{"customer_id", c}, {"group", g}});
+            d["guard_sample"] = s;
+        }
+        return d;
+    }
+
+    // Carries one run from `phase` to its end. The run row exists and is 'running'.
+    RunReport execute(int64_t run_id, RunKind kind, bool force, const std::vector<std::string>& only_groups,
+                      const std::string& phase, store::RunCounts counts) {
+        const auto t0 = Clock::now();
+        const auto api_before = api.stats();
+        RunReport r;
+        r.run_id = run_id;
+        r.kind = kind;
+        r.counts = counts;
+        Steps st = steps();
+        std::string fatal;
+
+        try {
+            if (phase != "apply") {
+                // source
+                store.set_phase(run_id, "source");
+                try {
+                    r.source = store.load_source(cfg.database, only_groups);
+                } catch (const store::SourceError& e) {
+                    fatal = one_line(e.what());
+                }
+                r.counts.rows_read = r.source.rows_read;
+                r.counts.rows_rejected = r.source.rows_rejected;
+                r.counts.duplicates = r.source.duplicates;
+                if (r.source.rows_rejected > 0) log_rejects(r.source);
+
+                if (fatal.empty()) {
+                    // groups
+                    store.set_phase(run_id, "groups");
+                    GroupsResult g = block_on(st.resolve_groups(kind == RunKind::full, false));
+                    r.group_errors = g.errors;
+                    r.counts.groups_created += g.created;
+                    if (!g.fatal.empty()) fatal = g.fatal;
+
+                    if (fatal.empty()) {
+                        // snapshot
+                        std::vector<store::ManagedGroup> to_read = kind == RunKind::full ? g.existing : g.unsnapshotted;
+                        if (!to_read.empty()) {
+                            store.set_phase(run_id, "snapshot");
+                            SnapshotResult s = block_on(st.snapshot(run_id, to_read));
+                            r.counts.member_pages += s.pages;
+                            for (auto& e : s.errors) r.group_errors.push_back(e);
+                            drop_failed(g.managed, s.failed);
+                        }
+
+                        // plan
+                        store.set_phase(run_id, "plan");
+                        const auto tp = Clock::now();
+                        store.set_managed(g.managed);
+                        r.plan = store.compute_plan(plan_options());
+                        r.plan_seconds = since(tp);
+                        r.counts.adds = r.plan.adds;
+                        r.counts.removes = r.plan.removes;
+                        r.counts.ops_planned = r.plan.write_calls();
+                        log->info("run {}: plan +{} -{} memberships for {} customers: {} write calls ({:.2f} s)", run_id,
+                                  r.plan.adds, r.plan.removes, r.plan.customers, r.plan.write_calls(),
+                                  r.plan_seconds);
+
+                        // guard
+                        if (r.plan.removes > cfg.sync.max_deletes && !force) {
+                            r.guard_sample = store.sample_removals(20);
+                            std::string why = "the plan removes " + std::to_string(r.plan.removes) +
+                                              " memberships, more than sync.max_deletes (" +
+                                              std::to_string(cfg.sync.max_deletes) +
+                                              "); nothing was sent. Check the desired query, then rerun with --force";
+                            log->error("run {}: {}", run_id, why);
+                            for (const auto& gp : r.plan.groups)
+                                if (gp.removes > 0)
+                                    log->error("run {}: would remove {} of {} members from group '{}'", run_id,
+                                               gp.removes, gp.mirror, gp.name);
+                            for (const auto& [c, name] : r.guard_sample)
+                                log->error("run {}: would remove customer {} from '{}'", run_id, c, name);
+                            r.status = RunStatus::blocked;
+                            r.error = why;
+                            add_api_delta(r.counts, api_before);
+                            r.seconds = since(t0);
+                            store.finish_run(run_id, "blocked", why, r.counts, details(r, only_groups));
+                            store.snapshot_discard(run_id);
+                            log->info("{}", r.summary_line());
+                            return r;
+                        }
+
+                        // journal: the plan is durable before the first write call
+                        store.journal_plan(run_id, r.counts);
+                    }
+                }
+            } else {
+                r.resumed_phase = phase;
+            }
+
+            if (fatal.empty()) {
+                // apply
+                ApplyResult a = block_on(st.apply(run_id));
+                if (!a.aborted.empty()) fatal = a.aborted;
+            }
+        } catch (const std::exception& e) {
+            // PostgreSQL or something unexpected: the run stays 'running' so that the next
+            // process resumes it, exactly as after a kill.
+            log->error("run {}: stopped: {}", run_id, e.what());
+            throw;
+        }
+
+        auto totals = store.op_totals(run_id);
+        r.counts.ops_done = totals.done;
+        r.counts.ops_failed = totals.failed + totals.pending;
+        r.counts.ops_permanent = totals.permanent;
+        r.counts.group_errors = static_cast<int64_t>(r.group_errors.size());
+        r.failures = store.failed_ops(run_id, 20);
+        add_api_delta(r.counts, api_before);
+        const bool ok = fatal.empty() && totals.pending == 0 && totals.failed == 0 && totals.permanent == 0 &&
+                        r.group_errors.empty();
+        r.status = ok ? RunStatus::succeeded : RunStatus::failed;
+        if (!ok && fatal.empty()) {
+            std::string why;
+            if (!r.group_errors.empty()) why += std::to_string(r.group_errors.size()) + " group error(s)";
+            if (totals.failed + totals.pending > 0)
+                why += (why.empty() ? "" : ", ") + std::to_string(totals.failed + totals.pending) + " op(s) not confirmed";
+            if (totals.permanent > 0)
+                why += (why.empty() ? "" : ", ") + std::to_string(totals.permanent) + " op(s) failing permanently";
+            fatal = why;
+        }
+        r.error = fatal;
+        r.seconds = since(t0);
+        store.finish_run(run_id, ok ? "succeeded" : "failed", fatal, r.counts, details(r, only_groups));
+        store.snapshot_discard(run_id);
+        for (const auto& f : r.failures)
+            log->warn("run {}: op {} ({} customer {} groups {}) {}: {}", run_id, f.op.id, store::to_string(f.op.kind),
+                      f.op.customer_id, store::to_pg_array(f.op.group_ids), f.state, f.msg);
+        for (const auto& e : r.group_errors) log->warn("run {}: group '{}': {}", run_id, e.name, e.error);
+        (ok ? log->info("{}", r.summary_line()) : log->warn("{}", r.summary_line()));
+        return r;
+    }
+
+    store::PlanOptions plan_options() const {
+        store::PlanOptions o;
+        o.additive = cfg.sync.mode == config::SyncMode::additive;
+        o.owns_all = cfg.sync.owns_all_static_groups;
+        return o;
+    }
+
+    static void drop_failed(std::vector<store::ManagedGroup>& managed, const std::set<int64_t>& failed) {
+        std::erase_if(managed, [&](const store::ManagedGroup& m) { return failed.count(m.group_id) > 0; });
+    }
+
+    void log_rejects(const store::SourceStats& s) {
+        log->warn("source: {} row(s) rejected", s.rows_rejected);
+        for (const auto& [reason, n] : s.rejected_by_reason) log->warn("source: {} row(s): {}", n, reason);
+        for (const auto& e : s.examples)
+            log->warn("source: rejected row (customer_id '{}', group_name '{}'): {}", e.customer_id, e.group_name,
+                      e.reason);
+    }
+};
+
+Engine::Engine(const config::Config& config, std::shared_ptr<spdlog::logger> log)
+    : impl_(std::make_unique<Impl>(config, std::move(log))) {}
+
+Engine::~Engine() = default;
+
+store::Store& Engine::store() { return impl_->store; }
+
+RunReport Engine::run(const RunRequest& request) {
+    auto& im = *impl_;
+    auto& st = im.store;
+    if (!st.try_lock_apply()) {
+        RunReport r;
+        r.kind = request.kind;
+        r.status = RunStatus::busy;
+        r.error = "another cdp-sync is applying to schema " + st.schema() + "; not starting a second writer";
+        im.log->warn("{}", r.error);
+        return r;
+    }
+    struct Unlock {
+        store::Store& s;
+        ~Unlock() {
+            try {
+                s.unlock_apply();
+            } catch (...) {
+            }
+        }
+    } unlock{st};
+
+    if (auto prev = st.interrupted_run()) {
+        const RunKind prev_kind = prev->mode == "full" ? RunKind::full : RunKind::incremental;
+        im.log->warn("resuming run {} ({}), interrupted in phase {}", prev->id, prev->mode, prev->phase);
+        std::vector<std::string> only;
+        if (prev->details.contains("only_groups"))
+            only = prev->details["only_groups"].get<std::vector<std::string>>();
+        RunReport r = im.execute(prev->id, prev_kind, prev->force || request.force, only, prev->phase, prev->counts);
+        r.resumed = true;
+        r.resumed_phase = prev->phase;
+        const bool covers = prev_kind == request.kind || prev_kind == RunKind::full;
+        if (covers && only == request.only_groups) return r;
+        if (r.status == RunStatus::blocked) return r;
+    }
+
+    st.snapshot_gc();
+    const int64_t id = st.create_run(to_string(request.kind), request.force);
+    st.save_counts(id, {}, json{{"only_groups", request.only_groups}});
+    im.log->info("run {} ({}) started", id, to_string(request.kind));
+    return im.execute(id, request.kind, request.force, request.only_groups, "source", {});
+}
+
+PlanReport Engine::plan(const PlanRequest& request) {
+    auto& im = *impl_;
+    auto& st = im.store;
+    PlanReport p;
+    p.max_deletes = im.cfg.sync.max_deletes;
+    try {
+        p.source = st.load_source(im.cfg.database, request.only_groups);
+    } catch (const store::SourceError& e) {
+        p.error = one_line(e.what());
+        return p;
+    }
+    if (p.source.rows_rejected > 0) im.log_rejects(p.source);
+    Steps steps = im.steps();
+    GroupsResult g = im.block_on(steps.resolve_groups(request.full, true));
+    p.group_errors = g.errors;
+    p.groups_to_create = g.to_create;
+    p.folders_to_create = g.folders_to_create;
+    p.descriptions_to_update = g.description_updates;
+    if (!g.fatal.empty()) {
+        p.error = g.fatal;
+        return p;
+    }
+    std::vector<store::ManagedGroup> to_read = request.full ? g.existing : g.unsnapshotted;
+    if (!to_read.empty()) {
+        // Refreshing the mirror is a write to shared state: only without a run applying.
+        if (!st.try_lock_apply()) {
+            p.error = "another cdp-sync is applying; cannot refresh the mirror now (try again, or plan without --full)";
+            return p;
+        }
+        const int64_t snap = -static_cast<int64_t>(::getpid());
+        st.snapshot_gc();
+        SnapshotResult s = im.block_on(steps.snapshot(snap, to_read));
+        st.snapshot_discard(snap);
+        st.unlock_apply();
+        p.member_pages_read = s.pages;
+        for (auto& e : s.errors) p.group_errors.push_back(e);
+        Impl::drop_failed(g.managed, s.failed);
+    }
+    const auto tp = Clock::now();
+    st.set_managed(g.managed);
+    p.plan = st.compute_plan(im.plan_options());
+    p.plan_seconds = since(tp);
+    p.guard_would_block = p.plan.removes > im.cfg.sync.max_deletes;
+    return p;
+}
+
+}  // namespace cdpsync::sync

@@ -1,0 +1,114 @@
+// Apply phase: the journal's pending ops sent through the API (and so its rate limiter),
+// max_in_flight at a time on the one io_context thread. Each outcome is committed to the
+// journal, with the mirror change, as soon as the call returns: a kill loses at most the
+// calls in flight, which the next process sends again.
+#include <utility>
+
+#include <deque>
+#include <exception>
+#include <limits>
+#include <optional>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "sync/steps.hpp"
+
+namespace cdpsync::sync {
+
+net::awaitable<ApplyResult> Steps::apply(int64_t run_id) {
+    ApplyResult out;
+    auto executor = co_await net::this_coro::executor;
+
+    std::deque<store::Op> queue;
+    int64_t last_id = 0;
+    bool exhausted = false;
+    bool stop = false;
+    int transient_in_a_row = 0;
+    std::exception_ptr thrown;
+
+    // Ops are read from the journal in slices, so memory does not grow with the plan.
+    auto next = [&]() -> std::optional<store::Op> {
+        if (queue.empty() && !exhausted) {
+            auto slice = store.pending_ops(run_id, last_id, 1000);
+            if (slice.empty()) exhausted = true;
+            else last_id = slice.back().id;
+            for (auto& op : slice) queue.push_back(std::move(op));
+        }
+        if (queue.empty()) return std::nullopt;
+        store::Op op = std::move(queue.front());
+        queue.pop_front();
+        return op;
+    };
+
+    auto send = [&](const store::Op& op) -> net::awaitable<cdp::Result<cdp::Done>> {
+        cdp::MembershipChange change{op.customer_id, op.group_ids};
+        switch (op.kind) {
+        case store::OpKind::add: co_return co_await api.customer_add_groups(std::move(change));
+        case store::OpKind::remove: co_return co_await api.customer_delete_groups(std::move(change));
+        case store::OpKind::set: co_return co_await api.customer_update_groups(std::move(change));
+        }
+        co_return co_await api.customer_add_groups(std::move(change));
+    };
+
+    auto worker = [&]() -> net::awaitable<void> {
+        while (!stop) {
+            auto op = next();
+            if (!op) break;
+            auto result = co_await send(*op);
+            store::OpOutcome o;
+            if (result.ok()) {
+                o.ok = true;
+                transient_in_a_row = 0;
+            } else {
+                const cdp::CallError& e = *result.error;
+                if (e.kind == cdp::CallError::Kind::auth || e.kind == cdp::CallError::Kind::cancelled) {
+                    // Not this op's fault: leave it pending and stop.
+                    if (!stop) out.aborted = "stopped sending: " + e.describe();
+                    stop = true;
+                    break;
+                }
+                o.http_status = static_cast<int>(e.http_status);
+                o.cdp_code = e.cdp_code;
+                o.msg = e.msg.empty() ? e.describe() : e.msg;
+                if (o.msg.size() > 300) o.msg = o.msg.substr(0, 300) + "...";
+                if (e.transient()) {
+                    if (++transient_in_a_row >= kAbortAfterTransientFailures && !stop) {
+                        out.aborted = std::to_string(transient_in_a_row) +
+                                      " calls in a row failed after their retries (last: " + e.describe() +
+                                      "); the rest stay pending";
+                        stop = true;
+                    }
+                } else {
+                    transient_in_a_row = 0;
+                    o.permanent = op->attempts + 1 >= kPermanentAfterAttempts;
+                }
+                log.debug("op {} failed: {}", op->id, e.describe());
+            }
+            store.record_op(*op, o);
+        }
+    };
+
+    const int width = std::max(1, cfg.cdp.max_in_flight);
+    int running = width;
+    net::steady_timer all_done(executor, net::steady_timer::time_point::max());
+    for (int i = 0; i < width; ++i)
+        net::co_spawn(executor, worker(), [&](std::exception_ptr e) {
+            if (e && !thrown) {
+                thrown = e;
+                stop = true;
+            }
+            if (--running == 0) all_done.cancel();
+        });
+    while (running > 0) {
+        boost::system::error_code ec;
+        co_await all_done.async_wait(net::redirect_error(net::use_awaitable, ec));
+    }
+    if (thrown) std::rethrow_exception(thrown);
+    co_return out;
+}
+
+}  // namespace cdpsync::sync
