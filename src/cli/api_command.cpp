@@ -300,8 +300,8 @@ void print_overview(std::ostream& os, const std::string& noun) {
           "Exit status: 0 success, 1 the call failed (one line on stderr), 2 usage or configuration error.\n\n";
     for (const auto& c : commands()) {
         if (!noun.empty() && noun != c.noun) continue;
-        os << "  " << c.noun << " " << c.verb << (*c.positional ? " " : "") << c.positional << "\n      "
-           << c.summary << "\n";
+        const std::string usage = usage_line(c);
+        os << "  " << usage.substr(usage.find(" api ") + 5) << "\n      " << c.summary << "\n";
     }
     os << "\nRun 'cdp-sync api NOUN VERB --help' for the options of one command.\n";
 }
