@@ -21,6 +21,7 @@
 #include <openssl/x509_vfy.h>
 #include <spdlog/spdlog.h>
 
+#include "config/logging.hpp"
 #include "http/rate_limiter.hpp"
 
 namespace cdpsync::http {
@@ -149,13 +150,16 @@ struct Connection {
         lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
         lowest().close();
     }
-    // An idle keep-alive connection the server has closed (or written to) is unusable: it
-    // shows as readable. A non-blocking peek tells without consuming anything.
+    // An idle keep-alive connection the server has closed shows as readable: a non-blocking
+    // peek tells without consuming anything. Over TLS, pending bytes may be a harmless
+    // session ticket, so only end-of-stream counts there (a close_notify that slips through
+    // is caught by the resend-once path).
     bool stale() {
         if (buffer.size() != 0 || !lowest().socket().is_open()) return true;
         char byte;
         const auto n = ::recv(lowest().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-        return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+        if (n < 0) return !(errno == EAGAIN || errno == EWOULDBLOCK);
+        return n == 0 || !tls;
     }
 
     std::optional<beast::ssl_stream<beast::tcp_stream>> tls;
@@ -184,7 +188,7 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
         : executor(std::move(ex)),
           options(std::move(opts)),
           url(parse_url(options.base_url)),
-          log(logger ? std::move(logger) : spdlog::default_logger()),
+          log(logger ? std::move(logger) : logging::logger("http")),
           limiter(executor, options.rate_limit_qps) {
         if (options.max_in_flight < 1) options.max_in_flight = 1;
         const bool default_port = url.port == (url.tls ? "443" : "80");

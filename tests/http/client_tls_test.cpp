@@ -1,6 +1,8 @@
 // HTTPS: verification is always on. Certificates come from a throwaway test CA.
 #include "http/client.hpp"
 
+#include <thread>
+
 #include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
 
@@ -95,6 +97,25 @@ TEST_F(ClientTls, CertificateForAnotherIpIsRejected) {
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.error->kind, ErrorKind::tls_verify) << describe(r);
     EXPECT_NE(r.error->message.find("not valid for 127.0.0.1"), std::string::npos) << r.error->message;
+}
+
+TEST_F(ClientTls, IdleConnectionClosedByServerIsReplaced) {
+    auto cert = pki.issue("localhost-idle", {"localhost"}, {});
+    auto options = testing::tls_options(cert.cert_file, cert.key_file);
+    options.close_idle_after = 50ms;
+    TestServer server(options);
+    ClientOptions client_options;
+    client_options.base_url = server.base_url("", "localhost");
+    client_options.ca_file = pki.ca_file();
+    client_options.rate_limit_qps = 0;
+    Client client(ioc.get_executor(), client_options);
+    auto first = testing::run_until_done(ioc, client.send(get("/one")));
+    ASSERT_TRUE(first.ok()) << describe(first);
+    std::this_thread::sleep_for(300ms);
+    auto second = testing::run_until_done(ioc, client.send(get("/two")));
+    ASSERT_TRUE(second.ok()) << describe(second);
+    EXPECT_EQ(client.stats().connections_opened, 2u);
+    EXPECT_EQ(server.requests().size(), 2u);
 }
 
 TEST_F(ClientTls, MissingCaFileFailsAtConstruction) {
