@@ -272,6 +272,7 @@ struct Stats {
     int64_t write_calls = 0;
     std::deque<Clock::time_point> arrivals;  // every CDP request in the last second
     std::deque<Clock::time_point> accepted;  // those the rate limit let through
+    std::deque<Clock::time_point> limited;   // the rate limit's own window
     size_t max_arrivals = 0;
     size_t max_accepted = 0;
 
@@ -286,10 +287,19 @@ struct Stats {
         arrivals.push_back(now);
         max_arrivals = std::max(max_arrivals, arrivals.size());
         slide(accepted, now);
-        if (qps > 0 && static_cast<double>(accepted.size()) + 1 > qps) {
-            ++rate_limited;
-            ++sent_429;
-            return false;
+        if (qps > 0) {
+            // floor(qps) per sliding second; below 1 qps, one per 1/qps seconds.
+            const auto window = qps >= 1 ? Clock::duration(std::chrono::seconds(1))
+                                         : std::chrono::duration_cast<Clock::duration>(
+                                               std::chrono::duration<double>(1.0 / qps));
+            const size_t limit = qps >= 1 ? static_cast<size_t>(qps) : 1;
+            while (!limited.empty() && now - limited.front() >= window) limited.pop_front();
+            if (limited.size() >= limit) {
+                ++rate_limited;
+                ++sent_429;
+                return false;
+            }
+            limited.push_back(now);
         }
         accepted.push_back(now);
         max_accepted = std::max(max_accepted, accepted.size());
@@ -309,6 +319,7 @@ struct Stats {
         total = rate_limited = sent_429 = write_calls = 0;
         arrivals.clear();
         accepted.clear();
+        limited.clear();
         max_arrivals = max_accepted = 0;
     }
     json to_json() {

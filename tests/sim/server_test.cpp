@@ -351,6 +351,12 @@ TEST_F(SimHttp, RateLimitAnswers429WithRetryAfterAndCountsThem) {
         EXPECT_EQ(client->get("/openapi/customer-group/simpleQuery?current=1&size=1").status, 200);
 }
 
+TEST_F(SimHttp, RateLimitBelowOneQpsAllowsOneCallPerPeriod) {
+    server->set_rate_limit(0.5);  // one call every 2 s
+    EXPECT_EQ(client->get("/openapi/customer-group/simpleQuery?current=1&size=1").status, 200);
+    EXPECT_EQ(client->get("/openapi/customer-group/simpleQuery?current=1&size=1").status, 429);
+}
+
 // ---------------------------------------------------------------- faults
 
 class SimFaultsHttp : public SimHttp {
