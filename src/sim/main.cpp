@@ -36,6 +36,7 @@ under /__sim/. Prints "listening on URL" once bound; stops on SIGINT/SIGTERM.
   --seed N                fault RNG seed (default 1)
   --threads N             server threads (default 1)
   --capture N             keep the last N requests for GET /__sim/requests (default 0)
+  --longs-as-strings      reply ids, totals and paging numbers as JSON strings
   --seed-demo             start with a few demo folders, groups and customers
   --log-level LEVEL       trace, debug, info (default), warn, error
   --help                  this text
@@ -138,6 +139,7 @@ int main(int argc, char** argv) {
             if (opts.threads < 1 || opts.threads > 64) usage_error("--threads must be 1..64");
         } else if (flag == "--capture") opts.request_capture = static_cast<size_t>(to_number(flag, value()));
         else if (flag == "--seed-demo") demo = true;
+        else if (flag == "--longs-as-strings") opts.longs_as_strings = true;
         else if (flag == "--log-level") log_level = value();
         else usage_error("unknown option " + flag);
     }

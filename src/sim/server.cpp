@@ -603,7 +603,28 @@ struct Server::Impl {
             r = fail(e.msg);
         }
         if (info.write) log_write(name, customer_id, std::move(ids), r);
+        if (opts.longs_as_strings && r.outcome == "ok") {
+            json j = json::parse(r.body);
+            if (j["data"].is_number_integer()) j["data"] = std::to_string(j["data"].get<int64_t>());
+            else stringify_longs(j["data"]);
+            r.body = dump(j);
+        }
         return r;
+    }
+
+    // The API says a Long may arrive as a string: turn the id-like numbers into strings.
+    static void stringify_longs(json& j) {
+        static const char* const keys[] = {"id", "groupId", "customerTotal", "total", "current", "size", "pages"};
+        if (j.is_array()) {
+            for (auto& item : j) stringify_longs(item);
+        } else if (j.is_object()) {
+            for (auto& [k, v] : j.items()) {
+                if (v.is_number_integer() && std::find(std::begin(keys), std::end(keys), k) != std::end(keys))
+                    v = std::to_string(v.get<int64_t>());
+                else if (v.is_structured())
+                    stringify_longs(v);
+            }
+        }
     }
 
     void log_write(const std::string& name, int64_t customer_id, std::vector<int64_t> ids,

@@ -37,6 +37,7 @@ struct ServerOptions {
     size_t request_capture = 0;         // keep the last N requests for tests (0: off)
     std::shared_ptr<spdlog::logger> logger;  // null: spdlog's default logger
     int idle_timeout_s = 300;           // an idle keep-alive connection is closed after this
+    bool longs_as_strings = false;      // reply ids, totals and paging numbers as JSON strings
 };
 
 // One request as received, for tests that check request shape.

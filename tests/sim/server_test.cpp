@@ -254,6 +254,24 @@ TEST_F(SimHttp, HttpLevelErrors) {
     EXPECT_EQ(st().group_count(), 0);
 }
 
+TEST_F(SimHttp, LongsAsStringsWhenAsked) {
+    ServerOptions o;
+    o.longs_as_strings = true;
+    start(o);
+    const int64_t f = st().add_folder("f");
+    const int64_t g = st().add_group("g", "", f);
+    st().add_membership(77, g);
+    json r = client->cdp_get("/customer-group/simpleQuery?current=1&size=10");
+    EXPECT_EQ(r["code"], 0) << "the envelope's code stays a number";
+    EXPECT_EQ(r["data"]["total"], "1");
+    EXPECT_EQ(r["data"]["records"][0]["id"], std::to_string(g));
+    EXPECT_EQ(r["data"]["records"][0]["groupId"], std::to_string(f));
+    r = client->cdp_get("/customer-group/getCustomerPageByGroupId?customerGroupId=" + std::to_string(g) + "&current=1&size=10");
+    EXPECT_EQ(r["data"]["records"][0]["id"], "77");
+    r = client->cdp_post("/customer-group/addSingleGroup", {{"name", "new"}, {"type", 1}});
+    EXPECT_TRUE(r["data"].is_string()) << r;
+}
+
 // ---------------------------------------------------------------- paging edges
 
 TEST_F(SimHttp, PagingEdges) {
