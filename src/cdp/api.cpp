@@ -193,7 +193,10 @@ struct Api::Impl {
         } catch (const config::TokenError& e) {
             return std::string("cannot read the token: ") + e.what();
         }
-        if (token->empty()) return "the token from " + tokens.describe() + " is empty";
+        if (token->empty()) {
+            token.reset();
+            return "the token from " + tokens.describe() + " is empty";
+        }
         return std::nullopt;
     }
 
@@ -470,18 +473,19 @@ struct Api::Impl {
         const int64_t asked = options.page_size;
         first_page = std::max<int64_t>(1, first_page);
 
-        Result<Page<T>> first = co_await fetch(first_page, asked, nullptr);
+        const std::shared_ptr<const bool> never_abandoned;
+        Result<Page<T>> first = co_await fetch(first_page, asked, never_abandoned);
         if (!first.ok()) co_return Result<Done>::failure(std::move(*first.error));
         int64_t size = asked;
         if (first_page == 1) {
             size = effective_size(asked, first.value->records.size(), first.value->total);
         } else if (static_cast<int64_t>(first.value->records.size()) < asked) {
             // Short page while resuming: the last page, or a capped server. Page 1 tells.
-            Result<Page<T>> probe = co_await fetch(1, asked, nullptr);
+            Result<Page<T>> probe = co_await fetch(1, asked, never_abandoned);
             if (!probe.ok()) co_return Result<Done>::failure(std::move(*probe.error));
             size = effective_size(asked, probe.value->records.size(), probe.value->total);
             if (size != asked) {
-                first = co_await fetch(first_page, size, nullptr);
+                first = co_await fetch(first_page, size, never_abandoned);
                 if (!first.ok()) co_return Result<Done>::failure(std::move(*first.error));
             }
         }

@@ -384,6 +384,21 @@ TEST(ApiToken, UnreadableTokenIsAnAuthErrorWithoutAnyRequest) {
     EXPECT_EQ(server.requests().size(), 0u);
 }
 
+TEST(ApiToken, EmptyTokenIsNeverSent) {
+    TestServer server({}, [](const TestRequest&) { return reply(ok_body()); });
+    Harness h(fast_options(server.base_url()), "");
+    for (int i = 0; i < 2; ++i) {
+        auto r = h.run(h.api.delete_group(1));
+        ASSERT_FALSE(r.ok());
+        EXPECT_EQ(r.error->kind, CallError::Kind::auth);
+    }
+    EXPECT_EQ(server.requests().size(), 0u);
+    h.token.set("now-there-is-one");
+    EXPECT_TRUE(h.run(h.api.delete_group(1)).ok());
+    ASSERT_EQ(server.requests().size(), 1u);
+    EXPECT_EQ(server.requests()[0].header("token"), "now-there-is-one");
+}
+
 TEST(ApiMessages, TransientAndAuthClassifiers) {
     for (const char* m : {"系统繁忙", "服务繁忙，请稍后再试", "Server Busy", "request timeout", "请求超时", "接口限流",
                           "Too Many Requests"})
