@@ -33,6 +33,8 @@ under /__sim/. Prints "listening on URL" once bound; stops on SIGINT/SIGTERM.
   --tls-cert FILE         serve HTTPS with this certificate chain (PEM) ...
   --tls-key FILE          ... and this private key (PEM)
   --faults FILE           fault rules (YAML, see docs/simulator.md)
+  --fault KEY=VALUE       one global rule key, e.g. error_5xx_probability=0.05 (repeatable);
+                          ENDPOINT.KEY=VALUE for one endpoint, e.g. customerAddGroups.reset_probability=0.1
   --seed N                fault RNG seed (default 1)
   --threads N             server threads (default 1)
   --capture N             keep the last N requests for GET /__sim/requests (default 0)
@@ -69,6 +71,24 @@ std::string read_token_file(const std::string& path) {
     return t;
 }
 
+// "key=value" sets a global rule key, "endpoint.key=value" an endpoint's (over the global).
+void apply_fault_flag(FaultConfig& cfg, const std::string& flag) {
+    const auto eq = flag.find('=');
+    if (eq == std::string::npos) throw std::invalid_argument("--fault needs KEY=VALUE, got " + flag);
+    std::string key = flag.substr(0, eq);
+    const std::string text = flag.substr(eq + 1);
+    nlohmann::json value = nlohmann::json::parse(text, nullptr, false);
+    if (value.is_discarded() || value.is_object()) value = text;  // a bare word is a string
+    cdpsync::sim::FaultRule* base = &cfg.global;
+    if (const auto dot = key.rfind('.'); dot != std::string::npos) {
+        const std::string endpoint = key.substr(0, dot);
+        key = key.substr(dot + 1);
+        if (!cfg.endpoints.count(endpoint)) cfg.endpoints[endpoint] = cfg.global;
+        base = &cfg.endpoints[endpoint];
+    }
+    *base = cdpsync::sim::rule_from_json(nlohmann::json{{key, value}}, *base);
+}
+
 void seed_demo(cdpsync::sim::State& state) {
     const int64_t root = state.add_folder("演示分组");
     const std::string root_code = state.folder(root)->code;
@@ -93,6 +113,7 @@ int main(int argc, char** argv) {
     opts.port = 0;
     if (const char* t = std::getenv("CDP_SIM_TOKEN"); t && *t) opts.token = t;
     std::string faults_file;
+    std::vector<std::string> fault_flags;
     std::string log_level = "info";
     bool demo = false;
 
@@ -133,6 +154,7 @@ int main(int argc, char** argv) {
         } else if (flag == "--tls-cert") opts.tls_cert_file = value();
         else if (flag == "--tls-key") opts.tls_key_file = value();
         else if (flag == "--faults") faults_file = value();
+        else if (flag == "--fault") fault_flags.push_back(value());
         else if (flag == "--seed") opts.seed = static_cast<uint64_t>(to_number(flag, value()));
         else if (flag == "--threads") {
             opts.threads = static_cast<int>(to_number(flag, value()));
@@ -150,12 +172,11 @@ int main(int argc, char** argv) {
     log->set_level(spdlog::level::from_str(log_level));
     opts.logger = log;
 
-    if (!faults_file.empty()) {
-        try {
-            opts.faults = FaultConfig::from_yaml_file(faults_file);
-        } catch (const std::exception& e) {
-            usage_error(e.what());
-        }
+    try {
+        if (!faults_file.empty()) opts.faults = FaultConfig::from_yaml_file(faults_file);
+        for (const auto& f : fault_flags) apply_fault_flag(opts.faults, f);
+    } catch (const std::exception& e) {
+        usage_error(e.what());
     }
 
     // Block the stop signals before any thread starts, then wait for them here.

@@ -636,45 +636,107 @@ TEST(SimTls, ServesHttpsWithTheGivenCertificate) {
 
 // ---------------------------------------------------------------- the executable
 
-TEST(SimBinary, PrintsListeningAndStopsOnSigterm) {
-    const std::string bin = std::string(CDP_SYNC_BINARY_DIR) + "/cdp-sync-sim";
-    if (!fs::exists(bin)) GTEST_SKIP() << "build the cdp-sync-sim target first";
-    int out[2];
-    ASSERT_EQ(::pipe(out), 0);
-    const pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-        ::dup2(out[1], 1);
-        ::close(out[0]);
-        ::execl(bin.c_str(), bin.c_str(), "--port", "0", "--seed-demo", "--log-level", "warn", nullptr);
-        ::_exit(127);
-    }
-    ::close(out[1]);
-    FILE* f = ::fdopen(out[0], "r");
-    char line[512];
+// Runs cdp-sync-sim with the given flags until it prints "listening on URL".
+struct SimProcess {
+    pid_t pid = -1;
+    FILE* out = nullptr;
     std::string url;
-    while (std::fgets(line, sizeof line, f)) {
-        std::string s(line);
-        if (s.rfind("listening on ", 0) == 0) {
-            url = s.substr(13);
-            while (!url.empty() && (url.back() == '\n' || url.back() == '\r')) url.pop_back();
-            break;
+    uint16_t port = 0;
+
+    explicit SimProcess(std::vector<std::string> args) {
+        const std::string bin = std::string(CDP_SYNC_BINARY_DIR) + "/cdp-sync-sim";
+        args.insert(args.begin(), bin);
+        int fds[2];
+        if (::pipe(fds) != 0) return;
+        pid = ::fork();
+        if (pid == 0) {
+            ::dup2(fds[1], 1);
+            ::close(fds[0]);
+            std::vector<char*> argv;
+            for (auto& a : args) argv.push_back(a.data());
+            argv.push_back(nullptr);
+            ::execv(bin.c_str(), argv.data());
+            ::_exit(127);
+        }
+        ::close(fds[1]);
+        out = ::fdopen(fds[0], "r");
+        char line[512];
+        while (std::fgets(line, sizeof line, out)) {
+            std::string s(line);
+            if (s.rfind("listening on ", 0) == 0) {
+                url = s.substr(13);
+                while (!url.empty() && (url.back() == '\n' || url.back() == '\r')) url.pop_back();
+                const auto colon = url.rfind(':');
+                port = static_cast<uint16_t>(std::stoi(url.substr(colon + 1)));
+                break;
+            }
         }
     }
-    ASSERT_FALSE(url.empty());
-    const auto colon = url.rfind(':');
-    const auto slash = url.find('/', colon);
-    const uint16_t port = static_cast<uint16_t>(std::stoi(url.substr(colon + 1, slash - colon - 1)));
-    EXPECT_EQ(url.substr(slash), "/openapi");
-    Client c(port);
+    int stop(int sig = SIGTERM) {
+        ::kill(pid, sig);
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        pid = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    ~SimProcess() {
+        if (pid > 0) stop(SIGKILL);
+        if (out) std::fclose(out);
+    }
+};
+
+bool have_binary() { return fs::exists(std::string(CDP_SYNC_BINARY_DIR) + "/cdp-sync-sim"); }
+
+TEST(SimBinary, PrintsListeningAndStopsOnSigterm) {
+    if (!have_binary()) GTEST_SKIP() << "build the cdp-sync-sim target first";
+    SimProcess sim({"--port", "0", "--seed-demo", "--log-level", "warn"});
+    ASSERT_NE(sim.port, 0) << "no 'listening on' line";
+    EXPECT_EQ(sim.url.substr(sim.url.rfind('/')), "/openapi");
+    Client c(sim.port);
     json r = c.cdp_get("/customer-group/simpleQuery?current=1&size=10");
     EXPECT_EQ(r["data"]["total"], 3) << "the demo groups";
-    ::kill(pid, SIGTERM);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    std::fclose(f);
-    EXPECT_TRUE(WIFEXITED(status));
-    EXPECT_EQ(WEXITSTATUS(status), 0);
+    EXPECT_EQ(sim.stop(), 0) << "a clean exit, with a keep-alive connection still open";
+}
+
+TEST(SimBinary, FlagsForTokenAuthModePrefixAndFaults) {
+    if (!have_binary()) GTEST_SKIP() << "build the cdp-sync-sim target first";
+    const fs::path dir = fs::temp_directory_path() / ("sim-flags-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    std::ofstream(dir / "token") << "file-token\n";
+    std::ofstream(dir / "faults.yaml") << "endpoints:\n  getGroupsByCustomerId:\n    error_5xx_probability: 1\n"
+                                          "    error_5xx_codes: [503]\n";
+    SimProcess sim({"--prefix", "/cdp/", "--token-file", (dir / "token").string(), "--auth-failure", "code",
+                    "--faults", (dir / "faults.yaml").string(), "--fault", "simpleQuery.transient_code_probability=1",
+                    "--max-page-size", "2", "--log-level", "warn"});
+    ASSERT_NE(sim.port, 0);
+    EXPECT_EQ(sim.url.substr(sim.url.rfind('/')), "/cdp");
+    Client c(sim.port);
+    c.token = "file-token";
+    Response r = c.get("/cdp/customer-group/simpleQuery?current=1&size=1");
+    EXPECT_EQ(r.json()["msg"], "系统繁忙");
+    EXPECT_EQ(c.get("/cdp/customer-group-ref/getGroupsByCustomerId?customerId=1&type=1").status, 503);
+    EXPECT_EQ(c.get("/openapi/group/queryTreeFormList?businessType=customer_group").status, 404);
+    json tree = c.get("/cdp/group/queryTreeFormList?businessType=customer_group").json();
+    EXPECT_EQ(tree["code"], 0);
+    c.token = "other";
+    EXPECT_EQ(c.get("/cdp/group/queryTreeFormList?businessType=customer_group").json()["msg"], "token无效或已过期");
+    EXPECT_EQ(sim.stop(SIGINT), 0);
+    fs::remove_all(dir);
+}
+
+TEST(SimBinary, RefusesBadFlags) {
+    if (!have_binary()) GTEST_SKIP() << "build the cdp-sync-sim target first";
+    const std::string bin = std::string(CDP_SYNC_BINARY_DIR) + "/cdp-sync-sim";
+    auto exit_code = [&](const std::string& args) {
+        const int status = std::system((bin + " " + args + " >/dev/null 2>&1").c_str());
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    };
+    EXPECT_EQ(exit_code("--help"), 0);
+    EXPECT_EQ(exit_code("--no-such-flag"), 2);
+    EXPECT_EQ(exit_code("--port x"), 2);
+    EXPECT_EQ(exit_code("--fault reset_probability=2"), 2);
+    EXPECT_EQ(exit_code("--tls-cert only.pem"), 2);
+    EXPECT_EQ(exit_code("--auth-failure maybe"), 2);
 }
 
 }  // namespace
