@@ -56,12 +56,21 @@ void Store::reset_group_mirror(int64_t group_id, bool snapshotted) {
     tx.commit();
 }
 
-void Store::snapshot_begin(int64_t snapshot_id, const std::vector<int64_t>& group_ids) {
+void Store::snapshot_begin(int64_t snapshot_id, const std::vector<int64_t>& group_ids, int page_size) {
     pqxx::work tx(*conn_);
     for (int64_t g : group_ids)
-        tx.exec_params(sql("INSERT INTO @.snapshot_cursor (snapshot_id, group_id) VALUES ($1, $2)"
+        tx.exec_params(sql("INSERT INTO @.snapshot_cursor (snapshot_id, group_id, page_size) VALUES ($1, $2, $3)"
                            " ON CONFLICT DO NOTHING"),
-                       snapshot_id, g);
+                       snapshot_id, g, page_size);
+    tx.commit();
+}
+
+void Store::snapshot_restart_group(int64_t snapshot_id, int64_t group_id, int page_size) {
+    pqxx::work tx(*conn_);
+    tx.exec_params(sql("DELETE FROM @.snapshot_member WHERE snapshot_id = $1 AND group_id = $2"), snapshot_id, group_id);
+    tx.exec_params(sql("UPDATE @.snapshot_cursor SET next_page = 1, page_size = $3, done = false"
+                       " WHERE snapshot_id = $1 AND group_id = $2"),
+                   snapshot_id, group_id, page_size);
     tx.commit();
 }
 
@@ -69,8 +78,9 @@ std::map<int64_t, SnapshotCursor> Store::snapshot_cursors(int64_t snapshot_id) {
     pqxx::work tx(*conn_);
     std::map<int64_t, SnapshotCursor> out;
     for (const auto& row : tx.exec_params(
-             sql("SELECT group_id, next_page, done FROM @.snapshot_cursor WHERE snapshot_id = $1"), snapshot_id))
-        out[row[0].as<int64_t>()] = {row[0].as<int64_t>(), row[1].as<int64_t>(), row[2].as<bool>()};
+             sql("SELECT group_id, next_page, page_size, done FROM @.snapshot_cursor WHERE snapshot_id = $1"),
+             snapshot_id))
+        out[row[0].as<int64_t>()] = {row[0].as<int64_t>(), row[1].as<int64_t>(), row[2].as<int>(), row[3].as<bool>()};
     tx.commit();
     return out;
 }

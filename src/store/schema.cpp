@@ -41,6 +41,7 @@ CREATE UNLOGGED TABLE @.snapshot_cursor (
     snapshot_id bigint NOT NULL,
     group_id bigint NOT NULL,
     next_page bigint NOT NULL DEFAULT 1,
+    page_size int NOT NULL,
     done boolean NOT NULL DEFAULT false,
     PRIMARY KEY (snapshot_id, group_id)
 );

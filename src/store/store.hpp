@@ -184,6 +184,7 @@ struct RunRow {
 struct SnapshotCursor {
     int64_t group_id = 0;
     int64_t next_page = 1;
+    int page_size = 0;  // page numbers count pages of this size
     bool done = false;
 };
 
@@ -221,7 +222,9 @@ public:
     void save_group(const GroupMapping& g);
     // Forgets the mirror of a group (it was deleted in the CDP, or is new and empty).
     void reset_group_mirror(int64_t group_id, bool snapshotted);
-    void snapshot_begin(int64_t snapshot_id, const std::vector<int64_t>& group_ids);
+    void snapshot_begin(int64_t snapshot_id, const std::vector<int64_t>& group_ids, int page_size);
+    // Back to page 1 with a new page size, dropping the pages read (the size changed).
+    void snapshot_restart_group(int64_t snapshot_id, int64_t group_id, int page_size);
     std::map<int64_t, SnapshotCursor> snapshot_cursors(int64_t snapshot_id);
     // One page, atomically with its cursor; ignored (false) unless page == next_page.
     bool snapshot_page(int64_t snapshot_id, int64_t group_id, int64_t page,

@@ -112,7 +112,9 @@ struct Engine::Impl {
         json d{{"source", r.source.to_json()},
                {"group_errors", issues_json(r.group_errors)},
                {"failures", failures_json(r.failures)},
-               {"only_groups", only_groups}};
+               {"only_groups", only_groups},
+               {"plan_seconds", r.plan_seconds},
+               {"seconds", r.seconds}};
         if (!r.guard_sample.empty()) {
             json s = json::array();
             for (const auto& [c, g] : r.guard_sample) s.push_back({{"customer_id", c}, {"group", g}});

@@ -8,12 +8,20 @@ net::awaitable<SnapshotResult> Steps::snapshot(int64_t snapshot_id, std::vector<
     SnapshotResult out;
     std::vector<int64_t> ids;
     for (const auto& g : groups) ids.push_back(g.group_id);
-    store.snapshot_begin(snapshot_id, ids);
+    const int page_size = cfg.cdp.page_size;
+    store.snapshot_begin(snapshot_id, ids, page_size);
     auto cursors = store.snapshot_cursors(snapshot_id);
     std::vector<int64_t> customer_ids;
     for (const auto& g : groups) {
-        const auto& c = cursors[g.group_id];
+        auto& c = cursors[g.group_id];
         if (c.done) continue;
+        if (c.next_page > 1 && c.page_size != page_size) {
+            // Page numbers of another page size do not line up: read this group again.
+            log.info("snapshot of group '{}' (id {}): page size changed from {} to {}, restarting it", g.name,
+                     g.group_id, c.page_size, page_size);
+            store.snapshot_restart_group(snapshot_id, g.group_id, page_size);
+            c.next_page = 1;
+        }
         if (c.next_page > 1)
             log.info("snapshot of group '{}' (id {}) continues at page {}", g.name, g.group_id, c.next_page);
         // A named handler: GCC 12 miscompiles temporaries that live across a co_await.
