@@ -11,6 +11,8 @@ root=$(pwd)
 bash scripts/setup.sh
 
 jobs=$(nproc)
+# Let ccache hit across clones in different folders (CI builds a fresh clone each time).
+export CCACHE_BASEDIR="$root" CCACHE_NOHASHDIR=true
 pgdir=$(mktemp -d /tmp/cdp-sync-test-pg.XXXXXX)
 pgport=${CDP_SYNC_TEST_PGPORT:-55439}
 cleanup() { bash "$root/scripts/pg-cluster.sh" stop "$pgdir" || true; rm -rf "$pgdir"; }
