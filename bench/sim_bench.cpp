@@ -1,7 +1,8 @@
 // Simulator benchmark: cheap-call throughput over loopback keep-alive connections, the
 // memory of 10 million memberships, and the time to seed 1 million. Prints a markdown table.
 //
-//   sim_bench [--connections N] [--seconds S] [--server-threads N] [--memberships N]
+//   sim_bench [--connections N] [--seconds S] [--server-threads N] [--memberships N] [--port N]
+//   (--port: load an external cdp-sync-sim instead of an in-process one)
 #include <utility>
 
 #include <boost/asio/awaitable.hpp>
@@ -102,13 +103,15 @@ double cpu_seconds() {
            static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
-Throughput throughput(int connections, double seconds, int server_threads) {
+// external_port: load a cdp-sync-sim started elsewhere (token sim-token) instead of an
+// in-process one, e.g. to profile the server alone.
+Throughput throughput(int connections, double seconds, int server_threads, uint16_t external_port) {
     ServerOptions o;
     o.threads = server_threads;
     Server server(o);
     server.state().add_group("bench-group");
-    server.start();
-    tcp::endpoint ep(net::ip::make_address("127.0.0.1"), server.port());
+    if (!external_port) server.start();
+    tcp::endpoint ep(net::ip::make_address("127.0.0.1"), external_port ? external_port : server.port());
     const std::string target = "/openapi/customer-group/simpleQuery?current=1&size=10";
 
     Load load;
@@ -142,14 +145,16 @@ int main(int argc, char** argv) {
     double seconds = 3;
     int server_threads = 1;
     int64_t big = 10'000'000;
+    uint16_t external_port = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string flag = argv[i], value = argv[i + 1];
         if (flag == "--connections") connections = std::stoi(value);
         else if (flag == "--seconds") seconds = std::stod(value);
         else if (flag == "--server-threads") server_threads = std::stoi(value);
         else if (flag == "--memberships") big = std::stoll(value);
+        else if (flag == "--port") external_port = static_cast<uint16_t>(std::stoi(value));
         else {
-            std::cerr << "usage: sim_bench [--connections N] [--seconds S] [--server-threads N] [--memberships N]\n";
+            std::cerr << "usage: sim_bench [--connections N] [--seconds S] [--server-threads N] [--memberships N] [--port N]\n";
             return 2;
         }
     }
@@ -178,7 +183,7 @@ int main(int argc, char** argv) {
     }
 
     // (a) Requests per second for a cheap call.
-    const Throughput tp = throughput(connections, seconds, server_threads);
+    const Throughput tp = throughput(connections, seconds, server_threads, external_port);
 
     // (b) Memory held by 10 million memberships (1 million customers x 10 groups each).
     const double rss_before = rss_mib();
