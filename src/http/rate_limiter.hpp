@@ -47,7 +47,7 @@ private:
     std::chrono::milliseconds margin_;
     std::deque<Clock::time_point> sends_;
     bool cancelled_ = false;
-    Clock::time_point reserved_until_{};
+    Clock::time_point reserved_until_{};  // the latest recorded send; keeps the log ordered
     std::list<boost::asio::steady_timer*> waiting_;  // timers of suspended acquire() calls
 };
 

@@ -62,24 +62,28 @@ std::optional<std::time_t> parse_http_date(const std::string& s) {
     char wday[16] = {}, mon[4] = {}, zone[4] = {};
     int day = 0, year = 0, hh = 0, mm = 0, ss = 0, used = 0;
     std::tm tm{};
-    // IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
-    if (std::sscanf(s.c_str(), "%3[A-Za-z], %2d %3[A-Za-z] %4d %2d:%2d:%2d %3[A-Z]%n", wday, &day, mon,
-                    &year, &hh, &mm, &ss, zone, &used) == 8 &&
-        static_cast<size_t>(used) == s.size() && valid_weekday(wday, false)) {
-    // rfc850-date: Sunday, 06-Nov-94 08:49:37 GMT
-    } else if (std::sscanf(s.c_str(), "%15[A-Za-z], %2d-%3[A-Za-z]-%2d %2d:%2d:%2d %3[A-Z]%n", wday, &day,
-                           mon, &year, &hh, &mm, &ss, zone, &used) == 8 &&
-               static_cast<size_t>(used) == s.size() && valid_weekday(wday, true)) {
-        // Two-digit years: RFC 7231 says a year more than 50 years ahead is in the past.
+    auto whole = [&](int fields, int expected) { return fields == expected && static_cast<size_t>(used) == s.size(); };
+    if (whole(std::sscanf(s.c_str(), "%3[A-Za-z], %2d %3[A-Za-z] %4d %2d:%2d:%2d %3[A-Z]%n", wday, &day, mon, &year,
+                          &hh, &mm, &ss, zone, &used),
+              8) &&
+        valid_weekday(wday, false)) {
+        // IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
+    } else if (whole(std::sscanf(s.c_str(), "%15[A-Za-z], %2d-%3[A-Za-z]-%2d %2d:%2d:%2d %3[A-Z]%n", wday, &day,
+                                 mon, &year, &hh, &mm, &ss, zone, &used),
+                     8) &&
+               valid_weekday(wday, true)) {
+        // rfc850-date: Sunday, 06-Nov-94 08:49:37 GMT. A two-digit year more than 50 years
+        // ahead is in the past century (RFC 7231).
         year += 2000;
         std::time_t now = std::time(nullptr);
         std::tm now_tm{};
         gmtime_r(&now, &now_tm);
         if (year > now_tm.tm_year + 1900 + 50) year -= 100;
-    // asctime-date: Sun Nov  6 08:49:37 1994
-    } else if (std::sscanf(s.c_str(), "%3[A-Za-z] %3[A-Za-z] %2d %2d:%2d:%2d %4d%n", wday, mon, &day, &hh,
-                           &mm, &ss, &year, &used) == 7 &&
-               static_cast<size_t>(used) == s.size() && valid_weekday(wday, false)) {
+    } else if (whole(std::sscanf(s.c_str(), "%3[A-Za-z] %3[A-Za-z] %2d %2d:%2d:%2d %4d%n", wday, mon, &day, &hh,
+                                 &mm, &ss, &year, &used),
+                     7) &&
+               valid_weekday(wday, false)) {
+        // asctime-date: Sun Nov  6 08:49:37 1994
         std::strcpy(zone, "GMT");
     } else {
         return std::nullopt;
