@@ -207,13 +207,30 @@ json FaultConfig::to_json() const {
     return j;
 }
 
+namespace {
+std::string strip_slash(std::string s) {
+    if (!s.empty() && s.front() == '/') s.erase(0, 1);
+    return s;
+}
+FaultConfig normalized(FaultConfig c) {
+    std::map<std::string, FaultRule> eps;
+    for (auto& [k, v] : c.endpoints) eps[strip_slash(k)] = std::move(v);
+    c.endpoints = std::move(eps);
+    for (auto& s : c.script) s.endpoint = strip_slash(s.endpoint);
+    return c;
+}
+}  // namespace
+
 Faults::Faults(FaultConfig config, uint64_t seed) : rng_(config.seed.value_or(seed)) {
+    config = normalized(std::move(config));
     for (auto& s : config.script) script_.push_back(std::move(s));
     config.script.clear();
     config_ = std::move(config);
 }
 
+
 void Faults::configure(FaultConfig config) {
+    config = normalized(std::move(config));
     std::lock_guard lock(mutex_);
     if (config.seed) rng_.seed(*config.seed);
     script_.assign(config.script.begin(), config.script.end());
@@ -236,6 +253,7 @@ void Faults::reseed(uint64_t seed) {
 }
 
 void Faults::push_script(ScriptedFault fault) {
+    fault.endpoint = strip_slash(std::move(fault.endpoint));
     std::lock_guard lock(mutex_);
     script_.push_back(std::move(fault));
 }

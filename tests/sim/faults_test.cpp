@@ -144,6 +144,16 @@ TEST(SimFaults, ScriptComesFirstAndCountsDown) {
     EXPECT_TRUE(f.config().script.empty());
 }
 
+TEST(SimFaults, EndpointNamesMayCarryALeadingSlash) {
+    FaultConfig cfg;
+    cfg.endpoints["/customer-group-ref/customerAddGroups"].reset_probability = 1;
+    Faults f(cfg);
+    EXPECT_EQ(f.decide(kAdd).kind, FaultKind::reset);
+    f.clear();
+    f.push_script({"/customer-group/simpleQuery", FaultKind::non_json_body, 1, 0, "", 0});
+    EXPECT_EQ(f.decide(kQuery).kind, FaultKind::non_json_body);
+}
+
 TEST(SimFaults, ParsesYamlAndRejectsBadKeys) {
     auto cfg = FaultConfig::from_yaml(R"(
 seed: 7
