@@ -1,0 +1,151 @@
+#include "daemon/check.hpp"
+
+#include <unistd.h>
+
+#include <utility>  // before awaitable.hpp (GCC 12)
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <fmt/format.h>
+#include <pqxx/pqxx>
+
+#include "cdp/api.hpp"
+#include "config/config.hpp"
+#include "config/token.hpp"
+#include "store/store.hpp"
+
+namespace cdpsync::daemon {
+namespace {
+
+namespace net = boost::asio;
+
+struct Report {
+    std::ostream& out;
+    int failed = 0;
+    void ok(const std::string& what) { out << "ok    " << what << "\n"; }
+    void fail(const std::string& what) {
+        out << "FAIL  " << what << "\n";
+        ++failed;
+    }
+    void warn(const std::string& what) { out << "warn  " << what << "\n"; }
+};
+
+std::string one_line(std::string s) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    for (auto& c : s)
+        if (c == '\n') c = ' ';
+    return s;
+}
+
+void check_query(Report& r, pqxx::connection& conn, const std::string& key, const std::string& query,
+                 int expect_columns) {
+    try {
+        pqxx::work tx(conn);
+        tx.exec0("SET LOCAL statement_timeout = '30s'");
+        auto res = tx.exec("SELECT * FROM (" + query + ") AS q LIMIT 0");
+        tx.abort();
+        if (expect_columns > 0 && static_cast<int>(res.columns()) != expect_columns) {
+            r.fail(fmt::format("{} returns {} column(s); cdp-sync expects {}", key, res.columns(), expect_columns));
+            return;
+        }
+        r.ok(fmt::format("{} is valid SQL ({} column(s))", key, res.columns()));
+    } catch (const pqxx::sql_error& e) {
+        r.fail(fmt::format("{} does not run: {}", key, one_line(e.what())));
+    }
+}
+
+}  // namespace
+
+int run_checks(const std::filesystem::path& path, std::ostream& out) {
+    Report r{out};
+    config::Config cfg;
+    try {
+        cfg = config::load_file(path);
+        r.ok("configuration " + path.string() + " is valid");
+    } catch (const std::exception& e) {
+        r.fail("configuration: " + one_line(e.what()));
+        return 2;
+    }
+
+    // Log file: its directory must be writable by this user.
+    if (!cfg.logging.file.empty()) {
+        auto dir = std::filesystem::path(cfg.logging.file).parent_path();
+        if (dir.empty()) dir = ".";
+        if (::access(dir.c_str(), W_OK) == 0) r.ok("log directory " + dir.string() + " is writable");
+        else r.fail("log directory " + dir.string() + " is not writable by this user (logging.file)");
+    }
+
+    // PostgreSQL.
+    const std::string dsn = store::redact_dsn(cfg.database.dsn);
+    try {
+        pqxx::connection conn(cfg.database.dsn);
+        pqxx::nontransaction tx(conn);
+        auto v = tx.exec1("SELECT current_setting('server_version'), current_user, current_database()");
+        r.ok(fmt::format("PostgreSQL {} reachable ({}) as user {} in database {}", v[0].c_str(), dsn, v[1].c_str(),
+                         v[2].c_str()));
+        const auto& schema = cfg.database.schema;
+        auto s = tx.exec_params1(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1),"
+            " CASE WHEN EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)"
+            " THEN has_schema_privilege($1, 'CREATE') ELSE has_database_privilege(current_database(), 'CREATE') END",
+            schema);
+        tx.commit();
+        if (!s[1].as<bool>())
+            r.fail(fmt::format("user cannot create tables in schema {} (grant CREATE on the {})", schema,
+                               s[0].as<bool>() ? "schema" : "database"));
+        else
+            r.ok(fmt::format("schema {} {}", schema, s[0].as<bool>() ? "exists and is writable" : "will be created on the first run"));
+        check_query(r, conn, "database.desired_memberships", cfg.database.desired_memberships, 2);
+        if (!cfg.database.desired_groups.empty()) check_query(r, conn, "database.desired_groups", cfg.database.desired_groups, 3);
+        if (!cfg.database.change_query.empty()) check_query(r, conn, "database.change_query", cfg.database.change_query, 0);
+    } catch (const std::exception& e) {
+        r.fail(fmt::format("cannot connect to PostgreSQL ({}): {}", dsn, one_line(e.what())));
+    }
+
+    // The token, then one CDP call.
+    config::TokenSource tokens(cfg.cdp);
+    try {
+        auto t = tokens.read();
+        if (t.empty()) r.fail("the token from " + tokens.describe() + " is empty");
+        else r.ok("token read from " + tokens.describe());
+    } catch (const std::exception& e) {
+        r.fail("no token: " + one_line(e.what()));
+        out << (r.failed ? "\n" + std::to_string(r.failed) + " check(s) failed\n" : "");
+        return 1;
+    }
+    try {
+        net::io_context io;
+        auto options = cdp::ApiOptions::from_config(cfg.cdp);
+        options.retry.max_attempts = 1;
+        cdp::Api api(io.get_executor(), options, tokens);
+        std::optional<cdp::Result<cdp::Page<cdp::Group>>> result;
+        std::exception_ptr error;
+        cdp::GroupQuery query;
+        query.size = 1;
+        net::co_spawn(io, api.query_groups(query), [&](std::exception_ptr e, cdp::Result<cdp::Page<cdp::Group>> v) {
+            error = e;
+            if (!e) result = std::move(v);
+        });
+        io.run();
+        if (error) std::rethrow_exception(error);
+        if (result->ok()) {
+            r.ok(fmt::format("CDP at {} answered: {} customer group(s) visible to this token", cfg.cdp.base_url,
+                             result->value->total));
+        } else {
+            const auto& e = *result->error;
+            std::string why = e.describe();
+            if (e.kind == cdp::CallError::Kind::auth)
+                why += "; the CDP refused the token from " + tokens.describe();
+            else if (e.kind == cdp::CallError::Kind::transport)
+                why += "; check cdp.base_url, the network, a proxy, and cdp.ca_file for TLS";
+            r.fail("CDP call failed: " + why);
+        }
+    } catch (const std::exception& e) {
+        r.fail("CDP call failed: " + one_line(e.what()));
+    }
+    if (r.failed) out << "\n" << r.failed << " check(s) failed\n";
+    else out << "\nall checks passed\n";
+    return r.failed ? 1 : 0;
+}
+
+}  // namespace cdpsync::daemon

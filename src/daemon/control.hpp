@@ -1,0 +1,122 @@
+// The daemon's control connection to PostgreSQL, separate from the engine's: it holds the
+// leader lock, LISTENs on channel `cdp_sync`, runs the change query and keeps the daemon's
+// tables (the leader's phase, the resync request queue).
+//
+// One writer: the leader holds a session advisory lock (key kLeaderLock, hashtext(schema)),
+// distinct from the engine's apply lock. PostgreSQL is the coordinator: when the leader's
+// process dies (kill -9 included) its session ends and the lock is free; when PostgreSQL
+// restarts the connection breaks and the leader knows it is no longer one. The connection
+// never reconnects by itself (pqxx reactivation is inhibited): a broken one is replaced.
+//
+// | table (schema)   | holds                                                            |
+// |------------------|------------------------------------------------------------------|
+// | daemon_leader    | one row: the leader's pid, host, phase, heartbeat, next full run |
+// | resync_request   | `cdp-sync resync` asking the running daemon; outcome when done   |
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <pqxx/connection>
+#include <spdlog/logger.h>
+
+namespace cdpsync::daemon {
+
+inline constexpr const char* kNotifyChannel = "cdp_sync";
+inline constexpr int kLeaderLock = 0x0cd95003;  // first key; the engine uses ...01 and ...02
+
+// Creates the daemon's tables if missing (idempotent, under the schema migration lock).
+void ensure_daemon_tables(pqxx::connection& conn, const std::string& schema);
+
+// Opens a connection with reactivation off (a broken connection stays broken).
+std::unique_ptr<pqxx::connection> connect(const std::string& dsn, const std::string& application_name);
+
+struct ResyncRequest {
+    int64_t id = 0;
+    bool force = false;
+    std::vector<std::string> only_groups;
+    std::string requested_by;
+    bool started = false;
+    bool finished = false;
+    std::optional<int64_t> run_id;
+    std::string outcome;
+    std::optional<int> exit_code;
+    std::string message;
+};
+
+struct LeaderInfo {
+    int backend_pid = 0;      // the PostgreSQL backend holding the lock
+    std::optional<int> pid;   // the daemon's process id, host, phase (from daemon_leader)
+    std::string host;
+    std::string phase;
+    std::optional<double> phase_seconds;
+    std::optional<double> heartbeat_age_s;
+    std::optional<double> next_full_in_s;
+    std::optional<double> leader_for_s;
+};
+
+// Who holds the leader lock now (pg_locks), with what it last published. Works on any
+// connection to the same database.
+std::optional<LeaderInfo> current_leader(pqxx::connection& conn, const std::string& schema);
+
+// Resync requests, from either side.
+int64_t enqueue_resync(pqxx::connection& conn, const std::string& schema, const std::string& requested_by,
+                       bool force, const std::vector<std::string>& only_groups);
+std::optional<ResyncRequest> get_resync(pqxx::connection& conn, const std::string& schema, int64_t id);
+// Removes a request nobody has started yet; false when the leader already took it.
+bool withdraw_resync(pqxx::connection& conn, const std::string& schema, int64_t id);
+int64_t queued_resyncs(pqxx::connection& conn, const std::string& schema);
+
+class Control {
+public:
+    // Connects (throws pqxx::broken_connection), creates the daemon tables and LISTENs.
+    Control(const std::string& dsn, std::string schema, std::shared_ptr<spdlog::logger> log);
+    ~Control();
+    Control(const Control&) = delete;
+    Control& operator=(const Control&) = delete;
+
+    pqxx::connection& connection() { return *conn_; }
+    int socket() const;
+
+    // pg_try_advisory_lock on the leader key; true once held.
+    bool try_lead();
+    bool leading() const { return leading_; }
+    // Round trip; throws pqxx::broken_connection when the connection (and so the lock) is gone.
+    void ping();
+    // Reads pending notifications (non-blocking); true when any arrived on `cdp_sync` since
+    // the last call. Throws pqxx::broken_connection when the connection is gone.
+    bool take_notified();
+
+    // The leader's row in daemon_leader.
+    void publish(const std::string& phase, std::optional<std::chrono::seconds> next_full_in);
+    void heartbeat();
+    // Seconds since the last successful full run, nullopt when there never was one.
+    std::optional<double> seconds_since_last_full();
+
+    // The change query's value now, as text ("" when it returns no row).
+    std::string change_value(const std::string& query);
+
+    // Leader side of the request queue.
+    std::optional<ResyncRequest> claim_resync(int pid);
+    void finish_resync(int64_t id, std::optional<int64_t> run_id, const std::string& outcome, int exit_code,
+                       const std::string& message);
+    // Requests started by a leader that died go back to the queue.
+    int requeue_orphans();
+
+private:
+    struct Receiver;
+    std::string schema_;
+    std::string q_;  // quoted schema
+    std::shared_ptr<spdlog::logger> log_;
+    std::unique_ptr<pqxx::connection> conn_;
+    std::unique_ptr<Receiver> receiver_;
+    bool leading_ = false;
+};
+
+}  // namespace cdpsync::daemon

@@ -1,0 +1,106 @@
+#include "daemon/resync_client.hpp"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include <fmt/format.h>
+#include <pqxx/pqxx>
+
+#include "daemon/control.hpp"
+
+namespace cdpsync::daemon {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+struct Progress {
+    int64_t run_id = 0;
+    std::string phase;
+    int64_t done = 0, total = 0;
+};
+
+std::optional<Progress> running_run(pqxx::connection& conn, const std::string& schema) {
+    pqxx::nontransaction tx(conn);
+    const std::string q = "\"" + schema + "\"";
+    auto r = tx.exec("SELECT r.id, r.phase,"
+                     " (SELECT count(*) FROM " + q + ".op o WHERE o.run_id = r.id AND o.state IN ('done', 'failed', 'permanent')),"
+                     " (SELECT count(*) FROM " + q + ".op o WHERE o.run_id = r.id AND o.state <> 'superseded')"
+                     " FROM " + q + ".run r WHERE r.status = 'running' ORDER BY r.id DESC LIMIT 1");
+    if (r.empty()) return std::nullopt;
+    return Progress{r[0][0].as<int64_t>(), r[0][1].as<std::string>(), r[0][2].as<int64_t>(), r[0][3].as<int64_t>()};
+}
+
+std::string bar(const Progress& p) {
+    constexpr int width = 30;
+    std::string s = fmt::format("run {} {:<8} ", p.run_id, p.phase);
+    if (p.phase == "apply" && p.total > 0) {
+        const int filled = static_cast<int>(width * p.done / p.total);
+        s += "[" + std::string(filled, '#') + std::string(width - filled, '.') + "]";
+        s += fmt::format(" {}/{} ops {:3d}%", p.done, p.total, static_cast<int>(100 * p.done / p.total));
+    }
+    return s;
+}
+
+}  // namespace
+
+std::optional<int> resync_through_daemon(const config::Config& cfg, const ResyncAsk& ask, std::ostream& out,
+                                         std::ostream& err) {
+    const auto& schema = cfg.database.schema;
+    auto conn = connect(cfg.database.dsn, "cdp-sync resync");
+    auto leader = current_leader(*conn, schema);
+    if (!leader) return std::nullopt;
+    ensure_daemon_tables(*conn, schema);
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    const int64_t id = enqueue_resync(*conn, schema, fmt::format("cdp-sync resync (pid {} on {})", ::getpid(), host),
+                                      ask.force, ask.only_groups);
+    err << fmt::format("a cdp-sync daemon (pid {} on {}) leads schema {}: asked it for a full resync (request {}); "
+                       "waiting for it\n",
+                       leader->pid ? std::to_string(*leader->pid) : "?", leader->host.empty() ? "?" : leader->host,
+                       schema, id)
+        << std::flush;
+
+    auto no_leader_since = std::optional<Clock::time_point>();
+    std::string last_line;
+    bool drew = false;
+    while (true) {
+        auto request = get_resync(*conn, schema, id);
+        if (!request) {
+            err << "the resync request disappeared (deleted by hand?)\n";
+            return 1;
+        }
+        if (request->finished) {
+            if (drew) err << "\n";
+            out << request->message;
+            if (!request->message.empty() && request->message.back() != '\n') out << "\n";
+            out << std::flush;
+            return request->exit_code.value_or(1);
+        }
+        if (!request->started) {
+            if (current_leader(*conn, schema)) {
+                no_leader_since.reset();
+            } else if (!no_leader_since) {
+                no_leader_since = Clock::now();
+            } else if (Clock::now() - *no_leader_since > 10s && withdraw_resync(*conn, schema, id)) {
+                if (drew) err << "\n";
+                err << "the daemon went away before taking the request; doing the resync here\n";
+                return std::nullopt;
+            }
+        } else if (auto p = running_run(*conn, schema)) {
+            const std::string line = bar(*p);
+            if (ask.progress_bar) {
+                err << "\r" << line << "\033[K" << std::flush;
+                drew = true;
+            } else if (p->phase != last_line) {
+                err << fmt::format("run {}: {}\n", p->run_id, p->phase) << std::flush;
+                last_line = p->phase;
+            }
+        }
+        std::this_thread::sleep_for(300ms);
+    }
+}
+
+}  // namespace cdpsync::daemon

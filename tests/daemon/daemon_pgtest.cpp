@@ -1,0 +1,253 @@
+// The cdp-sync daemon (`cdp-sync run`, the built binary) against a real PostgreSQL and the
+// in-process simulator.
+#include "daemon_fixture.hpp"
+
+namespace cdpsync::testing {
+namespace {
+
+class Daemon : public DaemonTest {
+protected:
+    Child& settled(const Settings& s) {
+        auto& d = start_daemon(write_config(s));
+        EXPECT_TRUE(eventually([&] { return leader_pid() == d.pid(); }, 15s)) << log_text();
+        EXPECT_TRUE(eventually([&] { return runs("status = 'succeeded'") >= 1; }, 20s)) << log_text();
+        return d;
+    }
+};
+
+TEST_F(Daemon, RowChangeReachesTheCdpWithinOnePollInterval) {
+    add_rows(1, 20, "alpha");
+    Settings s;
+    s.poll_s = 2;
+    auto& d = settled(s);
+    ASSERT_TRUE(eventually([&] { return members("alpha") == 20; }, 10s)) << log_text();
+
+    const auto t0 = Clock::now();
+    add_rows(500, 3, "alpha");
+    ASSERT_TRUE(eventually([&] { return is_member(502, "alpha"); }, 10s)) << log_text();
+    const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    // One poll interval (2 s, jittered by 10 %) plus the run itself.
+    EXPECT_LT(secs, 2.2 + 1.5) << "took " << secs << " s";
+    EXPECT_TRUE(d.running());
+    RecordProperty("row_to_cdp_seconds", std::to_string(secs));
+}
+
+TEST_F(Daemon, NotifyPushesAChangeThroughInAboutASecond) {
+    add_rows(1, 10, "alpha");
+    Settings s;
+    s.poll_s = 60;
+    settled(s);
+    ASSERT_TRUE(eventually([&] { return members("alpha") == 10; }, 10s)) << log_text();
+
+    const auto t0 = Clock::now();
+    exec("INSERT INTO " + src + ".m VALUES (777, 'alpha'); NOTIFY cdp_sync");
+    ASSERT_TRUE(eventually([&] { return is_member(777, "alpha"); }, 10s)) << log_text();
+    const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    EXPECT_LT(secs, 1.5) << "took " << secs << " s with a 60 s poll interval";
+    RecordProperty("notify_to_cdp_seconds", std::to_string(secs));
+}
+
+TEST_F(Daemon, ChangeQuerySkipsTheDiffWhileItsValueStaysTheSame) {
+    add_rows(1, 10, "alpha");
+    Settings s;
+    s.poll_s = 1;
+    s.change_query = "SELECT count(*), max(customer_id) FROM " + src + ".m";
+    settled(s);
+    ASSERT_TRUE(eventually([&] { return members("alpha") == 10; }, 10s));
+    // Let the first incremental run record the value, then count.
+    std::this_thread::sleep_for(2500ms);
+    const int64_t before = runs();
+    std::this_thread::sleep_for(3500ms);
+    EXPECT_EQ(runs(), before) << "runs happened although the change query kept its value";
+
+    add_rows(900, 1, "alpha");
+    ASSERT_TRUE(eventually([&] { return is_member(900, "alpha"); }, 5s)) << log_text();
+    EXPECT_GT(runs(), before);
+}
+
+TEST_F(Daemon, SigtermBetweenRunsExitsZeroAndReleasesTheLeaderLock) {
+    Settings s;
+    auto& d = settled(s);
+    d.signal(SIGTERM);
+    auto code = d.wait(10s);
+    ASSERT_TRUE(code) << "still running 10 s after SIGTERM";
+    EXPECT_EQ(*code, 0);
+    EXPECT_EQ(leader_pid(), 0);
+    EXPECT_NE(log_text().find("cdp-sync daemon stopped"), std::string::npos);
+}
+
+TEST_F(Daemon, SigtermMidRunThenRestartLosesNothing) {
+    add_rows(1, 5, "alpha");
+    Settings s;
+    s.qps = 20;  // 150 customers: about 7 s of apply
+    auto& d = settled(s);
+    ASSERT_TRUE(eventually([&] { return members("alpha") == 5; }, 10s));
+    add_rows(1001, 150, "alpha");
+    // Stop it while it is applying.
+    ASSERT_TRUE(eventually([&] { return members("alpha") > 20; }, 10s)) << log_text();
+    d.signal(SIGTERM);
+    auto code = d.wait(40s);
+    ASSERT_TRUE(code) << "still running 40 s after SIGTERM";
+    EXPECT_EQ(*code, 0);
+
+    add_rows(1801, 5, "alpha");
+    start_daemon(write_config(s));
+    ASSERT_TRUE(eventually([&] { return members("alpha") == 160; }, 30s)) << "members " << members("alpha") << "\n"
+                                                                           << log_text();
+    EXPECT_EQ(runs("status = 'running'"), 0) << "a run stayed open";
+}
+
+TEST_F(Daemon, SighupChangesTheRateLimitWithoutARestart) {
+    add_rows(1, 2, "alpha");
+    Settings s;
+    s.qps = 2;
+    auto& d = settled(s);
+    ASSERT_TRUE(eventually([&] { return members("alpha") == 2; }, 10s));
+
+    s.qps = 200;
+    write_config(s);
+    d.signal(SIGHUP);
+    ASSERT_TRUE(eventually([&] { return log_text().find("cdp.rate_limit_qps 2 -> 200") != std::string::npos; }, 5s))
+        << log_text();
+    const auto t0 = Clock::now();
+    add_rows(1201, 60, "alpha");  // 60 calls: 30 s at 2 qps
+    ASSERT_TRUE(eventually([&] { return members("alpha") == 62; }, 30s)) << log_text();
+    const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    EXPECT_LT(secs, 10) << "60 calls took " << secs << " s: the old 2 qps limit still applies";
+    EXPECT_TRUE(d.running());
+    EXPECT_EQ(count_of(log_text(), "cdp-sync daemon started"), 1) << "the daemon restarted";
+}
+
+TEST_F(Daemon, InvalidConfigOnSighupKeepsTheRunningOne) {
+    auto& d = settled(Settings{});
+    {
+        std::ofstream out(dir / "config.yaml");
+        out << "cdp:\n  rate_limit_qps: -3\n";
+    }
+    d.signal(SIGHUP);
+    ASSERT_TRUE(eventually([&] { return log_text().find("reload failed, keeping the running one") != std::string::npos; }, 5s))
+        << log_text();
+    add_rows(40, 1, "alpha");
+    EXPECT_TRUE(eventually([&] { return is_member(40, "alpha"); }, 6s)) << log_text();
+    EXPECT_TRUE(d.running());
+}
+
+TEST_F(Daemon, StandbyTakesOverWithinOnePollIntervalAfterKill9) {
+    add_rows(1, 5, "alpha");
+    Settings s;
+    s.poll_s = 2;
+    auto& first = settled(s);
+    auto& second = start_daemon(dir / "config.yaml");
+    ASSERT_TRUE(eventually([&] { return log_text().find("standby: pid " + std::to_string(first.pid())) != std::string::npos; }, 10s))
+        << log_text();
+    EXPECT_EQ(leader_pid(), first.pid());
+
+    first.signal(SIGKILL);
+    ASSERT_TRUE(first.wait(5s));
+    const auto t0 = Clock::now();
+    ASSERT_TRUE(eventually([&] { return leader_pid() == second.pid(); }, 10s)) << log_text();
+    const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    EXPECT_LT(secs, 2.0 + 1.0) << "takeover took " << secs << " s with a 2 s poll interval";
+    RecordProperty("takeover_seconds", std::to_string(secs));
+
+    add_rows(600, 2, "alpha");
+    EXPECT_TRUE(eventually([&] { return is_member(601, "alpha"); }, 8s)) << log_text();
+}
+
+TEST_F(Daemon, WaitsOutTheCdpBeingDownAndLogsItOnce) {
+    add_rows(1, 5, "alpha");
+    Settings s;
+    auto& d = settled(s);
+    ASSERT_TRUE(eventually([&] { return members("alpha") == 5; }, 10s));
+
+    sim::FaultConfig down;
+    down.global.error_5xx_probability = 1.0;
+    server->faults().configure(down);
+    add_rows(700, 3, "alpha");
+    std::this_thread::sleep_for(6s);
+    EXPECT_TRUE(d.running());
+    EXPECT_FALSE(is_member(700, "alpha"));
+
+    server->faults().clear();
+    ASSERT_TRUE(eventually([&] { return is_member(702, "alpha"); }, 20s)) << log_text();
+    // The log file is flushed every second.
+    EXPECT_TRUE(eventually([&] { return count_of(log_text(), "sync runs is back") == 1; }, 3s)) << log_text();
+    EXPECT_EQ(count_of(log_text(), "sync runs failed"), 1) << log_text();
+}
+
+TEST_F(Daemon, ResyncAsksTheRunningDaemonAndReturnsItsOutcome) {
+    add_rows(1, 10, "alpha");
+    auto& d = settled(Settings{});
+    ASSERT_TRUE(eventually([&] { return members("alpha") == 10; }, 10s));
+    // A change by hand in the CDP: only a full resync sees it.
+    server->state().add_membership(1500, *group_id("alpha"));
+    const int64_t full_before = runs("mode = 'full'");
+
+    auto [code, out] = run_cli({"--config", (dir / "config.yaml").string(), "resync"});
+    EXPECT_EQ(code, 0) << out;
+    EXPECT_NE(out.find("asked it for a full resync"), std::string::npos) << out;
+    EXPECT_FALSE(is_member(1500, "alpha"));
+    EXPECT_EQ(runs("mode = 'full'"), full_before + 1);
+    EXPECT_EQ(scalar("SELECT count(*) FROM " + schema + ".resync_request WHERE exit_code = 0"), 1);
+    EXPECT_TRUE(d.running());
+}
+
+TEST_F(Daemon, Sigusr1AsksForAFullResync) {
+    auto& d = settled(Settings{});
+    ASSERT_TRUE(eventually([&] { return runs("mode = 'full' AND status = 'succeeded'") >= 1; }, 10s));
+    const int64_t before = runs("mode = 'full'");
+    d.signal(SIGUSR1);
+    EXPECT_TRUE(eventually([&] { return runs("mode = 'full' AND status = 'succeeded'") > before; }, 10s)) << log_text();
+}
+
+TEST_F(Daemon, StatusShowsTheLeaderItsPhaseAndTheRuns) {
+    add_rows(1, 3, "alpha");
+    auto& d = settled(Settings{});
+    auto [code, out] = run_cli({"--config", (dir / "config.yaml").string(), "status", "--json"});
+    ASSERT_EQ(code, 0) << out;
+    auto j = nlohmann::json::parse(out);
+    ASSERT_FALSE(j["leader"].is_null()) << out;
+    EXPECT_EQ(j["leader"]["pid"], d.pid());
+    EXPECT_FALSE(j["leader"]["phase"].get<std::string>().empty());
+    EXPECT_GE(j["runs"].size(), 1u);
+    EXPECT_TRUE(j["last_success_s"].is_number());
+    EXPECT_EQ(j["resync"]["queued"], 0);
+
+    auto [tcode, text] = run_cli({"--config", (dir / "config.yaml").string(), "status"});
+    EXPECT_EQ(tcode, 0);
+    EXPECT_NE(text.find("Leader:       pid " + std::to_string(d.pid())), std::string::npos) << text;
+    EXPECT_NE(text.find("Recent runs:"), std::string::npos) << text;
+}
+
+TEST_F(Daemon, StatusWithoutADaemonSaysThereIsNoLeader) {
+    auto [code, out] = run_cli({"--config", write_config(Settings{}).string(), "status"});
+    EXPECT_EQ(code, 0) << out;
+    EXPECT_NE(out.find("Leader:       none"), std::string::npos) << out;
+    EXPECT_NE(out.find("Runs:         none yet"), std::string::npos) << out;
+}
+
+TEST_F(Daemon, CheckPassesWithAGoodConfigAndNamesWhatIsWrong) {
+    auto good = write_config(Settings{});
+    auto [code, out] = run_cli({"--config", good.string(), "check"});
+    EXPECT_EQ(code, 0) << out;
+    EXPECT_NE(out.find("all checks passed"), std::string::npos) << out;
+
+    ::setenv("CDP_SYNC_DAEMON_TEST_TOKEN", "wrong-token", 1);
+    Settings bad;
+    bad.dsn = "host=127.0.0.1 port=1 dbname=nothing connect_timeout=2";
+    auto path = write_config(bad, "bad.yaml");
+    {
+        auto [bcode, bout] = run_cli({"--config", path.string(), "check"});
+        ::setenv("CDP_SYNC_DAEMON_TEST_TOKEN", kDaemonToken, 1);
+        EXPECT_EQ(bcode, 1) << bout;
+        EXPECT_NE(bout.find("FAIL  cannot connect to PostgreSQL"), std::string::npos) << bout;
+        EXPECT_NE(bout.find("FAIL  CDP call failed"), std::string::npos) << bout;
+    }
+    std::ofstream(dir / "broken.yaml") << "cdp:\n  rate_limit_qps: fast\n";
+    auto [ccode, cout_] = run_cli({"--config", (dir / "broken.yaml").string(), "check"});
+    EXPECT_EQ(ccode, 2) << cout_;
+    EXPECT_NE(cout_.find("rate_limit_qps"), std::string::npos) << cout_;
+}
+
+}  // namespace
+}  // namespace cdpsync::testing

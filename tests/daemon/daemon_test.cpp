@@ -1,0 +1,190 @@
+// Daemon pieces without PostgreSQL: the schedule, backoff, once-per-change logging, the
+// systemd notify protocol (against a socket of the test's own), and the binary's signals.
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <spdlog/sinks/ostream_sink.h>
+
+#include "daemon/notify.hpp"
+#include "daemon/schedule.hpp"
+#include "daemon_fixture.hpp"
+
+namespace cdpsync::testing {
+namespace {
+
+using daemon::Backoff;
+using daemon::Condition;
+using daemon::Duration;
+using daemon::FirstRun;
+using daemon::Periodic;
+
+TEST(Periodic, FirstRunImmediatelyThenEveryJitteredPeriod) {
+    const auto t0 = Clock::now();
+    Periodic p("poll", 10s, 0.1, FirstRun::immediately, t0);
+    EXPECT_TRUE(p.due(t0));
+    p.done(t0);
+    EXPECT_FALSE(p.due(t0 + 8999ms));
+    EXPECT_TRUE(p.due(t0 + 11001ms));
+    EXPECT_GE(p.next(), t0 + 9s);
+    EXPECT_LE(p.next(), t0 + 11s);
+}
+
+TEST(Periodic, AfterPeriodWaitsAndLastRunAgoCountsFromHistory) {
+    const auto t0 = Clock::now();
+    Periodic p("full", Duration(3600'000), 0, FirstRun::after_period, t0);
+    EXPECT_FALSE(p.due(t0));
+    EXPECT_EQ(p.next(), t0 + 1h);
+    p.last_ran_ago(Duration(3000'000), t0);  // 50 min ago: due in 10 min
+    EXPECT_EQ(p.next(), t0 + 10min);
+    p.last_ran_ago(Duration(7200'000), t0);  // overdue: due now
+    EXPECT_TRUE(p.due(t0));
+}
+
+TEST(Periodic, TriggerAndNewPeriodAndDisabled) {
+    const auto t0 = Clock::now();
+    Periodic p("poll", 60s, 0, FirstRun::after_period, t0);
+    p.trigger(t0 + 1s);
+    EXPECT_TRUE(p.due(t0 + 1s));
+    p.done(t0);
+    p.set_period(10s, t0 + 5s);  // 60 -> 10: next moves 50 s earlier, but not before now
+    EXPECT_EQ(p.next(), t0 + 10s);
+    p.set_period(1s, t0 + 9s);
+    EXPECT_EQ(p.next(), t0 + 9s);
+    Periodic off("full", Duration(0), 0, FirstRun::immediately, t0);
+    EXPECT_FALSE(off.due(t0 + 100h));
+}
+
+TEST(Backoff, DoublesUpToTheCapAndResets) {
+    Backoff b(1s, 10s);
+    EXPECT_EQ(b.next(), 1s);
+    EXPECT_EQ(b.next(), 2s);
+    EXPECT_EQ(b.next(), 4s);
+    EXPECT_EQ(b.next(), 8s);
+    EXPECT_EQ(b.next(), 10s);
+    EXPECT_EQ(b.next(), 10s);
+    b.reset();
+    EXPECT_EQ(b.next(), 1s);
+}
+
+TEST(Condition, LogsOncePerChangeOfStateNotPerAttempt) {
+    std::ostringstream os;
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(os);
+    auto log = std::make_shared<spdlog::logger>("t", sink);
+    Condition c("PostgreSQL", log);
+    const auto t0 = Clock::now();
+    EXPECT_FALSE(c.ok(t0));
+    EXPECT_TRUE(c.failed("connection refused", "retrying", t0));
+    for (int i = 0; i < 5; ++i) EXPECT_FALSE(c.failed("connection refused", "retrying", t0));
+    EXPECT_TRUE(c.is_down());
+    EXPECT_TRUE(c.ok(t0 + 30s));
+    EXPECT_FALSE(c.ok(t0 + 31s));
+    const auto text = os.str();
+    EXPECT_EQ(count_of(text, "PostgreSQL failed: connection refused; retrying"), 1) << text;
+    EXPECT_EQ(count_of(text, "PostgreSQL is back after 30 s and 6 failed attempt(s)"), 1) << text;
+}
+
+// A datagram socket standing in for systemd's notify socket.
+class NotifySocket {
+public:
+    NotifySocket() {
+        path_ = std::filesystem::temp_directory_path() / ("cdp-sync-notify-" + std::to_string(::getpid()) + "-" +
+                                                          std::to_string(++n_));
+        fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path_.c_str());
+        ::unlink(path_.c_str());
+        EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+        timeval tv{0, 200'000};
+        ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    }
+    ~NotifySocket() {
+        ::close(fd_);
+        ::unlink(path_.c_str());
+    }
+    std::string path() const { return path_.string(); }
+    // Every message received until `until` holds or the timeout passes, joined by '\n'.
+    std::string receive_until(const std::string& until, std::chrono::milliseconds timeout) {
+        const auto end = Clock::now() + timeout;
+        while (Clock::now() < end && all_.find(until) == std::string::npos) {
+            char buf[4096];
+            auto n = ::recv(fd_, buf, sizeof buf, 0);
+            if (n > 0) all_ += std::string(buf, static_cast<size_t>(n)) + "\n";
+        }
+        return all_;
+    }
+
+private:
+    static inline int n_ = 0;
+    std::filesystem::path path_;
+    int fd_ = -1;
+    std::string all_;
+};
+
+TEST(SystemdNotifier, WithoutNotifySocketIsANoOp) {
+    ::unsetenv("NOTIFY_SOCKET");
+    daemon::SystemdNotifier n;
+    EXPECT_FALSE(n.active());
+    n.ready();
+    n.status("x");
+    EXPECT_EQ(n.watchdog_interval().count(), 0);
+}
+
+TEST(SystemdNotifier, SendsReadyStatusAndWatchdogToTheSocket) {
+#ifndef CDP_SYNC_HAVE_SYSTEMD
+    GTEST_FAIL() << "built without libsystemd: sd_notify is not available";
+#else
+    NotifySocket s;
+    ::setenv("NOTIFY_SOCKET", s.path().c_str(), 1);
+    ::setenv("WATCHDOG_USEC", "2000000", 1);
+    ::setenv("WATCHDOG_PID", std::to_string(::getpid()).c_str(), 1);
+    daemon::SystemdNotifier n;
+    EXPECT_TRUE(n.active());
+    EXPECT_EQ(n.watchdog_interval(), std::chrono::microseconds(2000000));
+    n.ready();
+    n.status("leader: idle\nsecond line dropped");
+    n.watchdog();
+    n.stopping();
+    ::unsetenv("NOTIFY_SOCKET");
+    ::unsetenv("WATCHDOG_USEC");
+    ::unsetenv("WATCHDOG_PID");
+    auto got = s.receive_until("STOPPING=1", 2s);
+    EXPECT_EQ(got, "READY=1\nSTATUS=leader: idle\nWATCHDOG=1\nSTOPPING=1\n");
+#endif
+}
+
+// The binary without a reachable PostgreSQL: it does not exit, says why in STATUS, and
+// stops cleanly (exit 0, STOPPING=1) on SIGTERM.
+TEST(DaemonBinary, WaitsForAnUnreachablePostgresAndStopsOnSigterm) {
+    ASSERT_TRUE(std::filesystem::exists(binary())) << binary() << " is not built";
+    const auto dir = std::filesystem::temp_directory_path() / ("cdp-sync-daemon-unit-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    {
+        std::ofstream out(dir / "config.yaml");
+        out << "cdp:\n  base_url: http://127.0.0.1:9/openapi\n  token_env: CDP_SYNC_UNIT_TOKEN\n"
+            << "database:\n  dsn: \"host=127.0.0.1 port=1 dbname=x connect_timeout=1\"\n"
+            << "  desired_memberships: \"SELECT 1::bigint, 'a'\"\n"
+            << "sync:\n  poll_interval_s: 1\nlogging:\n  file: \"\"\n";
+    }
+    NotifySocket s;
+    Child d({"--config", (dir / "config.yaml").string(), "run"}, dir / "out.txt",
+            {{"NOTIFY_SOCKET", s.path()}, {"CDP_SYNC_UNIT_TOKEN", "t"}});
+    auto got = s.receive_until("STATUS=waiting for PostgreSQL", 10s);
+    EXPECT_NE(got.find("READY=1"), std::string::npos) << got;
+    EXPECT_NE(got.find("STATUS=waiting for PostgreSQL"), std::string::npos) << got;
+    std::this_thread::sleep_for(2500ms);
+    EXPECT_TRUE(d.running()) << read_file(dir / "out.txt");
+    d.signal(SIGTERM);
+    auto code = d.wait(10s);
+    ASSERT_TRUE(code);
+    EXPECT_EQ(*code, 0);
+    got = s.receive_until("STOPPING=1", 2s);
+    EXPECT_NE(got.find("STOPPING=1"), std::string::npos) << got;
+    const auto out = read_file(dir / "out.txt");
+    // Logged once, although it retried several times.
+    EXPECT_EQ(count_of(out, "] PostgreSQL ("), 1) << out;
+    std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace cdpsync::testing
