@@ -688,7 +688,7 @@ json to_json(const WriteLogEntry& e) {
 
 // ---------------------------------------------------------------- customer records
 
-json customer_record(int64_t customer_id) {
+void append_customer_record(std::string& out, int64_t customer_id) {
     static const char* const provinces[] = {"云南省", "安徽省", "河南省", "广东省", "浙江省",
                                             "四川省", "江苏省", "山东省"};
     static const char* const cities[] = {"昆明市", "合肥市", "郑州市", "广州市", "杭州市",
@@ -697,30 +697,27 @@ json customer_record(int64_t customer_id) {
     static const char* const sources[] = {"淘宝", "京东", "小程序", "门店", "公众号"};
     const uint64_t h = splitmix64(static_cast<uint64_t>(customer_id));
     const size_t place = h % 8;
-    char birthday[16];
-    std::snprintf(birthday, sizeof birthday, "%04d-%02d-%02d", 1950 + static_cast<int>(h % 55),
-                  1 + static_cast<int>((h >> 8) % 12), 1 + static_cast<int>((h >> 16) % 28));
-    char open_id[40];
-    std::snprintf(open_id, sizeof open_id, "o%016llx", static_cast<unsigned long long>(h));
-    return json{
-        {"id", customer_id},
-        {"nickName", std::string(names[(h >> 4) % 8])},
-        {"gender", static_cast<int>((h >> 12) % 3)},
-        {"email", "user" + std::to_string(customer_id) + "@example.com"},
-        {"emailVerified", static_cast<int>((h >> 20) % 2)},
-        {"birthday", birthday},
-        {"province", provinces[place]},
-        {"city", cities[place]},
-        {"district", ""},
-        {"openId", open_id},
-        {"appId", "wx0000sim"},
-        {"source", sources[(h >> 24) % 5]},
-        {"createMethod", "api"},
-        {"editable", 0},
-        {"isEmployee", 1},
-        {"extendAttrList", json::array({json{{"attrKey", "level"}, {"attrName", "会员等级"},
-                                             {"attrValue", std::to_string((h >> 28) % 5)}}})},
-    };
+    const long long id = static_cast<long long>(customer_id);
+    // Written by hand: a page of 1000 records is the simulator's largest hot reply.
+    char buf[1024];
+    const int n = std::snprintf(
+        buf, sizeof buf,
+        "{\"id\":%lld,\"nickName\":\"%s\",\"gender\":%d,\"email\":\"user%lld@example.com\","
+        "\"emailVerified\":%d,\"birthday\":\"%04d-%02d-%02d\",\"province\":\"%s\",\"city\":\"%s\","
+        "\"district\":\"\",\"openId\":\"o%016llx\",\"appId\":\"wx0000sim\",\"source\":\"%s\","
+        "\"createMethod\":\"api\",\"editable\":0,\"isEmployee\":1,"
+        "\"extendAttrList\":[{\"attrKey\":\"level\",\"attrName\":\"会员等级\",\"attrValue\":\"%d\"}]}",
+        id, names[(h >> 4) % 8], static_cast<int>((h >> 12) % 3), id, static_cast<int>((h >> 20) % 2),
+        1950 + static_cast<int>(h % 55), 1 + static_cast<int>((h >> 8) % 12),
+        1 + static_cast<int>((h >> 16) % 28), provinces[place], cities[place],
+        static_cast<unsigned long long>(h), sources[(h >> 24) % 5], static_cast<int>((h >> 28) % 5));
+    out.append(buf, static_cast<size_t>(std::min<int>(n, sizeof buf - 1)));
+}
+
+json customer_record(int64_t customer_id) {
+    std::string text;
+    append_customer_record(text, customer_id);
+    return json::parse(text);
 }
 
 }  // namespace cdpsync::sim

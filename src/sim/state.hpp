@@ -156,5 +156,7 @@ private:
 // The plausible customer record getCustomerPageByGroupId returns for an id (the same
 // every time for the same id).
 json customer_record(int64_t customer_id);
+// The same record, appended to `out` as JSON text (fast path for pages).
+void append_customer_record(std::string& out, int64_t customer_id);
 
 }  // namespace cdpsync::sim

@@ -139,6 +139,7 @@ TEST_F(SimHttp, GetCustomerPageByGroupIdPagesMembersWithRecords) {
         for (const auto& rec : r["data"]["records"]) {
             seen.push_back(rec["id"].get<int64_t>());
             EXPECT_TRUE(rec.contains("email") && rec.contains("gender") && rec.contains("nickName"));
+            EXPECT_EQ(rec, customer_record(rec["id"].get<int64_t>()));
         }
     }
     ASSERT_EQ(seen.size(), 25u);
