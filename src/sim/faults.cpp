@@ -161,9 +161,7 @@ FaultConfig FaultConfig::from_json(const json& j) {
         } else if (key == "endpoints") {
             if (!v.is_object()) throw std::invalid_argument("faults: endpoints must be an object");
             for (const auto& [name, rule] : v.items()) {
-                std::string n = name;
-                if (!n.empty() && n.front() == '/') n.erase(0, 1);
-                c.endpoints[n] = rule_from_json(rule);
+                c.endpoints[name.starts_with('/') ? name.substr(1) : name] = rule_from_json(rule);
             }
         } else if (key == "script") {
             if (!v.is_array()) throw std::invalid_argument("faults: script must be an array");
@@ -208,10 +206,7 @@ json FaultConfig::to_json() const {
 }
 
 namespace {
-std::string strip_slash(std::string s) {
-    if (!s.empty() && s.front() == '/') s.erase(0, 1);
-    return s;
-}
+std::string strip_slash(const std::string& s) { return s.starts_with('/') ? s.substr(1) : s; }
 FaultConfig normalized(FaultConfig c) {
     std::map<std::string, FaultRule> eps;
     for (auto& [k, v] : c.endpoints) eps[strip_slash(k)] = std::move(v);
@@ -253,7 +248,7 @@ void Faults::reseed(uint64_t seed) {
 }
 
 void Faults::push_script(ScriptedFault fault) {
-    fault.endpoint = strip_slash(std::move(fault.endpoint));
+    fault.endpoint = strip_slash(fault.endpoint);
     std::lock_guard lock(mutex_);
     script_.push_back(std::move(fault));
 }
