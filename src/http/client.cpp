@@ -189,7 +189,7 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
           options(std::move(opts)),
           url(parse_url(options.base_url)),
           log(logger ? std::move(logger) : logging::logger("http")),
-          limiter(executor, options.rate_limit_qps) {
+          limiter(executor, options.rate_limit_qps, options.rate_limit_margin) {
         if (options.max_in_flight < 1) options.max_in_flight = 1;
         const bool default_port = url.port == (url.tls ? "443" : "80");
         host_header = (url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host) +

@@ -61,6 +61,7 @@ TEST_F(ClientTls, CertificateFromTrustedCaForLocalhostSucceeds) {
     ASSERT_EQ(server.requests().size(), 3u);
     EXPECT_EQ(server.requests()[0].target, "/openapi/x");
     EXPECT_EQ(server.requests()[0].header("Host"), "localhost:" + std::to_string(server.port()));
+    EXPECT_EQ(server.requests()[0].tls_server_name, "localhost");  // SNI
 }
 
 TEST_F(ClientTls, CertificateFromTrustedCaForIpLiteralSucceeds) {
@@ -68,6 +69,8 @@ TEST_F(ClientTls, CertificateFromTrustedCaForIpLiteralSucceeds) {
     TestServer server(testing::tls_options(cert.cert_file, cert.key_file));
     auto r = send_to(server.base_url("", "127.0.0.1"), pki.ca_file());
     ASSERT_TRUE(r.ok()) << describe(r);
+    ASSERT_EQ(server.requests().size(), 1u);
+    EXPECT_EQ(server.requests()[0].tls_server_name, "");  // no SNI for an IP literal (RFC 6066)
 }
 
 TEST_F(ClientTls, UntrustedSelfSignedCertificateIsRejected) {

@@ -142,30 +142,46 @@ TEST(RateLimiter, CancelWakesWaitersWithOperationAborted) {
 }
 
 // The real thing: what the SERVER sees. At 20 qps, 50 requests over ~2 s through 8
-// connections: no 1-second window of arrivals holds more than 20.
+// connections: no 1-second window of arrivals holds more than 20. The connections are
+// opened beforehand (limiter off), so every measured request meets a server already
+// waiting on its connection and arrival times differ from send times by similar amounts.
 TEST(RateLimiter, ServerNeverSeesMoreThanQpsInAnySecond) {
-    testing::TestServer server;
+    testing::TestServer server({}, [](const testing::TestRequest& r) {
+        return r.target == "/warm-up" ? testing::delayed(50ms) : testing::reply();
+    });
     net::io_context ioc;
     ClientOptions options;
     options.base_url = server.base_url();
     options.max_in_flight = 8;
-    options.rate_limit_qps = 20;
+    options.rate_limit_qps = 0;
     Client client(ioc.get_executor(), options);
     int ok = 0;
-    for (int i = 0; i < 50; ++i)
-        net::co_spawn(ioc, [&]() -> net::awaitable<void> {
-            auto r = co_await client.send(get("/ping"));
-            if (r.ok() && r.response->status == 200) ++ok;
-        }, net::detached);
+    auto send = [&](const char* path) -> net::awaitable<void> {
+        auto r = co_await client.send(get(path));
+        if (r.ok() && r.response->status == 200) ++ok;
+    };
+    for (int i = 0; i < 8; ++i) net::co_spawn(ioc, send("/warm-up"), net::detached);
+    ioc.run();
+    ASSERT_EQ(ok, 8);
+    ASSERT_EQ(client.stats().connections_opened, 8u);
+
+    client.set_rate_limit(20);
+    ok = 0;
+    for (int i = 0; i < 50; ++i) net::co_spawn(ioc, send("/ping"), net::detached);
+    ioc.restart();
     ioc.run();
     EXPECT_EQ(ok, 50);
-    auto requests = server.requests();
-    ASSERT_EQ(requests.size(), 50u);
+    EXPECT_EQ(client.stats().connections_opened, 8u);
     std::vector<Clock::time_point> arrivals;
-    for (const auto& r : requests) arrivals.push_back(r.arrival);
+    for (const auto& r : server.requests())
+        if (r.target == "/ping") arrivals.push_back(r.arrival);
+    ASSERT_EQ(arrivals.size(), 50u);
     std::sort(arrivals.begin(), arrivals.end());
     for (size_t i = 0; i + 20 < arrivals.size(); ++i)
-        EXPECT_GE(arrivals[i + 20] - arrivals[i], 1s) << "21 arrivals within one second, from #" << i;
+        EXPECT_GE(arrivals[i + 20] - arrivals[i], 1s)
+            << "21 arrivals within "
+            << std::chrono::duration_cast<std::chrono::microseconds>(arrivals[i + 20] - arrivals[i]).count()
+            << " us, from #" << i;
     // And the limiter does not throttle far below the rate: 50 sends need just over 2 s.
     EXPECT_LT(arrivals.back() - arrivals.front(), 4s);
 }

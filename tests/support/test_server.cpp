@@ -76,12 +76,17 @@ struct TestServer::Impl {
             lowest.expires_after(std::chrono::seconds(10));
             auto closer = closers.insert(closers.end(), [&lowest] { lowest.close(); });
             co_await stream.async_handshake(ssl::stream_base::server, net::redirect_error(net::use_awaitable, ec));
-            if (!ec && !stopping) co_await serve(stream, lowest, id);
+            if (!ec && !stopping) {
+                const char* name = SSL_get_servername(stream.native_handle(), TLSEXT_NAMETYPE_host_name);
+                std::string sni = name ? name : "";
+                co_await serve(stream, lowest, id, sni);
+            }
             closers.erase(closer);
         } else {
             beast::tcp_stream stream(std::move(socket));
             auto closer = closers.insert(closers.end(), [&stream] { stream.close(); });
-            co_await serve(stream, stream, id);
+            std::string no_sni;
+            co_await serve(stream, stream, id, no_sni);
             closers.erase(closer);
             stream.socket().shutdown(tcp::socket::shutdown_both, ec);
         }
@@ -99,7 +104,7 @@ struct TestServer::Impl {
     };
 
     template <class Stream>
-    net::awaitable<void> serve(Stream& stream, beast::tcp_stream& lowest, uint64_t id) {
+    net::awaitable<void> serve(Stream& stream, beast::tcp_stream& lowest, uint64_t id, const std::string& sni) {
         beast::flat_buffer buffer;
         net::steady_timer delay_timer(ioc);
         auto cancel_delay = closers.insert(closers.end(), [&delay_timer] { delay_timer.cancel(); });
@@ -123,6 +128,7 @@ struct TestServer::Impl {
             seen.body = req.body();
             seen.connection_id = id;
             seen.index_on_connection = index;
+            seen.tls_server_name = sni;
             Handler h;
             {
                 std::lock_guard lock(mutex);

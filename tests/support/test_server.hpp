@@ -38,6 +38,7 @@ struct TestRequest {
     uint64_t connection_id = 0;    // 1, 2, ... in accept order
     int index_on_connection = 0;   // 0 for the first request on a connection
     std::chrono::steady_clock::time_point arrival;  // when the whole request had been read
+    std::string tls_server_name;   // SNI the client sent (TLS only; "" if none)
 
     // The first header with this name (case-insensitive), if any.
     std::optional<std::string> header(const std::string& name) const;
