@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cli/commands.hpp"
+#include "cli/daemon_commands.hpp"
 
 namespace {
 
@@ -20,11 +21,11 @@ struct Subcommand {
 };
 
 const Subcommand kSubcommands[] = {
-    {"run", cdpsync::cli::run_command, "daemon: poll, sync changes, periodic full resync"},
-    {"resync", cdpsync::cli::resync_command, "one-off full resync, exit 0 when converged"},
+    {"run", cdpsync::cli::daemon_run, "daemon: poll, sync changes, periodic full resync (--once: one cycle)"},
+    {"resync", cdpsync::cli::resync_dispatch, "one-off full resync, exit 0 when converged"},
     {"plan", cdpsync::cli::plan_command, "dry run: print what a sync would do, change nothing"},
-    {"status", nullptr, "last runs, pending/failed ops, checkpoint, lag"},
-    {"check", nullptr, "validate config, reach PostgreSQL and the CDP"},
+    {"status", cdpsync::cli::status_command, "last runs, pending/failed ops, checkpoint, lag"},
+    {"check", cdpsync::cli::check_command, "validate config, reach PostgreSQL and the CDP"},
     {"api", cdpsync::cli::api_command, "one call per CDP endpoint, JSON out (see api --help)"},
 };
 

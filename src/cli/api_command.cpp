@@ -376,7 +376,8 @@ int run(const GlobalOptions& global, const CommandSpec& spec, const Invocation& 
         std::cerr << "cdp-sync api: " << one_line(e.what()) << std::endl;
         return kExitUsage;
     }
-    logging::init_stderr(verbose ? "debug" : "warn");
+    // stderr is for the one-line outcome; --verbose shows warnings and each retry.
+    logging::init_stderr(verbose ? "debug" : "error");
 
     cdp::ApiOptions options = cdp::ApiOptions::from_config(cfg.cdp);
     if (auto size = inv.integer("--size")) options.page_size = *size;

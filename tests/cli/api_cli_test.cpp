@@ -192,8 +192,11 @@ TEST_F(Cli, VersionAndUnknownCommands) {
     EXPECT_EQ(v.out.rfind("cdp-sync ", 0), 0u);
     expect_one_line_failure(run_raw({"frobnicate"}), 2);
     expect_one_line_failure(run_raw({"--bogus"}), 2);
-    expect_one_line_failure(run_raw({"status"}), 2);
-    EXPECT_NE(run_raw({"status"}).err.find("not implemented"), std::string::npos);
+    expect_one_line_failure(run_raw({"--config"}), 2);
+    CliRun none = run_raw({});
+    EXPECT_EQ(none.exit_code, 2);
+    EXPECT_NE(none.err.find("Usage:"), std::string::npos);
+    EXPECT_EQ(none.out, "");
 }
 
 TEST_F(Cli, UsageErrorsExitTwoWithOneLine) {
