@@ -154,6 +154,28 @@ std::optional<LeaderInfo> current_leader(pqxx::connection& conn, const std::stri
     return info;
 }
 
+std::optional<RunProgress> running_run(pqxx::connection& conn, const std::string& schema) {
+    const std::string q = quote_schema(schema);
+    pqxx::nontransaction tx(conn);
+    if (!tx.exec_params1("SELECT to_regclass($1) IS NOT NULL", schema + ".op")[0].as<bool>()) return std::nullopt;
+    auto r = tx.exec(replace_at(
+        "SELECT r.id, r.mode, r.phase, extract(epoch FROM now() - r.started_at)::float8,"
+        " (SELECT count(*) FROM @.op o WHERE o.run_id = r.id AND o.state IN ('done', 'failed', 'permanent')),"
+        " (SELECT count(*) FROM @.op o WHERE o.run_id = r.id AND o.state <> 'superseded')"
+        " FROM @.run r WHERE r.status = 'running' ORDER BY r.id DESC LIMIT 1",
+        q));
+    if (r.empty()) return std::nullopt;
+    return RunProgress{r[0][0].as<int64_t>(), r[0][1].as<std::string>(), r[0][2].as<std::string>(),
+                       r[0][3].as<double>(), r[0][4].as<int64_t>(), r[0][5].as<int64_t>()};
+}
+
+void set_leader_phase(pqxx::connection& conn, const std::string& schema, const std::string& phase) {
+    pqxx::nontransaction tx(conn);
+    tx.exec_params(replace_at("UPDATE @.daemon_leader SET phase = $1, heartbeat_at = now() WHERE id = 1",
+                              quote_schema(schema)),
+                   phase);
+}
+
 int64_t enqueue_resync(pqxx::connection& conn, const std::string& schema, const std::string& requested_by,
                        bool force, const std::vector<std::string>& only_groups) {
     const std::string q = quote_schema(schema);
@@ -190,10 +212,14 @@ int64_t queued_resyncs(pqxx::connection& conn, const std::string& schema) {
     return tx.exec1(replace_at("SELECT count(*) FROM @.resync_request WHERE finished_at IS NULL", q))[0].as<int64_t>();
 }
 
+// Payloads "resync" and "resync-done" are cdp-sync's own (a request queued or answered): they
+// only wake the loop, which then looks at the queue. Anything else means the data changed.
 struct Control::Receiver : pqxx::notification_receiver {
     bool notified = false;
     explicit Receiver(pqxx::connection& c) : pqxx::notification_receiver(c, kNotifyChannel) {}
-    void operator()(const std::string&, int) override { notified = true; }
+    void operator()(const std::string& payload, int) override {
+        if (payload.rfind("resync", 0) != 0) notified = true;
+    }
 };
 
 Control::Control(const std::string& dsn, std::string schema, std::shared_ptr<spdlog::logger> log)

@@ -65,6 +65,19 @@ struct LeaderInfo {
 // connection to the same database.
 std::optional<LeaderInfo> current_leader(pqxx::connection& conn, const std::string& schema);
 
+// The run in progress (status 'running', newest), read from outside the engine: its phase
+// and, in the apply phase, how many of its ops are settled.
+struct RunProgress {
+    int64_t run_id = 0;
+    std::string mode;
+    std::string phase;
+    double seconds = 0;        // since the run started
+    int64_t done = 0, total = 0;
+};
+std::optional<RunProgress> running_run(pqxx::connection& conn, const std::string& schema);
+// The leader's published phase and heartbeat, from another connection of the leader.
+void set_leader_phase(pqxx::connection& conn, const std::string& schema, const std::string& phase);
+
 // Resync requests, from either side.
 int64_t enqueue_resync(pqxx::connection& conn, const std::string& schema, const std::string& requested_by,
                        bool force, const std::vector<std::string>& only_groups);
@@ -89,8 +102,9 @@ public:
     bool leading() const { return leading_; }
     // Round trip; throws pqxx::broken_connection when the connection (and so the lock) is gone.
     void ping();
-    // Reads pending notifications (non-blocking); true when any arrived on `cdp_sync` since
-    // the last call. Throws pqxx::broken_connection when the connection is gone.
+    // Reads pending notifications (non-blocking); true when a data change was announced on
+    // `cdp_sync` (any payload but cdp-sync's own "resync...") since the last call. Throws
+    // pqxx::broken_connection when the connection is gone.
     bool take_notified();
 
     // The leader's row in daemon_leader.

@@ -18,6 +18,7 @@
 #include "config/logging.hpp"
 #include "daemon/control.hpp"
 #include "daemon/notify.hpp"
+#include "daemon/run_monitor.hpp"
 #include "daemon/schedule.hpp"
 #include "daemon/signals.hpp"
 #include "store/store.hpp"
@@ -36,6 +37,9 @@ Duration full_period(const config::Config& c) {
 Duration standby_period(const config::Config& c) { return std::min<Duration>(poll_period(c), 5s); }
 // The most a failing thing waits before its next attempt.
 Duration max_backoff(const config::Config& c) { return std::max<Duration>(poll_period(c), 60s); }
+
+// Long runs log their progress this often.
+constexpr Duration kProgressEvery = 5s;
 
 std::string seconds_text(Duration d) { return fmt::format("{:.0f} s", std::chrono::duration<double>(d).count()); }
 
@@ -271,7 +275,10 @@ private:
             if (!engine_) engine_ = std::make_unique<sync::Engine>(cfg_, logging::logger("sync"));
             signals_.set_busy(true);
             watchdog_.set_busy(true);
+            RunMonitor monitor(cfg_.database.dsn, cfg_.database.schema, label, kProgressEvery, log_,
+                               [this](const std::string& line) { notifier_.status("leader: " + line); });
             report = engine_->run(request);
+            status_.clear();  // the monitor changed STATUS= behind set_status's back
             signals_.set_busy(false);
             watchdog_.set_busy(false);
             last_run_end_ = Clock::now();

@@ -16,24 +16,7 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-struct Progress {
-    int64_t run_id = 0;
-    std::string phase;
-    int64_t done = 0, total = 0;
-};
-
-std::optional<Progress> running_run(pqxx::connection& conn, const std::string& schema) {
-    pqxx::nontransaction tx(conn);
-    const std::string q = "\"" + schema + "\"";
-    auto r = tx.exec("SELECT r.id, r.phase,"
-                     " (SELECT count(*) FROM " + q + ".op o WHERE o.run_id = r.id AND o.state IN ('done', 'failed', 'permanent')),"
-                     " (SELECT count(*) FROM " + q + ".op o WHERE o.run_id = r.id AND o.state <> 'superseded')"
-                     " FROM " + q + ".run r WHERE r.status = 'running' ORDER BY r.id DESC LIMIT 1");
-    if (r.empty()) return std::nullopt;
-    return Progress{r[0][0].as<int64_t>(), r[0][1].as<std::string>(), r[0][2].as<int64_t>(), r[0][3].as<int64_t>()};
-}
-
-std::string bar(const Progress& p) {
+std::string bar(const RunProgress& p) {
     constexpr int width = 30;
     std::string s = fmt::format("run {} {:<8} ", p.run_id, p.phase);
     if (p.phase == "apply" && p.total > 0) {

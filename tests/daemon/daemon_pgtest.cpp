@@ -89,12 +89,19 @@ TEST_F(Daemon, SigtermMidRunThenRestartLosesNothing) {
     auto code = d.wait(40s);
     ASSERT_TRUE(code) << "still running 40 s after SIGTERM";
     EXPECT_EQ(*code, 0);
+    // The run took seconds: its progress was logged on the way (every 5 s).
+    const auto log = log_text();
+    EXPECT_NE(log.find("(incremental run) apply: "), std::string::npos) << log;
+    EXPECT_NE(log.find(" ops/s"), std::string::npos) << log;
 
     add_rows(1801, 5, "alpha");
-    start_daemon(write_config(s));
+    auto& again = start_daemon(write_config(s));
     ASSERT_TRUE(eventually([&] { return members("alpha") == 160; }, 30s)) << "members " << members("alpha") << "\n"
                                                                            << log_text();
+    again.signal(SIGTERM);
+    EXPECT_EQ(again.wait(40s), std::optional<int>(0));
     EXPECT_EQ(runs("status = 'running'"), 0) << "a run stayed open";
+    EXPECT_EQ(runs("status = 'succeeded'"), runs()) << "every run, the interrupted one included, succeeded";
 }
 
 TEST_F(Daemon, SighupChangesTheRateLimitWithoutARestart) {

@@ -46,8 +46,9 @@ TEST_F(DaemonTest, PostgresRestartedUnderARunningDaemon) {
     EXPECT_EQ(leader_pid(other), d.pid());
     EXPECT_GE(count_of(log_text(), "lost the leader lock"), 1) << log_text();
     // Each failing state is logged once, and its recovery once (the file is flushed every second).
-    EXPECT_TRUE(eventually([&] { return count_of(log_text(), "is back after") == count_of(log_text(), ") failed: "); }, 3s))
-        << log_text();
+    EXPECT_TRUE(eventually([&] { return count_of(log_text(), "] PostgreSQL (") == 2; }, 3s)) << log_text();
+    EXPECT_EQ(count_of(log_text(), ") failed: "), 1) << log_text();
+    EXPECT_EQ(count_of(log_text(), ") is back after"), 1) << log_text();
 }
 
 }  // namespace
