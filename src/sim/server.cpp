@@ -433,8 +433,19 @@ struct Server::Impl {
             http::request_parser<http::string_body> parser;
             parser.body_limit(1024ull * 1024 * 1024);
             beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(opts.idle_timeout_s));
-            co_await http::async_read(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
+            co_await http::async_read_header(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
             if (ec) co_return ec == http::error::end_of_stream;
+            if (!parser.is_done()) {
+                // curl asks before sending a big body (a seed); answer at once instead of
+                // letting it wait a second.
+                if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
+                    static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+                    co_await net::async_write(stream, net::buffer(kContinue), net::redirect_error(net::use_awaitable, ec));
+                    if (ec) co_return false;
+                }
+                co_await http::async_read(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
+                if (ec) co_return false;
+            }
             http::request<http::string_body> req = parser.release();
 
             const auto received = Clock::now();

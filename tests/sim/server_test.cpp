@@ -534,6 +534,14 @@ TEST_F(SimHttp, AdminSeedDumpAndReset) {
     EXPECT_EQ(stats()["total"], 0);
 }
 
+TEST_F(SimHttp, AnswersExpectContinueBeforeABigBody) {
+    auto [interim, status] = test::post_expecting_continue(server->port(), "/__sim/seed",
+                                                           R"({"customers": {"first": 1, "count": 10}})");
+    EXPECT_EQ(interim, "100 Continue");
+    EXPECT_EQ(status, 200);
+    EXPECT_EQ(st().customer_count(), 10);
+}
+
 TEST_F(SimHttp, AdminStatsWriteLogFaultsAndRateLimit) {
     st().add_customers(1, 2);
     const int64_t g = st().add_group("g");

@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -144,6 +145,34 @@ nlohmann::json Client::cdp_post(const std::string& path, const nlohmann::json& b
     auto j = nlohmann::json::parse(r.body, nullptr, false);
     EXPECT_FALSE(j.is_discarded()) << r.body;
     return j;
+}
+
+std::pair<std::string, int> post_expecting_continue(uint16_t port, const std::string& target,
+                                                    const std::string& body) {
+    net::io_context ioc;
+    beast::tcp_stream stream(ioc);
+    stream.expires_after(std::chrono::seconds(5));
+    stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+    // The headers alone, announcing the body.
+    const std::string head = "POST " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                             "Content-Type: application/json\r\nExpect: 100-continue\r\n"
+                             "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+    net::write(stream, net::buffer(head));
+    // The interim reply, if the server sends one before the deadline.
+    std::string interim;
+    beast::flat_buffer buffer;
+    beast::error_code ec;
+    stream.expires_after(std::chrono::seconds(5));
+    http::response_parser<http::empty_body> first;
+    http::read_header(stream, buffer, first, ec);
+    if (!ec) interim = std::to_string(first.get().result_int()) + " " + std::string(first.get().reason());
+    if (ec) return {"", 0};
+    // The body, then the final reply.
+    net::write(stream, net::buffer(body));
+    http::response<http::string_body> res;
+    stream.expires_after(std::chrono::seconds(5));
+    http::read(stream, buffer, res, ec);
+    return {interim, ec ? 0 : static_cast<int>(res.result_int())};
 }
 
 }  // namespace cdpsync::sim::test

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -42,5 +43,10 @@ private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
+
+// Sends a POST's headers with `Expect: 100-continue`, waits (up to 5 s) for the interim
+// reply, then the body. Returns the interim status line ("" if none came) and the final status.
+std::pair<std::string, int> post_expecting_continue(uint16_t port, const std::string& target,
+                                                    const std::string& body);
 
 }  // namespace cdpsync::sim::test
