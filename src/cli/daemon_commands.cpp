@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 
 #include "config/config.hpp"
 #include "config/logging.hpp"
@@ -80,13 +81,17 @@ int resync_dispatch(const GlobalOptions& global, const Args& args) {
         else if (a.rfind("--group=", 0) == 0) ask.only_groups.push_back(a.substr(8));
         else return resync_command(global, args);  // --help and usage errors are said there
     }
+    std::optional<config::Config> cfg;
     try {
-        auto cfg = config::load_file(config::default_path(global.config_path));
+        cfg = config::load_file(config::default_path(global.config_path));
         ask.progress_bar = ::isatty(2);
-        if (auto code = daemon::resync_through_daemon(cfg, ask, std::cout, std::cerr)) return *code;
+        if (auto code = daemon::resync_through_daemon(*cfg, ask, std::cout, std::cerr)) return *code;
     } catch (const std::exception&) {
         // A bad config or an unreachable PostgreSQL: resync_command reports it in its words.
     }
+    // No daemon: the engine runs here; on a terminal, a progress bar meanwhile.
+    std::optional<daemon::TerminalProgress> bar;
+    if (cfg && ::isatty(2)) bar.emplace(*cfg, std::cerr);
     return resync_command(global, args);
 }
 

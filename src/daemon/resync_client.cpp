@@ -86,4 +86,29 @@ std::optional<int> resync_through_daemon(const config::Config& cfg, const Resync
     }
 }
 
+TerminalProgress::TerminalProgress(const config::Config& cfg, std::ostream& err) {
+    thread_ = std::thread([this, dsn = cfg.database.dsn, schema = cfg.database.schema, &err] {
+        std::unique_ptr<pqxx::connection> conn;
+        bool drew = false;
+        while (!quit_) {
+            try {
+                if (!conn) conn = connect(dsn, "cdp-sync progress");
+                if (auto p = running_run(*conn, schema)) {
+                    err << "\r" << bar(*p) << "\033[K" << std::flush;
+                    drew = true;
+                }
+            } catch (const std::exception&) {
+                conn.reset();
+            }
+            for (int i = 0; i < 3 && !quit_; ++i) std::this_thread::sleep_for(100ms);
+        }
+        if (drew) err << "\r\033[K" << std::flush;
+    });
+}
+
+TerminalProgress::~TerminalProgress() {
+    quit_ = true;
+    thread_.join();
+}
+
 }  // namespace cdpsync::daemon

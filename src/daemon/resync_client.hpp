@@ -3,7 +3,10 @@
 // returns the run's exit code. Two processes never apply at once.
 #pragma once
 
+#include <atomic>
+#include <memory>
 #include <optional>
+#include <thread>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -23,5 +26,20 @@ struct ResyncAsk {
 // run's report goes to `out`, progress to `err`. Throws when PostgreSQL cannot be reached.
 std::optional<int> resync_through_daemon(const config::Config& config, const ResyncAsk& ask, std::ostream& out,
                                          std::ostream& err);
+
+// A progress bar on a terminal for a run this process makes (the no-daemon path of resync):
+// a thread with its own connection redraws one line from the run and op tables every 300 ms
+// until destroyed. Draws nothing when PostgreSQL cannot be read.
+class TerminalProgress {
+public:
+    TerminalProgress(const config::Config& config, std::ostream& err);
+    ~TerminalProgress();
+    TerminalProgress(const TerminalProgress&) = delete;
+    TerminalProgress& operator=(const TerminalProgress&) = delete;
+
+private:
+    std::atomic<bool> quit_{false};
+    std::thread thread_;
+};
 
 }  // namespace cdpsync::daemon
