@@ -196,8 +196,10 @@ private:
             run_requested(*request);
             return;
         }
-        if (signals_.take_full_resync()) full_.trigger(now);
-        if (full_.due(now)) {
+        // SIGUSR1 asks for a full resync even when the periodic one is off (interval 0).
+        if (signals_.take_full_resync()) full_asked_ = true;
+        if (full_asked_ || full_.due(now)) {
+            full_asked_ = false;
             sync::RunRequest r;
             r.kind = sync::RunKind::full;
             run_and_schedule(r, "full resync");
@@ -310,7 +312,6 @@ private:
             run_backoff_.reset();
             poll_.done(now);
             if (kind == sync::RunKind::full) full_.done(now);
-            last_success_ = now;
             return true;
         }
         const auto wait = run_backoff_.next();
@@ -456,11 +457,12 @@ private:
     Condition postgres_, runs_, change_query_;
     std::optional<std::string> last_ok_value_;
     bool wake_pending_ = false;
+    bool full_asked_ = false;
     bool standby_ = false;
     bool busy_logged_ = false;
     std::string status_;
     std::string last_status_;
-    Clock::time_point last_run_end_{}, last_success_{};
+    Clock::time_point last_run_end_{};
 };
 
 }  // namespace

@@ -199,12 +199,30 @@ TEST_F(Daemon, ResyncAsksTheRunningDaemonAndReturnsItsOutcome) {
     EXPECT_TRUE(d.running());
 }
 
-TEST_F(Daemon, Sigusr1AsksForAFullResync) {
-    auto& d = settled(Settings{});
-    ASSERT_TRUE(eventually([&] { return runs("mode = 'full' AND status = 'succeeded'") >= 1; }, 10s));
+TEST_F(Daemon, Sigusr1AsksForAFullResyncEvenWithThePeriodicOneOff) {
+    Settings s;
+    s.full_h = 0;
+    auto& d = settled(s);
+    std::this_thread::sleep_for(1500ms);
+    EXPECT_EQ(runs("mode = 'full'"), 0) << "a full resync ran although full_resync_interval_h is 0";
     const int64_t before = runs("mode = 'full'");
     d.signal(SIGUSR1);
     EXPECT_TRUE(eventually([&] { return runs("mode = 'full' AND status = 'succeeded'") > before; }, 10s)) << log_text();
+}
+
+TEST_F(Daemon, FirstRunIsAFullResyncOnlyWhenTheHistoryHasNone) {
+    add_rows(1, 3, "alpha");
+    auto& d = settled(Settings{});  // full resync every 24 h
+    ASSERT_TRUE(eventually([&] { return runs("mode = 'incremental' AND status = 'succeeded'") >= 1; }, 10s));
+    EXPECT_EQ(runs("mode = 'full'"), 1);
+    d.signal(SIGTERM);
+    ASSERT_EQ(d.wait(10s), std::optional<int>(0));
+
+    // A restart within the interval goes on with incremental runs.
+    start_daemon(dir / "config.yaml");
+    const int64_t incremental = runs("mode = 'incremental'");
+    ASSERT_TRUE(eventually([&] { return runs("mode = 'incremental'") >= incremental + 2; }, 10s)) << log_text();
+    EXPECT_EQ(runs("mode = 'full'"), 1);
 }
 
 TEST_F(Daemon, StatusShowsTheLeaderItsPhaseAndTheRuns) {
