@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -95,13 +96,6 @@ void write_config(const fs::path& path, const std::string& base_url, const std::
       << "logging:\n  file: \"\"\n  level: warn\n";
 }
 
-int64_t scalar(pqxx::connection& c, const std::string& sql) {
-    pqxx::work w(c);
-    auto v = w.exec1(sql)[0].as<int64_t>();
-    w.commit();
-    return v;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -167,10 +161,14 @@ int main(int argc, char** argv) {
         s.complete();
         w.commit();
     }
-    int64_t pages_needed = 0;
+    // Pages needed when `total` is trusted, and when the pager stops only at the first short
+    // page (cdp::Api's rule, since `total` may change while paging): one more for a group
+    // whose size is an exact multiple of the page size.
+    int64_t pages_needed = 0, pages_short_page_rule = 0;
     for (int g = 0; g < kGroups; ++g) {
         const int64_t n = static_cast<int64_t>(sim.state().members_of(gid[g]).size());
         pages_needed += std::max<int64_t>(1, (n + kPageSize - 1) / kPageSize);
+        pages_short_page_rule += n / kPageSize + 1;
     }
     const int64_t lower_bound = customers_adding + customers_removing;
 
@@ -228,7 +226,9 @@ int main(int argc, char** argv) {
     sim.state().clear_write_log();
     Proc limited = run_cdp_sync(config, {"run", "--once"}, dir / "limited.log");
     auto log = sim.state().write_log();
-    double rate = 0;
+    // The sustained rate: writes per whole second from the first write on (the last,
+    // partial second left out), averaged, and the slowest such second.
+    double rate = 0, slowest = 0;
     int64_t limited_writes = 0;
     {
         std::vector<std::chrono::system_clock::time_point> times;
@@ -237,7 +237,20 @@ int main(int argc, char** argv) {
         limited_writes = static_cast<int64_t>(times.size());
         if (times.size() > 1) {
             std::sort(times.begin(), times.end());
-            rate = (times.size() - 1) / std::chrono::duration<double>(times.back() - times.front()).count();
+            std::vector<int64_t> buckets;
+            for (auto t : times) {
+                auto i = static_cast<size_t>(std::chrono::duration<double>(t - times.front()).count());
+                if (buckets.size() <= i) buckets.resize(i + 1);
+                ++buckets[i];
+            }
+            if (buckets.size() > 1) buckets.pop_back();
+            int64_t sum = 0;
+            slowest = 1e9;
+            for (auto b : buckets) {
+                sum += b;
+                slowest = std::min<double>(slowest, b);
+            }
+            rate = static_cast<double>(sum) / buckets.size();
         }
     }
     const int64_t sent_429 = stat("sent_429");
@@ -254,7 +267,9 @@ int main(int argc, char** argv) {
     std::printf("| plan --full: write calls it prints | %lld | = lower bound | %s |\n",
                 static_cast<long long>(pj.value("write_calls", int64_t{-1})), ok(pj.value("write_calls", int64_t{-1}) == lower_bound));
     std::printf("| plan --full: writes sent to the CDP | %lld | 0 | %s |\n", static_cast<long long>(plan_writes), ok(plan_writes == 0));
-    std::printf("| plan --full: member pages read | %lld | %lld | %s |\n", static_cast<long long>(plan_reads),
+    std::printf("| pages needed: by total / by the short-page rule | %lld / %lld | | |\n",
+                static_cast<long long>(pages_needed), static_cast<long long>(pages_short_page_rule));
+    std::printf("| plan --full: member pages read | %lld | = pages needed %lld | %s |\n", static_cast<long long>(plan_reads),
                 static_cast<long long>(pages_needed), ok(plan_reads == pages_needed));
     std::printf("| plan --full: peak RSS | %.1f MB | < 200 MB | %s |\n", mb(plan.max_rss_kb), ok(mb(plan.max_rss_kb) < 200));
     std::printf("| resync: exit, wall time | %d, %.2f s | 0 | %s |\n", resync.exit_code, resync.seconds, ok(resync.exit_code == 0));
@@ -270,7 +285,8 @@ int main(int argc, char** argv) {
     std::printf("| 50 QPS run --once: exit, writes | %d, %lld | 0, %lld | %s |\n", limited.exit_code,
                 static_cast<long long>(limited_writes), static_cast<long long>(limited_ops),
                 ok(limited.exit_code == 0 && limited_writes == limited_ops));
-    std::printf("| 50 QPS: achieved write rate | %.2f /s | >= 47.5 /s | %s |\n", rate, ok(rate >= 47.5));
+    std::printf("| 50 QPS: achieved write rate (mean of whole seconds) | %.2f /s | >= 47.5 /s | %s |\n", rate, ok(rate >= 47.5));
+    std::printf("| 50 QPS: slowest whole second | %.0f writes | | |\n", slowest);
     std::printf("| 50 QPS: 429s from the simulator | %lld | 0 | %s |\n", static_cast<long long>(sent_429), ok(sent_429 == 0));
     std::printf("| 50 QPS: peak RSS | %.1f MB | < 200 MB | %s |\n", mb(limited.max_rss_kb), ok(mb(limited.max_rss_kb) < 200));
     if (resync.exit_code != 0) std::fprintf(stderr, "resync output:\n%s\n", resync.output.c_str());

@@ -72,17 +72,20 @@ PlanSummary Store::compute_plan(const PlanOptions& o) {
     s.remove_calls = t[4].as<int64_t>();
     s.set_calls = t[5].as<int64_t>();
 
+    // Per-group counts in one pass over each table (not one scan per group).
     auto rows = tx.exec_params(sql(
-        "SELECT m.name, m.group_id,"
-        " (SELECT count(*) FROM pg_temp.cdp_wanted w WHERE w.group_id = m.group_id),"
-        " (SELECT count(*) FROM @.remote_member r WHERE r.group_id = m.group_id),"
-        " (SELECT count(*) FROM pg_temp.cdp_plan_add a WHERE a.group_id = m.group_id),"
-        " (SELECT count(*) FROM pg_temp.cdp_plan_remove p WHERE p.group_id = m.group_id),"
-        " (SELECT coalesce(array_agg(customer_id), '{}') FROM (SELECT customer_id FROM pg_temp.cdp_plan_add a"
-        "   WHERE a.group_id = m.group_id ORDER BY customer_id LIMIT $1) x)::text,"
-        " (SELECT coalesce(array_agg(customer_id), '{}') FROM (SELECT customer_id FROM pg_temp.cdp_plan_remove p"
-        "   WHERE p.group_id = m.group_id ORDER BY customer_id LIMIT $1) x)::text"
-        " FROM pg_temp.cdp_managed m ORDER BY m.name"),
+        "WITH w AS (SELECT group_id, count(*) AS n FROM pg_temp.cdp_wanted GROUP BY 1),"
+        " r AS (SELECT r.group_id, count(*) AS n FROM @.remote_member r"
+        "       JOIN pg_temp.cdp_managed m ON m.group_id = r.group_id GROUP BY 1),"
+        " a AS (SELECT group_id, count(*) AS n FROM pg_temp.cdp_plan_add GROUP BY 1),"
+        " p AS (SELECT group_id, count(*) AS n FROM pg_temp.cdp_plan_remove GROUP BY 1)"
+        " SELECT m.name, m.group_id, coalesce(w.n, 0), coalesce(r.n, 0), coalesce(a.n, 0), coalesce(p.n, 0),"
+        " CASE WHEN a.n > 0 THEN (SELECT array_agg(customer_id) FROM (SELECT customer_id FROM pg_temp.cdp_plan_add x"
+        "   WHERE x.group_id = m.group_id ORDER BY customer_id LIMIT $1) s) END::text,"
+        " CASE WHEN p.n > 0 THEN (SELECT array_agg(customer_id) FROM (SELECT customer_id FROM pg_temp.cdp_plan_remove x"
+        "   WHERE x.group_id = m.group_id ORDER BY customer_id LIMIT $1) s) END::text"
+        " FROM pg_temp.cdp_managed m LEFT JOIN w ON w.group_id = m.group_id LEFT JOIN r ON r.group_id = m.group_id"
+        " LEFT JOIN a ON a.group_id = m.group_id LEFT JOIN p ON p.group_id = m.group_id ORDER BY m.name"),
         o.samples);
     for (const auto& r : rows) {
         GroupPlan g;
@@ -92,8 +95,8 @@ PlanSummary Store::compute_plan(const PlanOptions& o) {
         g.mirror = r[3].as<int64_t>();
         g.adds = r[4].as<int64_t>();
         g.removes = r[5].as<int64_t>();
-        g.sample_adds = parse_pg_array(r[6].as<std::string>());
-        g.sample_removes = parse_pg_array(r[7].as<std::string>());
+        if (!r[6].is_null()) g.sample_adds = parse_pg_array(r[6].as<std::string>());
+        if (!r[7].is_null()) g.sample_removes = parse_pg_array(r[7].as<std::string>());
         s.groups.push_back(std::move(g));
     }
     tx.commit();

@@ -229,15 +229,16 @@ struct Engine::Impl {
         r.counts.ops_done = totals.done;
         r.counts.ops_failed = totals.failed + totals.pending;
         r.counts.ops_permanent = totals.permanent;
-        r.counts.group_errors = static_cast<int64_t>(r.group_errors.size());
+        // A resumed apply keeps the group errors its run found before the kill.
+        if (phase != "apply") r.counts.group_errors = static_cast<int64_t>(r.group_errors.size());
         r.failures = store.failed_ops(run_id, 20);
         add_api_delta(r.counts, api_before);
         const bool ok = fatal.empty() && totals.pending == 0 && totals.failed == 0 && totals.permanent == 0 &&
-                        r.group_errors.empty();
+                        r.counts.group_errors == 0;
         r.status = ok ? RunStatus::succeeded : RunStatus::failed;
         if (!ok && fatal.empty()) {
             std::string why;
-            if (!r.group_errors.empty()) why += std::to_string(r.group_errors.size()) + " group error(s)";
+            if (r.counts.group_errors > 0) why += std::to_string(r.counts.group_errors) + " group error(s)";
             if (totals.failed + totals.pending > 0)
                 why += (why.empty() ? "" : ", ") + std::to_string(totals.failed + totals.pending) + " op(s) not confirmed";
             if (totals.permanent > 0)
