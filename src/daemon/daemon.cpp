@@ -118,6 +118,11 @@ public:
             } catch (const pqxx::failure& e) {
                 lose_control(e.what());
                 wait_for(pg_backoff_.next());
+            } catch (const std::exception& e) {
+                // Not expected; still no reason to stop the service.
+                const auto wait = run_backoff_.next();
+                log_->error("unexpected error: {}; going on in {}", first_line(e.what()), seconds_text(wait));
+                wait_for(wait);
             }
         }
         notifier_.stopping();
