@@ -212,13 +212,15 @@ int64_t queued_resyncs(pqxx::connection& conn, const std::string& schema) {
     return tx.exec1(replace_at("SELECT count(*) FROM @.resync_request WHERE finished_at IS NULL", q))[0].as<int64_t>();
 }
 
-// Payloads "resync" and "resync-done" are cdp-sync's own (a request queued or answered): they
-// only wake the loop, which then looks at the queue. Anything else means the data changed.
+// An empty payload or the schema's name means the data changed. Payloads "resync" and
+// "resync-done" are cdp-sync's own (a request queued or answered): they only wake the loop,
+// which then looks at the queue; so does a payload naming another schema.
 struct Control::Receiver : pqxx::notification_receiver {
     bool notified = false;
-    explicit Receiver(pqxx::connection& c) : pqxx::notification_receiver(c, kNotifyChannel) {}
+    std::string schema;
+    Receiver(pqxx::connection& c, std::string s) : pqxx::notification_receiver(c, kNotifyChannel), schema(std::move(s)) {}
     void operator()(const std::string& payload, int) override {
-        if (payload.rfind("resync", 0) != 0) notified = true;
+        if (payload.empty() || payload == schema) notified = true;
     }
 };
 
@@ -226,7 +228,7 @@ Control::Control(const std::string& dsn, std::string schema, std::shared_ptr<spd
     : schema_(std::move(schema)), q_(quote_schema(schema_)), log_(std::move(log)) {
     conn_ = connect(dsn, "cdp-sync daemon");
     ensure_daemon_tables(*conn_, schema_);
-    receiver_ = std::make_unique<Receiver>(*conn_);
+    receiver_ = std::make_unique<Receiver>(*conn_, schema_);
 }
 
 Control::~Control() {

@@ -103,7 +103,8 @@ public:
     // Round trip; throws pqxx::broken_connection when the connection (and so the lock) is gone.
     void ping();
     // Reads pending notifications (non-blocking); true when a data change was announced on
-    // `cdp_sync` (any payload but cdp-sync's own "resync...") since the last call. Throws
+    // `cdp_sync` since the last call: `NOTIFY cdp_sync` (every daemon on the database wakes)
+    // or `NOTIFY cdp_sync, 'SCHEMA'` (only the one of that schema). Throws
     // pqxx::broken_connection when the connection is gone.
     bool take_notified();
 

@@ -4,8 +4,9 @@
 //
 // | what                    | when                                                          |
 // |-------------------------|---------------------------------------------------------------|
-// | incremental run         | every sync.poll_interval_s, at once on NOTIFY cdp_sync; skipped|
-// |                         | while database.change_query returns what it returned last time|
+// | incremental run         | every sync.poll_interval_s; at once on NOTIFY cdp_sync (payload |
+// |                         | empty or the schema name); skipped while database.change_query|
+// |                         | returns what it returned last time                            |
 // | full resync             | every sync.full_resync_interval_h (first: one interval after  |
 // |                         | the last successful one, at once if there never was one), on  |
 // |                         | SIGUSR1, and for each queued `cdp-sync resync` request          |

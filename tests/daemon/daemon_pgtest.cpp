@@ -40,7 +40,9 @@ TEST_F(Daemon, NotifyPushesAChangeThroughInAboutASecond) {
     ASSERT_TRUE(eventually([&] { return members("alpha") == 10; }, 10s)) << log_text();
 
     const auto t0 = Clock::now();
-    exec("INSERT INTO " + src + ".m VALUES (777, 'alpha'); NOTIFY cdp_sync");
+    // The payload names the schema so that daemons of tests running alongside do not wake;
+    // a plain NOTIFY cdp_sync wakes every daemon on the database.
+    exec("INSERT INTO " + src + ".m VALUES (777, 'alpha'); NOTIFY cdp_sync, '" + schema + "'");
     ASSERT_TRUE(eventually([&] { return is_member(777, "alpha"); }, 10s)) << log_text();
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
     EXPECT_LT(secs, 1.5) << "took " << secs << " s with a 60 s poll interval";
