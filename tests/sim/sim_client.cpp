@@ -158,20 +158,25 @@ std::pair<std::string, int> post_expecting_continue(uint16_t port, const std::st
                              "Content-Type: application/json\r\nExpect: 100-continue\r\n"
                              "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n";
     net::write(stream, net::buffer(head));
-    // The interim reply, if the server sends one before the deadline.
+    // The interim reply, if the server sends one before the deadline (Beast's deadlines
+    // only bound asynchronous operations, hence async + run).
     std::string interim;
     beast::flat_buffer buffer;
     beast::error_code ec;
+    auto done = [&](beast::error_code e, std::size_t) { ec = e; };
     stream.expires_after(std::chrono::seconds(5));
     http::response_parser<http::empty_body> first;
-    http::read_header(stream, buffer, first, ec);
-    if (!ec) interim = std::to_string(first.get().result_int()) + " " + std::string(first.get().reason());
+    http::async_read_header(stream, buffer, first, done);
+    ioc.run();
+    ioc.restart();
     if (ec) return {"", 0};
+    interim = std::to_string(first.get().result_int()) + " " + std::string(first.get().reason());
     // The body, then the final reply.
     net::write(stream, net::buffer(body));
     http::response<http::string_body> res;
     stream.expires_after(std::chrono::seconds(5));
-    http::read(stream, buffer, res, ec);
+    http::async_read(stream, buffer, res, done);
+    ioc.run();
     return {interim, ec ? 0 : static_cast<int>(res.result_int())};
 }
 
