@@ -38,7 +38,7 @@ constexpr const char* kPlanHelp =
 constexpr const char* kRunHelp =
     "usage: cdp-sync [--config FILE] run --once [--force]\n"
     "One incremental cycle: diff against the mirror (no member-list reads), apply, exit.\n"
-    "Exit codes as for resync. The daemon loop (run without --once) is not implemented yet.\n";
+    "Exit codes as for resync.\n";
 
 
 std::optional<config::Config> load(const GlobalOptions& global, const char* command) {
