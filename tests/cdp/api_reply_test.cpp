@@ -412,3 +412,33 @@ TEST(ApiMessages, TransientAndAuthClassifiers) {
 
 }  // namespace
 }  // namespace cdpsync::cdp
+
+namespace cdpsync::cdp {
+namespace {
+
+TEST(ApiOptionsTest, FromConfigMapsEveryCdpKey) {
+    config::CdpConfig c;
+    c.base_url = "https://cdp.example/openapi";
+    c.ca_file = "/etc/ca.pem";
+    c.rate_limit_qps = 7.5;
+    c.max_in_flight = 3;
+    c.page_size = 500;
+    c.timeout_ms = 1234;
+    c.retry = {9, 50, 7000};
+    c.customer_id_field = "customerId";
+    const ApiOptions o = ApiOptions::from_config(c);
+    EXPECT_EQ(o.http.base_url, c.base_url);
+    EXPECT_EQ(o.http.ca_file, c.ca_file);
+    EXPECT_EQ(o.http.rate_limit_qps, 7.5);
+    EXPECT_EQ(o.http.max_in_flight, 3);
+    EXPECT_EQ(o.http.timeout, std::chrono::milliseconds(1234));
+    EXPECT_EQ(o.retry.max_attempts, 9);
+    EXPECT_EQ(o.retry.base_delay, std::chrono::milliseconds(50));
+    EXPECT_EQ(o.retry.max_delay, std::chrono::milliseconds(7000));
+    EXPECT_EQ(o.page_size, 500);
+    EXPECT_EQ(o.max_pages_in_flight, 3);
+    EXPECT_EQ(o.customer_id_field, "customerId");
+}
+
+}  // namespace
+}  // namespace cdpsync::cdp
