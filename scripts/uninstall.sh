@@ -28,10 +28,10 @@ for u in cdp-sync.service cdp-sync-resync.service; do
   if [ "$systemd_running" = 1 ]; then
     systemctl disable --now "$u" 2>/dev/null || true
   fi
-  if [ -e "$destdir/etc/systemd/system/$u" ]; then
-    rm -f "$destdir/etc/systemd/system/$u"
-    echo "removed $destdir/etc/systemd/system/$u"
-  fi
+  # install.sh puts units in /etc/systemd/system; cmake --install under PREFIX/lib.
+  for f in "$destdir/etc/systemd/system/$u" "$destdir$prefix/lib/systemd/system/$u"; do
+    if [ -e "$f" ]; then rm -f "$f"; echo "removed $f"; fi
+  done
 done
 if [ "$systemd_running" = 1 ]; then systemctl daemon-reload; fi
 
