@@ -115,6 +115,19 @@ struct State::Data {
         auto it = groups.find(id);
         return it == groups.end() ? nullptr : &it->second;
     }
+    // Why customerAddGroups / customerDeleteGroups must refuse (the whole call, before any
+    // change), or nullopt when every group is a known static group and the customer exists.
+    std::optional<std::string> refuse_membership_write(int64_t customer_id,
+                                                      const std::vector<int64_t>& group_ids,
+                                                      const char* smart_group_msg) {
+        if (!customers.count(customer_id)) return kMsgNoCustomer;
+        for (int64_t gid : group_ids) {
+            const GroupRec* g = find_group(gid);
+            if (!g) return kMsgNoGroup;
+            if (g->type != cdp::kStaticGroup) return smart_group_msg;
+        }
+        return std::nullopt;
+    }
     FolderRec* find_folder(int64_t id) {
         auto it = folders.find(id);
         return it == folders.end() ? nullptr : &it->second;
@@ -588,13 +601,8 @@ Outcome<cdp::Page<int64_t>> State::members_page(int64_t group_id, int64_t curren
 Outcome<None> State::customer_add_groups(int64_t customer_id,
                                          const std::vector<int64_t>& group_ids) {
     std::lock_guard lock(mutex_);
-    if (!d_->customers.count(customer_id)) return Outcome<None>::failure(kMsgNoCustomer);
-    for (int64_t gid : group_ids) {
-        GroupRec* g = d_->find_group(gid);
-        if (!g) return Outcome<None>::failure(kMsgNoGroup);
-        if (g->type != cdp::kStaticGroup)
-            return Outcome<None>::failure("智能群组不能手动添加客户");
-    }
+    if (auto refusal = d_->refuse_membership_write(customer_id, group_ids, "智能群组不能手动添加客户"))
+        return Outcome<None>::failure(*refusal);
     for (int64_t gid : group_ids) d_->add(customer_id, *d_->find_group(gid));
     return {};
 }
@@ -602,13 +610,8 @@ Outcome<None> State::customer_add_groups(int64_t customer_id,
 Outcome<None> State::customer_delete_groups(int64_t customer_id,
                                             const std::vector<int64_t>& group_ids) {
     std::lock_guard lock(mutex_);
-    if (!d_->customers.count(customer_id)) return Outcome<None>::failure(kMsgNoCustomer);
-    for (int64_t gid : group_ids) {
-        GroupRec* g = d_->find_group(gid);
-        if (!g) return Outcome<None>::failure(kMsgNoGroup);
-        if (g->type != cdp::kStaticGroup)
-            return Outcome<None>::failure("智能群组不能手动删除客户");
-    }
+    if (auto refusal = d_->refuse_membership_write(customer_id, group_ids, "智能群组不能手动删除客户"))
+        return Outcome<None>::failure(*refusal);
     for (int64_t gid : group_ids) d_->remove(customer_id, *d_->find_group(gid));
     return {};
 }
