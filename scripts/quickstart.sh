@@ -15,6 +15,7 @@ cmake --build build/release -j "$(nproc)" --target cdp-sync cdp-sync-sim
 bin=$root/build/release
 
 work=$(mktemp -d /tmp/cdp-sync-quickstart.XXXXXX)
+chmod 755 "$work"  # the cluster runs as `postgres` when we are root: it must reach $work/pg
 pgdir=$work/pg
 sim_pid=""
 cleanup() {
