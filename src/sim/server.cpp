@@ -553,7 +553,7 @@ struct Server::Impl {
                    req[http::field::content_type].find("application/json") == std::string_view::npos) {
             reply = http_error(415, "Unsupported Media Type", std::string(path));
         } else {
-            reply = call(*info, name, parse_query(query), req.body());
+            reply = call(*info, name, parse_query(query), req.body(), fault);
             if (fault.kind == FaultKind::truncated_body || fault.kind == FaultKind::reset) {
                 reply.post_fault = fault.kind;
                 reply.outcome = std::string("fault_") + to_string(fault.kind);
@@ -597,13 +597,13 @@ struct Server::Impl {
     // ------------------------------------------------------------ the CDP endpoints
 
     Reply call(const EndpointInfo& info, const std::string& name, const Params& q,
-               const std::string& body_text) {
+               const std::string& body_text, const FaultDecision& fault) {
         json body;
         if (info.method == http::verb::post) {
             body = json::parse(body_text, nullptr, false);
             if (body.is_discarded() || !body.is_object()) {
                 Reply r = fail("请求体格式错误");
-                if (info.write) log_write(name, 0, {}, r);
+                if (info.write) log_write(name, 0, {}, r, fault);
                 return r;
             }
         }
@@ -615,7 +615,7 @@ struct Server::Impl {
         } catch (const BadParam& e) {
             r = fail(e.msg);
         }
-        if (info.write) log_write(name, customer_id, std::move(ids), r);
+        if (info.write) log_write(name, customer_id, std::move(ids), r, fault);
         if (opts.longs_as_strings && r.outcome == "ok") {
             json j = json::parse(r.body);
             if (j["data"].is_number_integer()) j["data"] = std::to_string(j["data"].get<int64_t>());
@@ -641,13 +641,15 @@ struct Server::Impl {
     }
 
     void log_write(const std::string& name, int64_t customer_id, std::vector<int64_t> ids,
-                   const Reply& r) {
+                   const Reply& r, const FaultDecision& fault) {
         WriteLogEntry e;
         e.endpoint = name;
         e.customer_id = customer_id;
         e.group_ids = std::move(ids);
         e.time = std::chrono::system_clock::now();
         e.code = r.outcome == "ok" ? 0 : -1;
+        if (fault.kind == FaultKind::truncated_body || fault.kind == FaultKind::reset) e.fault = to_string(fault.kind);
+        e.delay_ms = fault.delay.count();
         if (e.code != 0) {
             json j = json::parse(r.body, nullptr, false);
             if (j.is_object() && j.contains("msg") && j["msg"].is_string()) e.msg = j["msg"];

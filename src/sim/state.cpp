@@ -686,7 +686,8 @@ json to_json(const WriteLogEntry& e) {
                         e.time.time_since_epoch()).count();
     return json{{"endpoint", e.endpoint}, {"customerId", e.customer_id},
                 {"groupIds", e.group_ids},  {"timeMs", ms},
-                {"code", e.code},           {"msg", e.msg}};
+                {"code", e.code},           {"msg", e.msg},
+                {"fault", e.fault},         {"delayMs", e.delay_ms}};
 }
 
 // ---------------------------------------------------------------- customer records

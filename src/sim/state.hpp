@@ -51,6 +51,11 @@ struct WriteLogEntry {
     std::chrono::system_clock::time_point time;
     int code = 0;                    // the reply's code: 0 applied, -1 refused
     std::string msg;
+    // Set by the server: the fault that broke the reply after the call was applied
+    // ("reset", "truncated_body"; "" when the reply went out whole), and the latency
+    // injected before it. A client that retries such a write legitimately sends it twice.
+    std::string fault;
+    int64_t delay_ms = 0;
 };
 json to_json(const WriteLogEntry& e);
 

@@ -462,6 +462,29 @@ TEST_F(SimFaultsHttp, ResetMidResponseLosesTheReplyButNotTheWrite) {
     EXPECT_EQ(add(2).status, 200);
 }
 
+TEST_F(SimFaultsHttp, WriteLogMarksBrokenRepliesAndInjectedLatency) {
+    script({{"endpoint", "customerAddGroups"}, {"kind", "reset"}});
+    script({{"endpoint", "customerAddGroups"}, {"kind", "truncated_body"}});
+    script({{"endpoint", "customerAddGroups"}, {"kind", "none"}, {"delay_ms", 120}});
+    add(1);
+    add(2);
+    EXPECT_EQ(add(3).status, 200);
+    EXPECT_EQ(add(4).status, 200);
+    auto log = st().write_log();
+    ASSERT_EQ(log.size(), 4u);
+    EXPECT_EQ(log[0].fault, "reset");
+    EXPECT_EQ(log[1].fault, "truncated_body");
+    EXPECT_EQ(log[2].fault, "");
+    EXPECT_EQ(log[2].delay_ms, 120);
+    EXPECT_EQ(log[3].fault, "");
+    EXPECT_EQ(log[3].delay_ms, 0);
+    for (const auto& e : log) EXPECT_EQ(e.code, 0);
+    json http_log = client->get("/__sim/write-log").json();
+    ASSERT_EQ(http_log.size(), 4u);
+    EXPECT_EQ(http_log[0]["fault"], "reset");
+    EXPECT_EQ(http_log[2]["delayMs"], 120);
+}
+
 TEST_F(SimFaultsHttp, LatencyDelaysTheReply) {
     script({{"endpoint", "simpleQuery"}, {"kind", "none"}, {"delay_ms", 300}});
     const auto t0 = std::chrono::steady_clock::now();

@@ -277,7 +277,7 @@ TEST(SimState, DumpAndResetAndWriteLog) {
     State s;
     const int64_t g = s.add_group("g");
     s.add_membership(1, g);
-    s.log_write({"customer-group-ref/customerAddGroups", 1, {g}, std::chrono::system_clock::now(), 0, ""});
+    s.log_write({"customer-group-ref/customerAddGroups", 1, {g}, std::chrono::system_clock::now(), 0, "", "", 0});
     auto j = s.dump();
     EXPECT_EQ(j["memberships"], 1);
     EXPECT_EQ(j["groups"][0]["members"], json::array({1}));
