@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# The scenario grid of docs/benchmarks.md: builds cdp-sync and bench/scenario_bench, starts a
+# throwaway PostgreSQL unless CDP_SYNC_TEST_DSN is set, runs every scenario and prints one
+# markdown table (with the machine and the command above it).
+#
+#   bench/run.sh          the default grid (~15 min on 2 cores): every rate-limit-off row; at
+#                         50 QPS only the rows whose writes take at most ~1 minute
+#   bench/run.sh --all    every row at 50 QPS too (about 2.5 hours: 1M x 50% alone is 45 min a cycle)
+#
+# Environment: BUILD_DIR (default build/release), CDP_SYNC_TEST_DSN (default: a throwaway
+# cluster on port CDP_SYNC_BENCH_PGPORT, default 55441), JSON_OUT=FILE to also keep each
+# scenario's JSON line. Not part of CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+all=0
+for a in "$@"; do
+  case "$a" in
+  --all) all=1 ;;
+  -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+  *) echo "usage: bench/run.sh [--all]" >&2; exit 2 ;;
+  esac
+done
+
+build=${BUILD_DIR:-build/release}
+export CCACHE_BASEDIR="$root" CCACHE_NOHASHDIR=true
+if [ ! -f "$build/build.ninja" ] && [ ! -f "$build/Makefile" ]; then
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+fi
+cmake --build "$build" --target cdp-sync scenario_bench -j "$(nproc)" >&2
+
+pgdir=""
+cleanup() {
+  if [ -n "$pgdir" ]; then bash "$root/scripts/pg-cluster.sh" stop "$pgdir" || true; rm -rf "$pgdir"; fi
+}
+trap cleanup EXIT
+if [ -z "${CDP_SYNC_TEST_DSN:-}" ]; then
+  pgdir=$(mktemp -d /tmp/cdp-sync-bench-pg.XXXXXX)
+  CDP_SYNC_TEST_DSN=$(bash scripts/pg-cluster.sh start "$pgdir" "${CDP_SYNC_BENCH_PGPORT:-55441}")
+  chmod 755 "$pgdir"
+fi
+export CDP_SYNC_TEST_DSN
+
+bench="$build/bench/scenario_bench"
+qps=50
+started=$(date -u +%s)
+rows=()
+skipped=()
+failed=0
+
+# Write calls and changed memberships of a scenario, as scenario_bench generates it:
+# every (100/pct)-th customer changes, in turn +1 group (1 call), -1 (1 call), -2 +2 (2 calls).
+calls_of() {  # memberships pct
+  local customers=$(($1 / 5)) stride=$((100 / $2))
+  local n=$((customers / stride))
+  echo $(( (n / 3) * 4 + (n % 3 >= 1 ? 1 : 0) + (n % 3 >= 2 ? 2 : 0) ))
+}
+
+run_row() {  # memberships pct qps cycle
+  local out
+  out=$("$bench" --memberships "$1" --changed-pct "$2" --qps "$3" --cycle "$4" ${JSON_OUT:+--json-out "$JSON_OUT"}) \
+    || failed=1
+  rows+=("$out")
+  echo "$out" >&2
+}
+
+for m in 10000 100000 1000000; do
+  for pct in 5 50; do
+    for cycle in incremental resync; do
+      run_row "$m" "$pct" 0 "$cycle"
+      calls=$(calls_of "$m" "$pct")
+      secs=$((calls / qps))
+      if [ "$all" = 1 ] || [ "$secs" -le 60 ]; then
+        run_row "$m" "$pct" "$qps" "$cycle"
+      else
+        skipped+=("| $([ "$m" -ge 1000000 ] && echo "$((m / 1000000))M" || echo "$((m / 1000))k") | ${pct}% | $qps QPS | $([ "$cycle" = resync ] && echo "full resync" || echo incremental) | skipped: $calls write calls at $qps QPS take $((secs / 60)) min $((secs % 60)) s; \`bench/run.sh --all\` runs it |")
+      fi
+    done
+  done
+done
+
+elapsed=$(($(date -u +%s) - started))
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+echo
+echo "## cdp-sync scenario benchmark"
+echo
+echo "- command: \`bench/run.sh $*\` (BUILD_DIR=$build), $(date -u '+%Y-%m-%d %H:%M UTC'), took $((elapsed / 60)) min $((elapsed % 60)) s"
+echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src 2>/dev/null || echo ' (src/ has uncommitted changes)')"
+echo "- machine: $(nproc) cores, $cpu, load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "- data: memberships over 50 groups, 5 per customer; page size 1000, max_in_flight 8; the mirror primed by a resync first; naive = one call per changed membership, sequential"
+echo
+"$bench" --header
+printf '%s\n' "${rows[@]}"
+if [ ${#skipped[@]} -gt 0 ]; then
+  echo
+  echo "Rate-limited rows not run by default:"
+  echo
+  echo "| memberships | changed customers | limit | cycle | why |"
+  echo "|---|---|---|---|---|"
+  printf '%s\n' "${skipped[@]}"
+fi
+exit $failed
