@@ -6,75 +6,30 @@
 // tests/sync/sync_kill_pgtest.cpp.
 #include <sys/wait.h>
 
-#include <filesystem>
-#include <fstream>
 #include <random>
 #include <thread>
 
-#include "daemon/daemon_fixture.hpp"
-#include "faults/fault_ledger.hpp"
+#include "faults/fault_fixture.hpp"
 #include "sim/faults.hpp"
-#include "sync/sync_fixture.hpp"
 
 namespace cdpsync::testing::faults {
 namespace {
 
-namespace fs = std::filesystem;
-
-constexpr int kInFlight = 4;
-constexpr int kPageSize = 20;
-constexpr int kTimeoutMs = 1000;
+constexpr int kInFlight = BinarySyncTest::kInFlight;
+constexpr int kPageSize = BinarySyncTest::kPageSize;
+constexpr int kTimeoutMs = BinarySyncTest::kTimeoutMs;
 
 uint64_t seed_from_env() {
     const char* s = std::getenv("CDP_SYNC_FAULT_SEED");
     return s && *s ? std::stoull(s) : 20261125;
 }
 
-class KillResyncTest : public SyncTest {
+class KillResyncTest : public BinarySyncTest {
 protected:
     void SetUp() override {
-        SyncTest::SetUp();
+        BinarySyncTest::SetUp();
         if (HasFatalFailure()) return;
-        ASSERT_TRUE(fs::exists(binary())) << binary() << " is not built";
-        dir = fs::temp_directory_path() / ("cdp-sync-faults-" + schema);
-        fs::create_directories(dir);
-        config_path = dir / "config.yaml";
-        std::ofstream f(config_path);
-        f << "cdp:\n"
-          << "  base_url: " << server->base_url() << "\n"
-          << "  token_env: CDP_SYNC_TEST_TOKEN\n"
-          << "  rate_limit_qps: 10000\n"
-          << "  max_in_flight: " << kInFlight << "\n"
-          << "  page_size: " << kPageSize << "\n"
-          << "  timeout_ms: " << kTimeoutMs << "\n"
-          << "  retry: {max_attempts: 4, base_delay_ms: 5, max_delay_ms: 50}\n"
-          << "database:\n"
-          << "  dsn: \"" << dsn << "\"\n"
-          << "  desired_memberships: \"SELECT customer_id, group_name FROM " << src << ".m\"\n"
-          << "  schema: " << schema << "\n"
-          << "sync:\n"
-          << "  max_deletes: 100000\n"
-          << "logging:\n"
-          << "  file: \"\"\n"
-          << "  level: info\n";
-    }
-    void TearDown() override {
-        child.reset();
-        if (!HasFailure()) {
-            std::error_code ec;
-            fs::remove_all(dir, ec);
-        } else {
-            std::cerr << "kill test files kept in " << dir << "\n";
-        }
-        SyncTest::TearDown();
-    }
-
-    int64_t query_or(const std::string& sql, int64_t fallback) {
-        try {
-            return scalar(sql);
-        } catch (const std::exception&) {
-            return fallback;  // the schema or table is not there yet
-        }
+        config_path = write_config(config_text("  max_deletes: 100000\n"));
     }
     std::string phase() {
         try {
@@ -86,9 +41,6 @@ protected:
             return "start";
         }
     }
-
-    fs::path dir, config_path;
-    std::unique_ptr<Child> child;
 };
 
 TEST_F(KillResyncTest, TwentyRandomKillsDuringOneFullResync) {
