@@ -44,6 +44,9 @@ export CDP_SYNC_TEST_DSN
 bench="$build/bench/scenario_bench"
 qps=50
 started=$(date -u +%s)
+# What is measured: the commit and any uncommitted source changes built into the binary.
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+dirty=$(git diff --name-only HEAD -- src CMakeLists.txt 2>/dev/null | tr '\n' ' ' | sed 's/ $//')
 rows=()
 skipped=()
 failed=0
@@ -84,8 +87,8 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 echo
 echo "## cdp-sync scenario benchmark"
 echo
-echo "- command: \`bench/run.sh $*\` (BUILD_DIR=$build), $(date -u '+%Y-%m-%d %H:%M UTC'), took $((elapsed / 60)) min $((elapsed % 60)) s"
-echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src 2>/dev/null || echo ' (src/ has uncommitted changes)')"
+echo "- command: \`bench/run.sh${*:+ $*}\` (BUILD_DIR=$build), $(date -u '+%Y-%m-%d %H:%M UTC'), took $((elapsed / 60)) min $((elapsed % 60)) s"
+echo "- commit: $commit${dirty:+ plus uncommitted changes to $dirty} (at the start)"
 echo "- machine: $(nproc) cores, $cpu, load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "- data: memberships over 50 groups, 5 per customer; page size 1000, max_in_flight 8; the mirror primed by a resync first; naive = one call per changed membership, sequential"
 echo
