@@ -504,9 +504,12 @@ struct Api::Impl {
         for (;;) {
             const int64_t n = static_cast<int64_t>(page.records.size());
             const int64_t last_by_total = page.total <= 0 ? 0 : (page.total + size - 1) / size;
-            // Only a short page proves the end: a full last page may hide records added since
-            // the total was counted.
-            const bool end = n == 0 || (n < size && page_number >= last_by_total);
+            // A short page proves the end, and so does a full page ending exactly at the total
+            // that same reply counted (saves the empty read after a group whose size is a
+            // multiple of the page size). A full page past the total proves the total stale:
+            // keep reading until a short page.
+            const bool end = n == 0 || (n < size && page_number >= last_by_total) ||
+                             (n == size && page.total > 0 && page_number * size == page.total);
             if (n > 0 || page_number == first_page) {
                 try {
                     sink(page_number, std::move(page));

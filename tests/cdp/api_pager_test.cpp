@@ -158,21 +158,33 @@ TEST(ApiPager, TotalGrowingWhilePagingIsFollowedToTheEnd) {
 
 TEST(ApiPager, StaleTotalWithAFullLastPageKeepsGoingToAShortPage) {
     PagingServer ps(25);
-    ps.stale_total = 20;  // two full pages by the total, but there is a third
+    ps.stale_total = 17;  // two pages by the total, but page 2 is full past it: there is a third
     Harness h(fast_options(ps.server.base_url()));
     Collected c;
     ASSERT_TRUE(h.run(h.api.for_each_member_page(7, c.handler())).ok());
     EXPECT_EQ(c.ids, range(1, 25));
 }
 
-TEST(ApiPager, ExactlyFullPagesEndOnTheEmptyPageAfter) {
+TEST(ApiPager, ExactlyFullPagesEndAtTheTotalWithoutAnEmptyRead) {
     PagingServer ps(30);
     Harness h(fast_options(ps.server.base_url()));
     Collected c;
     ASSERT_TRUE(h.run(h.api.for_each_member_page(7, c.handler())).ok());
     EXPECT_EQ(c.ids, range(1, 30));
-    EXPECT_EQ(c.pages, range(1, 3));  // the empty page 4 is not handed on
-    EXPECT_EQ(ps.server.requests().size(), 4u);
+    EXPECT_EQ(c.pages, range(1, 3));
+    EXPECT_EQ(ps.asked(), (std::vector<std::pair<int64_t, int64_t>>{{1, 10}, {2, 10}, {3, 10}}));
+}
+
+TEST(ApiPager, GrowingGroupWithAFullPageAtTheOldTotalKeepsGoing) {
+    PagingServer ps(30);
+    ps.before_page = [](int64_t page, std::vector<int64_t>& ids) {
+        if (page == 3 && ids.size() == 30) ids.push_back(31);  // page 3's reply counts 31
+    };
+    Harness h(fast_options(ps.server.base_url()));
+    Collected c;
+    ASSERT_TRUE(h.run(h.api.for_each_member_page(7, c.handler())).ok());
+    EXPECT_EQ(c.ids, range(1, 31));
+    EXPECT_EQ(c.pages, range(1, 4));
 }
 
 TEST(ApiPager, TotalShrinkingWhilePagingStopsAtTheShortPage) {
