@@ -5,13 +5,12 @@
 #include <stdexcept>
 
 #include <pqxx/pqxx>
+#include <spdlog/spdlog.h>
 
 #include "store/store.hpp"
 
 namespace cdpsync::daemon {
 namespace {
-
-constexpr int kMigrateLock = 0x0cd95001;  // the engine's schema migration lock (store/schema.cpp)
 
 std::string quote_schema(const std::string& schema) {
     if (!store::is_plain_identifier(schema)) throw std::invalid_argument("database.schema is not a plain identifier");
@@ -24,31 +23,6 @@ std::string replace_at(std::string tmpl, const std::string& q) {
     return tmpl;
 }
 
-constexpr const char* kTables = R"SQL(
-CREATE TABLE IF NOT EXISTS @.resync_request (
-    id bigserial PRIMARY KEY,
-    requested_at timestamptz NOT NULL DEFAULT now(),
-    requested_by text NOT NULL DEFAULT '',
-    force boolean NOT NULL DEFAULT false,
-    only_groups text[] NOT NULL DEFAULT '{}',
-    started_at timestamptz,
-    finished_at timestamptz,
-    run_id bigint,
-    outcome text,
-    exit_code int,
-    message text
-);
-CREATE TABLE IF NOT EXISTS @.daemon_leader (
-    id int PRIMARY KEY DEFAULT 1 CHECK (id = 1),
-    pid int,
-    host text,
-    started_at timestamptz,
-    phase text,
-    phase_since timestamptz,
-    heartbeat_at timestamptz,
-    next_full_at timestamptz
-);
-)SQL";
 
 std::vector<std::string> text_array(const pqxx::field& f) {
     std::vector<std::string> out;
@@ -101,13 +75,7 @@ std::string hostname() {
 }  // namespace
 
 void ensure_daemon_tables(pqxx::connection& conn, const std::string& schema) {
-    const std::string q = quote_schema(schema);
-    pqxx::work tx(conn);
-    tx.exec_params("SELECT pg_advisory_xact_lock($1, hashtext($2))", kMigrateLock, schema);
-    tx.exec0("SET LOCAL client_min_messages = warning");
-    tx.exec0("CREATE SCHEMA IF NOT EXISTS " + q);
-    tx.exec0(replace_at(kTables, q));
-    tx.commit();
+    store::migrate_schema(conn, schema, *spdlog::default_logger());
 }
 
 std::unique_ptr<pqxx::connection> connect(const std::string& dsn, const std::string& application_name) {

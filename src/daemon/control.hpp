@@ -31,7 +31,7 @@ namespace cdpsync::daemon {
 inline constexpr const char* kNotifyChannel = "cdp_sync";
 inline constexpr int kLeaderLock = 0x0cd95003;  // first key; the engine uses ...01 and ...02
 
-// Creates the daemon's tables if missing (idempotent, under the schema migration lock).
+// Migrates the cdp_sync schema, which holds the daemon tables since migration 2.
 void ensure_daemon_tables(pqxx::connection& conn, const std::string& schema);
 
 // Opens a connection with reactivation off (a broken connection stays broken).

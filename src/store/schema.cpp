@@ -97,33 +97,82 @@ CREATE TABLE @.op (
 CREATE INDEX op_run_state ON @.op (run_id, state, id);
 CREATE INDEX op_open ON @.op (customer_id) WHERE state IN ('pending', 'failed', 'permanent');
 )SQL"},
+    // The daemon's tables were created by the daemon itself (IF NOT EXISTS) before they
+    // became a migration; IF NOT EXISTS keeps such schemas working.
+    {2, "daemon control tables; interrupted runs", R"SQL(
+CREATE TABLE IF NOT EXISTS @.resync_request (
+    id bigserial PRIMARY KEY,
+    requested_at timestamptz NOT NULL DEFAULT now(),
+    requested_by text NOT NULL DEFAULT '',
+    force boolean NOT NULL DEFAULT false,
+    only_groups text[] NOT NULL DEFAULT '{}',
+    started_at timestamptz,
+    finished_at timestamptz,
+    run_id bigint,
+    outcome text,
+    exit_code int,
+    message text
+);
+CREATE TABLE IF NOT EXISTS @.daemon_leader (
+    id int PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+    pid int,
+    host text,
+    started_at timestamptz,
+    phase text,
+    phase_since timestamptz,
+    heartbeat_at timestamptz,
+    next_full_at timestamptz
+);
+DROP INDEX @.run_status;
+CREATE INDEX run_open ON @.run (status) WHERE status IN ('running', 'interrupted');
+)SQL"},
 };
+
+std::string with_schema(const std::string& tmpl, const std::string& quoted_schema) {
+    std::string out;
+    for (size_t i = 0; i < tmpl.size(); ++i) {
+        if (tmpl[i] == '@' && i + 1 < tmpl.size() && tmpl[i + 1] == '.') {
+            out += quoted_schema;
+            out += '.';
+            ++i;
+        } else {
+            out += tmpl[i];
+        }
+    }
+    return out;
+}
 
 }  // namespace
 
-int Store::migrate() {
-    pqxx::work tx(*conn_);
-    tx.exec_params("SELECT pg_advisory_xact_lock($1, hashtext($2))", kMigrateLock, schema_);
+int migrate_schema(pqxx::connection& conn, const std::string& schema, spdlog::logger& log) {
+    if (!is_plain_identifier(schema))
+        throw std::invalid_argument("database.schema is not a plain SQL identifier: " + schema);
+    const std::string quoted = conn.quote_name(schema);
+    auto sql = [&](const std::string& tmpl) { return with_schema(tmpl, quoted); };
+    pqxx::work tx(conn);
+    tx.exec_params("SELECT pg_advisory_xact_lock($1, hashtext($2))", kMigrateLock, schema);
     tx.exec0("SET LOCAL client_min_messages = warning");
-    tx.exec0(sql("CREATE SCHEMA IF NOT EXISTS " + quoted_schema_));
+    tx.exec0("CREATE SCHEMA IF NOT EXISTS " + quoted);
     tx.exec0(sql("CREATE TABLE IF NOT EXISTS @.schema_version ("
                  " version int PRIMARY KEY, description text NOT NULL,"
                  " applied_at timestamptz NOT NULL DEFAULT now())"));
     int current = tx.exec1(sql("SELECT coalesce(max(version), 0) FROM @.schema_version"))[0].as<int>();
-    if (current > kSchemaVersion)
-        throw std::runtime_error("schema " + schema_ + " is at version " + std::to_string(current) +
-                                 ", newer than this cdp-sync knows (" + std::to_string(kSchemaVersion) + ")");
+    if (current > Store::kSchemaVersion)
+        throw std::runtime_error("schema " + schema + " is at version " + std::to_string(current) +
+                                 ", newer than this cdp-sync knows (" + std::to_string(Store::kSchemaVersion) + ")");
     for (const auto& m : kMigrations) {
         if (m.version <= current) continue;
         tx.exec0(sql(m.sql));
         tx.exec_params(sql("INSERT INTO @.schema_version (version, description) VALUES ($1, $2)"),
                        m.version, m.description);
-        log_->info("schema {}: applied migration {} ({})", schema_, m.version, m.description);
+        log.info("schema {}: applied migration {} ({})", schema, m.version, m.description);
         current = m.version;
     }
     tx.commit();
     return current;
 }
+
+int Store::migrate() { return migrate_schema(*conn_, schema_, *log_); }
 
 bool Store::try_lock_apply() {
     pqxx::nontransaction tx(*conn_);

@@ -117,6 +117,12 @@ Store::Store(const std::string& dsn, std::string schema, std::shared_ptr<spdlog:
     if (!is_plain_identifier(schema_))
         throw std::invalid_argument("database.schema is not a plain SQL identifier: " + schema_);
     conn_ = std::make_unique<pqxx::connection>(dsn);
+    // pqxx 6 would otherwise reconnect silently after PostgreSQL restarts, losing the apply
+    // lock and the session's temp tables without a word: fail instead, the caller starts over.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    conn_->inhibit_reactivation(true);
+#pragma GCC diagnostic pop
     quoted_schema_ = conn_->quote_name(schema_);
 }
 
