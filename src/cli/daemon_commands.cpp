@@ -90,6 +90,7 @@ int resync_dispatch(const GlobalOptions& global, const Args& args) {
         // A bad config or an unreachable PostgreSQL: resync_command reports it in its words.
     }
     // No daemon: the engine runs here; on a terminal, a progress bar meanwhile.
+    daemon::block_daemon_signals();  // the engine stops at a safe point on Ctrl-C
     std::optional<daemon::TerminalProgress> bar;
     if (cfg && ::isatty(2)) bar.emplace(*cfg, std::cerr);
     return resync_command(global, args);

@@ -6,6 +6,9 @@
 //   2  usage or configuration error
 //   3  the delete guard stopped the run before any write (rerun with --force)
 //   4  another cdp-sync holds the apply lock for this schema (it does not wait)
+//   5  stopped by SIGINT/SIGTERM at a safe point; the next run resumes it
+#include <chrono>
+#include <cstdlib>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -13,6 +16,7 @@
 #include "cli/commands.hpp"
 #include "config/config.hpp"
 #include "config/logging.hpp"
+#include "daemon/signals.hpp"
 #include "store/store.hpp"
 #include "sync/engine.hpp"
 
@@ -26,7 +30,9 @@ constexpr const char* kResyncHelp =
     "  --force        pass the delete guard (sync.max_deletes)\n"
     "  --group NAME   only this group (repeatable)\n"
     "Exit: 0 converged, 1 not converged, 2 usage/config, 3 stopped by the delete guard,\n"
-    "      4 another cdp-sync is applying to this schema (no waiting).\n";
+    "      4 another cdp-sync is applying to this schema (no waiting), 5 interrupted.\n"
+    "Ctrl-C (or SIGTERM) stops at a safe point and records the run as interrupted; the next\n"
+    "resync or run continues it. A second Ctrl-C exits at once (the run is resumed all the same).\n";
 
 constexpr const char* kPlanHelp =
     "usage: cdp-sync [--config FILE] plan [--full] [--format text|json] [--group NAME]...\n"
@@ -52,11 +58,20 @@ std::optional<config::Config> load(const GlobalOptions& global, const char* comm
     }
 }
 
-int run_engine(const GlobalOptions& global, const char* command, const sync::RunRequest& request) {
+int run_engine(const GlobalOptions& global, const char* command, sync::RunRequest request) {
+    daemon::block_daemon_signals();  // before logging starts its threads
     auto cfg = load(global, command);
     if (!cfg) return 2;
     try {
-        sync::Engine engine(*cfg, logging::logger("sync"));
+        auto log = logging::logger("sync");
+        daemon::SignalWatcher signals(log, std::chrono::seconds(30), [log] {
+            log->warn("exiting now; the run stays in the journal and the next run resumes it");
+            log->flush();
+            std::_Exit(5);
+        });
+        signals.set_busy(true);
+        request.stop = &signals.stop_flag();
+        sync::Engine engine(*cfg, log);
         auto report = engine.run(request);
         std::cout << report.to_text() << std::flush;
         return report.exit_code();

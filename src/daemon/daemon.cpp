@@ -284,7 +284,9 @@ private:
             watchdog_.set_busy(true);
             RunMonitor monitor(cfg_.database.dsn, cfg_.database.schema, label, kProgressEvery, log_,
                                [this](const std::string& line) { notifier_.status("leader: " + line); });
-            report = engine_->run(request);
+            sync::RunRequest stoppable = request;
+            stoppable.stop = &signals_.stop_flag();
+            report = engine_->run(stoppable);
             status_.clear();  // the monitor changed STATUS= behind set_status's back
             signals_.set_busy(false);
             watchdog_.set_busy(false);
@@ -312,6 +314,7 @@ private:
             return false;
         }
         busy_logged_ = false;
+        if (r.status == sync::RunStatus::interrupted) return false;  // stopping; the next leader resumes it
         if (r.status == sync::RunStatus::succeeded) {
             runs_.ok(now);
             run_backoff_.reset();

@@ -77,7 +77,7 @@ void SignalWatcher::watch() {
                 break;
             }
             log_->info("{}: stopping{}", sig == SIGTERM ? "SIGTERM" : "SIGINT",
-                       busy_ ? " after the run in progress (bounded)" : "");
+                       busy_ ? " at the next safe point of the run in progress (calls in flight answered; bounded)" : "");
             deadline = std::chrono::steady_clock::now() + grace_;
             deadline_armed = true;
             break;

@@ -81,6 +81,13 @@ void Store::finish_run(int64_t run_id, const std::string& status, const std::str
     tx.commit();
 }
 
+void Store::interrupt_run(int64_t run_id, const std::string& why, const RunCounts& c, const json& details) {
+    save_counts(run_id, c, details);
+    pqxx::work tx(*conn_);
+    tx.exec_params(sql("UPDATE @.run SET status = 'interrupted', error = $2 WHERE id = $1"), run_id, why);
+    tx.commit();
+}
+
 std::optional<RunRow> Store::run(int64_t run_id) {
     pqxx::work tx(*conn_);
     auto r = tx.exec_params(sql(std::string("SELECT ") + kRunColumns + " FROM @.run WHERE id = $1"), run_id);
@@ -92,7 +99,7 @@ std::optional<RunRow> Store::run(int64_t run_id) {
 std::optional<RunRow> Store::interrupted_run() {
     pqxx::work tx(*conn_);
     auto r = tx.exec(sql(std::string("SELECT ") + kRunColumns +
-                         " FROM @.run WHERE status = 'running' ORDER BY id DESC LIMIT 1"));
+                         " FROM @.run WHERE status IN ('running', 'interrupted') ORDER BY id DESC LIMIT 1"));
     if (r.empty()) {
         tx.commit();
         return std::nullopt;
@@ -100,8 +107,10 @@ std::optional<RunRow> Store::interrupted_run() {
     RunRow run = read_run(r[0]);
     tx.exec_params(sql("UPDATE @.run SET status = 'abandoned', finished_at = now(),"
                        " error = coalesce(error, 'interrupted; a later run took over')"
-                       " WHERE status = 'running' AND id < $1"),
+                       " WHERE status IN ('running', 'interrupted') AND id < $1"),
                    run.id);
+    tx.exec_params(sql("UPDATE @.run SET status = 'running', error = NULL, pid = $2 WHERE id = $1"), run.id,
+                   static_cast<int>(::getpid()));
     tx.commit();
     return run;
 }

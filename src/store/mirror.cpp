@@ -48,6 +48,13 @@ void Store::save_group(const GroupMapping& g) {
     tx.commit();
 }
 
+void Store::forget_group(const std::string& name, int64_t group_id) {
+    pqxx::work tx(*conn_);
+    tx.exec_params(sql("DELETE FROM @.remote_member WHERE group_id = $1"), group_id);
+    tx.exec_params(sql("DELETE FROM @.group_map WHERE name = $1 AND group_id = $2"), name, group_id);
+    tx.commit();
+}
+
 void Store::reset_group_mirror(int64_t group_id, bool snapshotted) {
     pqxx::work tx(*conn_);
     tx.exec_params(sql("DELETE FROM @.remote_member WHERE group_id = $1"), group_id);
@@ -131,8 +138,8 @@ void Store::snapshot_discard(int64_t snapshot_id) {
 
 void Store::snapshot_gc() {
     pqxx::work tx(*conn_);
-    tx.exec0(sql("DELETE FROM @.snapshot_member WHERE snapshot_id NOT IN (SELECT id FROM @.run WHERE status = 'running')"));
-    tx.exec0(sql("DELETE FROM @.snapshot_cursor WHERE snapshot_id NOT IN (SELECT id FROM @.run WHERE status = 'running')"));
+    tx.exec0(sql("DELETE FROM @.snapshot_member WHERE snapshot_id NOT IN (SELECT id FROM @.run WHERE status IN ('running', 'interrupted'))"));
+    tx.exec0(sql("DELETE FROM @.snapshot_cursor WHERE snapshot_id NOT IN (SELECT id FROM @.run WHERE status IN ('running', 'interrupted'))"));
     tx.commit();
 }
 

@@ -174,7 +174,7 @@ struct RunRow {
     int64_t id = 0;
     std::string mode;    // full, incremental
     std::string phase;   // source, groups, snapshot, plan, apply, done
-    std::string status;  // running, succeeded, failed, blocked, abandoned
+    std::string status;  // running, interrupted, succeeded, failed, blocked, abandoned
     bool force = false;
     RunCounts counts;
     std::string error;
@@ -187,6 +187,10 @@ struct SnapshotCursor {
     int page_size = 0;  // page numbers count pages of this size
     bool done = false;
 };
+
+// Applies missing migrations of the cdp_sync schema named `schema` in one transaction under
+// an advisory lock; idempotent and safe with concurrent callers. Returns the version.
+int migrate_schema(pqxx::connection& conn, const std::string& schema, spdlog::logger& log);
 
 class Store {
 public:
@@ -203,10 +207,8 @@ public:
     std::string sql(const std::string& tmpl) const;
 
     // --- schema.cpp
-    static constexpr int kSchemaVersion = 1;
-    // Applies missing migrations in one transaction under an advisory lock; idempotent and
-    // safe with concurrent callers. Returns the schema version.
-    int migrate();
+    static constexpr int kSchemaVersion = 2;
+    int migrate();  // migrate_schema on this connection
     // The one-writer lock (session level, released when the connection closes).
     bool try_lock_apply();
     void unlock_apply();
@@ -220,6 +222,8 @@ public:
     // --- mirror.cpp
     std::map<std::string, GroupMapping> group_map();
     void save_group(const GroupMapping& g);
+    // Drops a group deleted in the CDP from the group map and the mirror.
+    void forget_group(const std::string& name, int64_t group_id);
     // Forgets the mirror of a group (it was deleted in the CDP, or is new and empty).
     void reset_group_mirror(int64_t group_id, bool snapshotted);
     void snapshot_begin(int64_t snapshot_id, const std::vector<int64_t>& group_ids, int page_size);
@@ -254,9 +258,12 @@ public:
     void save_counts(int64_t run_id, const RunCounts& counts, const json& details);
     void finish_run(int64_t run_id, const std::string& status, const std::string& error,
                     const RunCounts& counts, const json& details);
+    // A run stopped on request: resumable like a killed one (interrupted_run finds it).
+    void interrupt_run(int64_t run_id, const std::string& why, const RunCounts& counts, const json& details);
     std::optional<RunRow> run(int64_t run_id);
-    // The newest run left 'running' (its process died); older ones are marked abandoned.
-    // Call only while holding the apply lock.
+    // The newest run left 'running' (its process died) or 'interrupted', now 'running' again
+    // under this process; older ones are marked abandoned. Call only while holding the apply
+    // lock.
     std::optional<RunRow> interrupted_run();
     std::vector<RunRow> recent_runs(int limit);
     // Pending ops of a run with id > after_id, by id.

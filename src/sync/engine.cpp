@@ -65,6 +65,7 @@ const char* to_string(RunStatus status) {
     case RunStatus::failed: return "failed";
     case RunStatus::blocked: return "blocked";
     case RunStatus::busy: return "busy";
+    case RunStatus::interrupted: return "interrupted";
     }
     return "?";
 }
@@ -114,6 +115,7 @@ struct Engine::Impl {
                {"failures", failures_json(r.failures)},
                {"only_groups", only_groups},
                {"plan_seconds", r.plan_seconds},
+               {"groups_deleted", r.groups_deleted},
                {"seconds", r.seconds}};
         if (!r.guard_sample.empty()) {
             json s = json::array();
@@ -125,7 +127,7 @@ struct Engine::Impl {
 
     // Carries one run from `phase` to its end. The run row exists and is 'running'.
     RunReport execute(int64_t run_id, RunKind kind, bool force, const std::vector<std::string>& only_groups,
-                      const std::string& phase, store::RunCounts counts) {
+                      const std::string& phase, store::RunCounts counts, const std::atomic<bool>* stop) {
         const auto t0 = Clock::now();
         const auto api_before = api.stats();
         RunReport r;
@@ -133,11 +135,14 @@ struct Engine::Impl {
         r.kind = kind;
         r.counts = counts;
         Steps st = steps();
+        st.stop = stop;
         std::string fatal;
+        std::vector<store::GroupMapping> prune_groups;
 
         try {
             if (phase != "apply") {
                 // source
+                st.throw_if_stopped();
                 store.set_phase(run_id, "source");
                 try {
                     r.source = store.load_source(cfg.database, only_groups);
@@ -151,6 +156,7 @@ struct Engine::Impl {
 
                 if (fatal.empty()) {
                     // groups
+                    st.throw_if_stopped();
                     store.set_phase(run_id, "groups");
                     GroupsResult g = block_on(st.resolve_groups(kind == RunKind::full, false));
                     r.group_errors = g.errors;
@@ -169,6 +175,7 @@ struct Engine::Impl {
                         }
 
                         // plan
+                        st.throw_if_stopped();
                         store.set_phase(run_id, "plan");
                         const auto tp = Clock::now();
                         store.set_managed(g.managed);
@@ -181,13 +188,12 @@ struct Engine::Impl {
                                   r.plan.adds, r.plan.removes, r.plan.customers, r.plan.write_calls(),
                                   r.plan_seconds);
 
+                        Prune prune = prune_plan(st, kind, only_groups);
+
                         // guard
-                        if (r.plan.removes > cfg.sync.max_deletes && !force) {
+                        std::string why = guard(r.plan.removes, prune, force);
+                        if (!why.empty()) {
                             r.guard_sample = store.sample_removals(20);
-                            std::string why = "the plan removes " + std::to_string(r.plan.removes) +
-                                              " memberships, more than sync.max_deletes (" +
-                                              std::to_string(cfg.sync.max_deletes) +
-                                              "); nothing was sent. Check the desired query, then rerun with --force";
                             log->error("run {}: {}", run_id, why);
                             for (const auto& gp : r.plan.groups)
                                 if (gp.removes > 0)
@@ -195,6 +201,8 @@ struct Engine::Impl {
                                                gp.removes, gp.mirror, gp.name);
                             for (const auto& [c, name] : r.guard_sample)
                                 log->error("run {}: would remove customer {} from '{}'", run_id, c, name);
+                            for (const auto& g : prune.groups)
+                                log->error("run {}: would delete group '{}' (sync.prune_groups)", run_id, g.name);
                             r.status = RunStatus::blocked;
                             r.error = why;
                             add_api_delta(r.counts, api_before);
@@ -206,7 +214,9 @@ struct Engine::Impl {
                         }
 
                         // journal: the plan is durable before the first write call
+                        st.throw_if_stopped();
                         store.journal_plan(run_id, r.counts);
+                        prune_groups = std::move(prune.groups);
                     }
                 }
             } else {
@@ -215,9 +225,31 @@ struct Engine::Impl {
 
             if (fatal.empty()) {
                 // apply
+                st.throw_if_stopped();
                 ApplyResult a = block_on(st.apply(run_id));
                 if (!a.aborted.empty()) fatal = a.aborted;
             }
+            if (fatal.empty() && !prune_groups.empty()) {
+                // After the apply, so a deleted group never takes memberships still planned.
+                // A kill before this point leaves it to the next full run.
+                st.throw_if_stopped();
+                PruneResult p = block_on(st.prune(std::move(prune_groups)));
+                r.groups_deleted = p.deleted;
+                for (auto& e : p.errors) r.group_errors.push_back(std::move(e));
+            }
+        } catch (const Interrupted&) {
+            // Like a kill, but recorded: the phase and its cursors or pending ops stay for
+            // the next run to resume.
+            const auto totals = store.op_totals(run_id);
+            r.counts.ops_done = totals.done;
+            r.counts.ops_failed = totals.failed;
+            add_api_delta(r.counts, api_before);
+            r.status = RunStatus::interrupted;
+            r.error = "stopped on request; the next run resumes it";
+            r.seconds = since(t0);
+            store.interrupt_run(run_id, r.error, r.counts, details(r, only_groups));
+            log->warn("{}", r.summary_line());
+            return r;
         } catch (const std::exception& e) {
             // PostgreSQL or something unexpected: the run stays 'running' so that the next
             // process resumes it, exactly as after a kill.
@@ -255,6 +287,38 @@ struct Engine::Impl {
         for (const auto& e : r.group_errors) log->warn("run {}: group '{}': {}", run_id, e.name, e.error);
         (ok ? log->info("{}", r.summary_line()) : log->warn("{}", r.summary_line()));
         return r;
+    }
+
+    struct Prune {
+        std::vector<store::GroupMapping> groups;
+        int64_t removes = 0;         // memberships they hold, by the mirror
+        bool source_empty = false;   // the source names no group at all
+    };
+
+    // Only a full run over every group prunes: a --group run does not see the other names.
+    Prune prune_plan(Steps& st, RunKind kind, const std::vector<std::string>& only_groups) {
+        Prune p;
+        if (!cfg.sync.prune_groups || kind != RunKind::full || !only_groups.empty()) return p;
+        p.groups = st.prune_candidates();
+        for (const auto& g : p.groups) p.removes += store.mirror_count(*g.group_id);
+        p.source_empty = store.desired_groups().empty();
+        return p;
+    }
+
+    // Why the delete guard stops this run; "" when it passes.
+    std::string guard(int64_t removes, const Prune& prune, bool force) const {
+        if (force) return "";
+        const int64_t total = removes + prune.removes;
+        if (total > cfg.sync.max_deletes)
+            return "the plan removes " + std::to_string(total) + " memberships" +
+                   (prune.removes ? " (" + std::to_string(prune.removes) + " in groups sync.prune_groups deletes)" : "") +
+                   ", more than sync.max_deletes (" + std::to_string(cfg.sync.max_deletes) +
+                   "); nothing was sent. Check the desired query, then rerun with --force";
+        if (prune.source_empty && !prune.groups.empty())
+            return "the desired queries name no group at all, and sync.prune_groups would delete all " +
+                   std::to_string(prune.groups.size()) +
+                   " groups cdp-sync created; nothing was sent. Check the desired query, then rerun with --force";
+        return "";
     }
 
     store::PlanOptions plan_options() const {
@@ -311,19 +375,20 @@ RunReport Engine::run(const RunRequest& request) {
         std::vector<std::string> only;
         if (prev->details.contains("only_groups"))
             only = prev->details["only_groups"].get<std::vector<std::string>>();
-        RunReport r = im.execute(prev->id, prev_kind, prev->force || request.force, only, prev->phase, prev->counts);
+        RunReport r = im.execute(prev->id, prev_kind, prev->force || request.force, only, prev->phase, prev->counts,
+                                 request.stop);
         r.resumed = true;
         r.resumed_phase = prev->phase;
         const bool covers = prev_kind == request.kind || prev_kind == RunKind::full;
         if (covers && only == request.only_groups) return r;
-        if (r.status == RunStatus::blocked) return r;
+        if (r.status == RunStatus::blocked || r.status == RunStatus::interrupted) return r;
     }
 
     st.snapshot_gc();
     const int64_t id = st.create_run(to_string(request.kind), request.force);
     st.save_counts(id, {}, json{{"only_groups", request.only_groups}});
     im.log->info("run {} ({}) started", id, to_string(request.kind));
-    return im.execute(id, request.kind, request.force, request.only_groups, "source", {});
+    return im.execute(id, request.kind, request.force, request.only_groups, "source", {}, request.stop);
 }
 
 PlanReport Engine::plan(const PlanRequest& request) {
@@ -368,7 +433,10 @@ PlanReport Engine::plan(const PlanRequest& request) {
     st.set_managed(g.managed);
     p.plan = st.compute_plan(im.plan_options());
     p.plan_seconds = since(tp);
-    p.guard_would_block = p.plan.removes > im.cfg.sync.max_deletes;
+    Impl::Prune prune = im.prune_plan(steps, request.full ? RunKind::full : RunKind::incremental, request.only_groups);
+    for (const auto& g : prune.groups) p.groups_to_delete.push_back(g.name);
+    p.prune_removes = prune.removes;
+    p.guard_would_block = !im.guard(p.plan.removes, prune, false).empty();
     return p;
 }
 

@@ -10,10 +10,13 @@
 // | plan     | set-based diff desired vs mirror; the delete guard            | re-running it       |
 // | apply    | the journal's pending ops sent, max_in_flight at a time       | the pending ops     |
 //
+// A stop request ends a run at a safe point as 'interrupted', resumed like a killed one.
+//
 // One writer: a run holds a session advisory lock on the schema for its whole length; a
 // second process does not wait, it reports RunStatus::busy (exit code 4).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -37,6 +40,10 @@ struct RunRequest {
     RunKind kind = RunKind::full;
     bool force = false;                    // pass the delete guard
     std::vector<std::string> only_groups;  // resync --group NAME...; empty = all
+    // Set (from another thread or a signal) to stop at the next safe point: between snapshot
+    // pages, or once the apply's calls in flight are answered. The run is then recorded as
+    // 'interrupted' and the next run resumes it.
+    const std::atomic<bool>* stop = nullptr;
 };
 
 // Exit codes of resync / run --once, in this order of precedence.
@@ -45,6 +52,7 @@ enum class RunStatus {
     failed = 1,     // a source failure, group errors, failed or permanent ops
     blocked = 3,    // the delete guard stopped the run before any write
     busy = 4,       // another cdp-sync holds the apply lock
+    interrupted = 5,  // stopped on request (RunRequest::stop); the next run resumes it
 };
 const char* to_string(RunStatus status);
 
@@ -65,6 +73,7 @@ struct RunReport {
     std::vector<GroupIssue> group_errors;
     std::vector<store::FailedOp> failures;    // failed and permanent ops (first 20)
     std::vector<std::pair<int64_t, std::string>> guard_sample;  // removals the guard held back
+    std::vector<std::string> groups_deleted;  // sync.prune_groups
     std::string error;
     double seconds = 0;
     double plan_seconds = 0;                  // the diff/plan SQL alone
@@ -86,6 +95,8 @@ struct PlanReport {
     std::vector<std::string> groups_to_create;
     std::vector<std::string> folders_to_create;
     std::vector<std::string> descriptions_to_update;
+    std::vector<std::string> groups_to_delete;  // sync.prune_groups
+    int64_t prune_removes = 0;                  // memberships those groups hold (mirror)
     std::vector<GroupIssue> group_errors;
     int64_t member_pages_read = 0;
     bool guard_would_block = false;

@@ -55,7 +55,7 @@ net::awaitable<ApplyResult> Steps::apply(int64_t run_id) {
     };
 
     auto worker = [&]() -> net::awaitable<void> {
-        while (!stop) {
+        while (!stop && !stop_requested()) {
             auto op = next();
             if (!op) break;
             auto result = co_await send(*op);
@@ -108,6 +108,7 @@ net::awaitable<ApplyResult> Steps::apply(int64_t run_id) {
         co_await all_done.async_wait(net::redirect_error(net::use_awaitable, ec));
     }
     if (thrown) std::rethrow_exception(thrown);
+    if (stop_requested() && store.op_totals(run_id).pending > 0) throw Interrupted();
     co_return out;
 }
 

@@ -3,6 +3,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 
 #include "sync/steps.hpp"
 
@@ -178,6 +179,42 @@ net::awaitable<GroupsResult> Steps::resolve_groups(bool full, bool dry_run) {
         out.managed.push_back({d.name, remote->id});
         out.existing.push_back({d.name, remote->id});
         if (!snapshotted) out.unsnapshotted.push_back({d.name, remote->id});
+    }
+    co_return out;
+}
+
+std::vector<store::GroupMapping> Steps::prune_candidates() {
+    std::set<std::string> desired;
+    for (const auto& d : store.desired_groups()) desired.insert(d.name);
+    std::vector<store::GroupMapping> out;
+    for (const auto& [name, g] : store.group_map())
+        if (g.created_by_us && g.group_id && *g.group_id > 0 && g.type == cdp::kStaticGroup && !desired.count(name))
+            out.push_back(g);
+    return out;
+}
+
+net::awaitable<PruneResult> Steps::prune(std::vector<store::GroupMapping> groups) {
+    PruneResult out;
+    for (const auto& g : groups) {
+        const int64_t id = *g.group_id;
+        auto deleted = co_await api.delete_group(id);
+        if (!deleted.ok()) {
+            // Refused: maybe because it is gone already (deleted by hand, or by a run killed
+            // after the call). Only a lookup tells.
+            std::string key = g.name;
+            std::optional<int64_t> any_folder;
+            auto found = co_await api.query_all_groups(std::move(key), std::move(any_folder));
+            const bool gone = found.ok() && std::none_of(found.value->begin(), found.value->end(),
+                                                         [id](const cdp::Group& r) { return r.id == id; });
+            if (!gone) {
+                out.errors.push_back({g.name, "deleting the group (id " + std::to_string(id) +
+                                                  ", sync.prune_groups) failed: " + deleted.error->describe()});
+                continue;
+            }
+        }
+        log.info("deleted group '{}' (id {}): the database no longer names it (sync.prune_groups)", g.name, id);
+        store.forget_group(g.name, id);
+        out.deleted.push_back(g.name);
     }
     co_return out;
 }

@@ -94,7 +94,7 @@ json RunReport::to_json() const {
 
 int64_t PlanReport::calls() const {
     return plan.write_calls() + static_cast<int64_t>(groups_to_create.size() + folders_to_create.size() +
-                                                     descriptions_to_update.size());
+                                                     descriptions_to_update.size() + groups_to_delete.size());
 }
 
 std::string PlanReport::to_text() const {
@@ -114,6 +114,8 @@ std::string PlanReport::to_text() const {
     for (const auto& n : folders_to_create) o << fmt::format("  would create folder '{}'\n", n);
     for (const auto& n : groups_to_create) o << fmt::format("  would create group '{}'\n", n);
     for (const auto& n : descriptions_to_update) o << fmt::format("  would update the description of '{}'\n", n);
+    for (const auto& n : groups_to_delete)
+        o << fmt::format("  would delete group '{}' (sync.prune_groups: the database no longer names it)\n", n);
     for (const auto& g : group_errors) o << fmt::format("  group '{}': {}\n", g.name, g.error);
     o << fmt::format("  {:<32} {:>10} {:>10} {:>10} {:>10} {:>10}  samples\n", "group", "id", "desired", "mirror",
                      "add", "remove");
@@ -123,7 +125,7 @@ std::string PlanReport::to_text() const {
                          g.removes, ids(g.sample_adds), ids(g.sample_removes));
     if (guard_would_block)
         o << fmt::format("  the delete guard would stop this run: {} removals > sync.max_deletes {} (needs --force)\n",
-                         plan.removes, max_deletes);
+                         plan.removes + prune_removes, max_deletes);
     return o.str();
 }
 
@@ -133,6 +135,8 @@ json PlanReport::to_json() const {
     j["groups_to_create"] = groups_to_create;
     j["folders_to_create"] = folders_to_create;
     j["descriptions_to_update"] = descriptions_to_update;
+    j["groups_to_delete"] = groups_to_delete;
+    j["prune_removes"] = prune_removes;
     json ge = json::array();
     for (const auto& g : group_errors) ge.push_back({{"group", g.name}, {"error", g.error}});
     j["group_errors"] = ge;

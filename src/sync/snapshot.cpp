@@ -13,6 +13,7 @@ net::awaitable<SnapshotResult> Steps::snapshot(int64_t snapshot_id, std::vector<
     auto cursors = store.snapshot_cursors(snapshot_id);
     std::vector<int64_t> customer_ids;
     for (const auto& g : groups) {
+        throw_if_stopped();
         auto& c = cursors[g.group_id];
         if (c.done) continue;
         if (c.next_page > 1 && c.page_size != page_size) {
@@ -32,6 +33,7 @@ net::awaitable<SnapshotResult> Steps::snapshot(int64_t snapshot_id, std::vector<
             customer_ids.reserve(page.records.size());
             for (const auto& m : page.records) customer_ids.push_back(m.customer_id);
             if (store.snapshot_page(snapshot_id, group_id, page_number, customer_ids)) ++out.pages;
+            throw_if_stopped();  // the pager waits for its reads in flight, then rethrows
         };
         auto done = co_await api.for_each_member_page(group_id, std::move(on_page), first_page);
         if (!done.ok()) {

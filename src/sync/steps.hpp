@@ -2,7 +2,9 @@
 // exposed for tests that drive one step at a time).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <stdexcept>
 #include <set>
 #include <string>
 #include <utility>
@@ -45,8 +47,19 @@ struct SnapshotResult {
     std::set<int64_t> failed;  // group ids whose snapshot failed (left out of the plan)
 };
 
+struct PruneResult {
+    std::vector<std::string> deleted;
+    std::vector<GroupIssue> errors;
+};
+
 struct ApplyResult {
     std::string aborted;  // why the apply stopped early, "" when every op was tried
+};
+
+// A stop was asked (RunRequest::stop) and the step ended at a safe point: between pages of
+// the snapshot, or with the apply's calls in flight answered and recorded.
+struct Interrupted : std::runtime_error {
+    Interrupted() : std::runtime_error("stopped on request") {}
 };
 
 struct Steps {
@@ -54,6 +67,12 @@ struct Steps {
     spdlog::logger& log;
     store::Store& store;
     cdp::Api& api;
+    const std::atomic<bool>* stop = nullptr;
+
+    bool stop_requested() const { return stop && stop->load(); }
+    void throw_if_stopped() const {
+        if (stop_requested()) throw Interrupted();
+    }
 
     // Resolves every desired group name; full lists all groups (simpleQuery), incremental
     // trusts the group map and looks up only unknown names. dry_run creates and updates
@@ -63,6 +82,10 @@ struct Steps {
     net::awaitable<SnapshotResult> snapshot(int64_t snapshot_id, std::vector<store::ManagedGroup> groups);
     // Sends the run's pending ops, max_in_flight at a time, recording each outcome.
     net::awaitable<ApplyResult> apply(int64_t run_id);
+    // sync.prune_groups: the static groups cdp-sync created that the loaded source no longer
+    // names, and their deletion (a group already gone counts as deleted).
+    std::vector<store::GroupMapping> prune_candidates();
+    net::awaitable<PruneResult> prune(std::vector<store::GroupMapping> groups);
 };
 
 }  // namespace cdpsync::sync

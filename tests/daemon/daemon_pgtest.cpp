@@ -85,16 +85,18 @@ TEST_F(Daemon, SigtermMidRunThenRestartLosesNothing) {
     auto& d = settled(s);
     ASSERT_TRUE(eventually([&] { return members("alpha") == 5; }, 10s));
     add_rows(1001, 150, "alpha");
-    // Stop it while it is applying.
-    ASSERT_TRUE(eventually([&] { return members("alpha") > 20; }, 10s)) << log_text();
+    // Stop it while it is applying, once its progress was logged (every 5 s).
+    ASSERT_TRUE(eventually([&] { return log_text().find(" ops/s") != std::string::npos; }, 15s)) << log_text();
+    const auto log = log_text();
+    EXPECT_NE(log.find("(incremental run) apply: "), std::string::npos) << log;
     d.signal(SIGTERM);
     auto code = d.wait(40s);
     ASSERT_TRUE(code) << "still running 40 s after SIGTERM";
     EXPECT_EQ(*code, 0);
-    // The run took seconds: its progress was logged on the way (every 5 s).
-    const auto log = log_text();
-    EXPECT_NE(log.find("(incremental run) apply: "), std::string::npos) << log;
-    EXPECT_NE(log.find(" ops/s"), std::string::npos) << log;
+    // It stopped at a safe point instead of finishing the run, and said so in the run row.
+    EXPECT_LT(members("alpha"), 155);
+    EXPECT_EQ(runs("status = 'interrupted'"), 1) << log_text();
+    EXPECT_EQ(runs("status = 'running'"), 0);
 
     add_rows(1801, 5, "alpha");
     auto& again = start_daemon(write_config(s));
