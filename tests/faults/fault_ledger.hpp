@@ -12,9 +12,9 @@
 //      the simulator delayed it by at least the client's timeout (the client gave up on it),
 //      a proxy replaced its reply with a malformed one (the wrong-types scenario),
 //      or a kill -9 / PostgreSQL outage struck before its op was recorded 'done': for a kill,
-//      the copy was in the log right after the process died while its op was not 'done' in
-//      the journal; for an outage, the copy was applied before PostgreSQL was back and its op
-//      was recorded 'done' only after that.
+//      the copy was in the log right after the process died while its op was pending,
+//      failed or permanent in the journal; for an outage, the copy was applied before
+//      PostgreSQL was back and its op was recorded 'done' only after the outage began.
 //  - ops duplicated = over all keys, max(0, copies - 1 - in-flight copies); plus every extra
 //    static group of one name in the CDP (a group created twice).
 // So a write sent twice with no fault, timeout, kill or outage between is a duplicate; a
@@ -233,6 +233,12 @@ public:
 };
 
 inline ::testing::Environment* const table_printer = ::testing::AddGlobalTestEnvironment(new TablePrinter);
+
+// The fault RNG seed: fixed unless CDP_SYNC_FAULT_SEED says otherwise (printed by each scenario).
+inline uint64_t fault_seed() {
+    const char* s = std::getenv("CDP_SYNC_FAULT_SEED");
+    return s && *s ? std::stoull(s) : 20261125;
+}
 
 inline bool soak() {
     const char* s = std::getenv("CDP_SYNC_SOAK");

@@ -1,6 +1,9 @@
 // PostgreSQL stopped (fast shutdown: every session terminated) and started again while the
 // daemon is in the middle of applying a plan. A throwaway cluster of this test's own
 // (scripts/pg-cluster.sh); the idle-daemon case is tests/daemon/pg_restart_pgtest.cpp.
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <cstdio>
 
 #include "daemon/daemon_fixture.hpp"
@@ -20,12 +23,28 @@ std::string sh(const std::string& command) {
     return out;
 }
 
+// A TCP port nothing listens on right now (the kernel's pick for an ephemeral bind).
+int free_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    int port = 0;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+        port = ntohs(a.sin_port);
+    ::close(fd);
+    return port;
+}
+
 TEST_F(DaemonTest, PostgresRestartedMidApply) {
     const std::string script = std::string(CDP_SYNC_SOURCE_DIR) + "/scripts/pg-cluster.sh";
     const auto cluster = dir / "pg";
-    const std::string port = std::to_string(57000 + ::getpid() % 1000);
-    const std::string other = sh(script + " start " + cluster.string() + " " + port + " 2>&1 | tail -1");
-    ASSERT_NE(other.find("port=" + port), std::string::npos) << other;
+    const std::string port = std::to_string(free_port());
+    const std::string started = sh(script + " start " + cluster.string() + " " + port + " 2>&1");
+    const std::string other = started.substr(started.rfind('\n') == std::string::npos ? 0 : started.rfind('\n') + 1);
+    ASSERT_NE(other.find("port=" + port), std::string::npos) << started;
     struct Stop {
         std::string cmd;
         ~Stop() { sh(cmd); }
@@ -59,8 +78,8 @@ TEST_F(DaemonTest, PostgresRestartedMidApply) {
     ASSERT_LT(sent_at_stop, planned) << "the apply had finished before PostgreSQL stopped";
     std::this_thread::sleep_for(2s);
     EXPECT_TRUE(d.running()) << "the daemon exited while PostgreSQL was down";
-    ASSERT_NE(sh(script + " start " + cluster.string() + " " + port + " 2>&1 | tail -1").find("port="),
-              std::string::npos);
+    const std::string restarted = sh(script + " start " + cluster.string() + " " + port + " 2>&1");
+    ASSERT_NE(restarted.find("port=" + port), std::string::npos) << restarted;
     const auto back = std::chrono::system_clock::now();
 
     const bool converged = eventually([&] { return lost_ops(server->state(), rows) == 0; }, 60s);
