@@ -1,6 +1,7 @@
 #include "cdp/models.hpp"
 
 #include <charconv>
+#include <climits>
 #include <string>
 
 namespace cdpsync::cdp {
@@ -16,12 +17,53 @@ void put_optional_long(json& j, const char* key, const std::optional<int64_t>& v
     if (value) j[key] = *value;
 }
 
+// An int field (code, type): a Long outside int's range is refused, not truncated.
+std::optional<int> get_int(const json& obj, const char* key) {
+    auto v = get_long(obj, key);
+    if (!v) return std::nullopt;
+    if (*v < INT_MIN || *v > INT_MAX) throw bad_type(key, obj.at(key), "an int");
+    return static_cast<int>(*v);
+}
+
+// Deeper than any reply the API sends (its deepest is a folder tree); the decoders recurse
+// (subList) and copy records, so a deeper document could exhaust the stack.
+constexpr int kMaxDepth = 256;
+
+bool nests_deeper_than(std::string_view body, int limit) {
+    int depth = 0;
+    bool in_string = false;
+    bool escaped = false;
+    for (const char c : body) {
+        if (in_string) {
+            if (escaped) escaped = false;
+            else if (c == '\\') escaped = true;
+            else if (c == '"') in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > limit) return true;
+        } else if (c == ']' || c == '}') {
+            --depth;
+        }
+    }
+    return false;
+}
+
+Folder parse_folder_at(const json& j, int depth);
+
 }  // namespace
 
 std::optional<int64_t> as_long(const json& value) {
+    if (value.is_number_unsigned()) {
+        const auto u = value.get<uint64_t>();
+        if (u > static_cast<uint64_t>(INT64_MAX)) return std::nullopt;
+        return static_cast<int64_t>(u);
+    }
     if (value.is_number_integer()) return value.get<int64_t>();
     if (value.is_number_float()) {
         const double d = value.get<double>();
+        // Outside [-2^63, 2^63) the conversion is undefined behaviour.
+        if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0)) return std::nullopt;
         const auto i = static_cast<int64_t>(d);
         if (static_cast<double>(i) == d) return i;
         return std::nullopt;
@@ -58,6 +100,8 @@ std::optional<std::string> get_string(const json& obj, const char* key) {
 }
 
 Envelope parse_envelope(std::string_view body) {
+    if (nests_deeper_than(body, kMaxDepth))
+        throw ParseError("reply nests deeper than " + std::to_string(kMaxDepth) + " levels");
     json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded()) {
         std::string head(body.substr(0, 80));
@@ -68,7 +112,7 @@ Envelope parse_envelope(std::string_view body) {
     auto code = j.find("code");
     if (code == j.end() || code->is_null()) throw ParseError("reply has no 'code' field");
     auto code_value = as_long(*code);
-    if (!code_value) throw bad_type("code", *code, "an integer");
+    if (!code_value || *code_value < INT_MIN || *code_value > INT_MAX) throw bad_type("code", *code, "an integer");
     Envelope env;
     env.code = static_cast<int>(*code_value);
     env.msg = get_string(j, "msg").value_or("");
@@ -134,13 +178,18 @@ Group parse_group(const json& j) {
     g.name = get_string(j, "name").value_or("");
     g.description = get_string(j, "description").value_or("");
     g.folder_id = get_long(j, "groupId");
-    g.type = static_cast<int>(get_long(j, "type").value_or(kStaticGroup));
+    g.type = get_int(j, "type").value_or(kStaticGroup);
     g.customer_total = get_long(j, "customerTotal").value_or(0);
     return g;
 }
 
-Folder parse_folder(const json& j) {
+Folder parse_folder(const json& j) { return parse_folder_at(j, 0); }
+
+namespace {
+
+Folder parse_folder_at(const json& j, int depth) {
     if (!j.is_object()) throw ParseError("folder record is not an object");
+    if (depth > kMaxDepth) throw ParseError("folder tree deeper than " + std::to_string(kMaxDepth) + " levels");
     Folder f;
     auto id = get_long(j, "id");
     if (!id) throw ParseError("folder record has no 'id'");
@@ -150,10 +199,12 @@ Folder parse_folder(const json& j) {
     f.parent_code = get_string(j, "parentCode").value_or("");
     if (auto it = j.find("subList"); it != j.end() && !it->is_null()) {
         if (!it->is_array()) throw bad_type("subList", *it, "an array");
-        for (const auto& c : *it) f.children.push_back(parse_folder(c));
+        for (const auto& c : *it) f.children.push_back(parse_folder_at(c, depth + 1));
     }
     return f;
 }
+
+}  // namespace
 
 CustomerGroup parse_customer_group(const json& j) {
     if (!j.is_object()) throw ParseError("customer group record is not an object");
@@ -165,7 +216,7 @@ CustomerGroup parse_customer_group(const json& j) {
     g.code = get_string(j, "code").value_or("");
     g.folder_id = get_long(j, "groupId");
     g.status = get_string(j, "status").value_or("");
-    g.type = static_cast<int>(get_long(j, "type").value_or(kStaticGroup));
+    g.type = get_int(j, "type").value_or(kStaticGroup);
     return g;
 }
 

@@ -145,8 +145,9 @@ private:
         return static_cast<int>(integer(f, lo, std::min<int64_t>(hi, INT_MAX)));
     }
 
-    // A finite number; `lo_open` makes the lower bound exclusive.
-    double number(const Field& f, double lo, bool lo_open) {
+    // A finite number in lo..hi. The bounds keep what the consumers derive from it in range
+    // (the rate limiter's 1/qps in clock ticks, the daemon's interval in int64 milliseconds).
+    double number(const Field& f, double lo, double hi) {
         const std::string& s = scalar(f, "a number");
         double v = 0;
         const char* b = s.data();
@@ -155,8 +156,8 @@ private:
         auto [p, ec] = std::from_chars(b, e, v);
         if (quoted(f) || s.empty() || ec != std::errc() || p != e || !std::isfinite(v))
             fail(f.line, f.key, "expected a number, got " + shown(s));
-        if (v < lo || (lo_open && v == lo))
-            fail(f.line, f.key, s + " is out of range (must be " + (lo_open ? "> " : ">= ") + trim_num(lo) + ")");
+        if (v < lo || v > hi)
+            fail(f.line, f.key, s + " is out of range (must be " + trim_num(lo) + ".." + trim_num(hi) + ")");
         return v;
     }
 
@@ -227,7 +228,7 @@ private:
             } else if (name == "ca_file") {
                 c.ca_file = str(f);
             } else if (name == "rate_limit_qps") {
-                c.rate_limit_qps = number(f, 0, true);
+                c.rate_limit_qps = number(f, 0.001, 1e9);
             } else if (name == "max_in_flight") {
                 c.max_in_flight = int32(f, 1, 256);
             } else if (name == "page_size") {
@@ -305,7 +306,7 @@ private:
             } else if (name == "poll_interval_s") {
                 s.poll_interval_s = int32(f, 1, 86400);
             } else if (name == "full_resync_interval_h") {
-                s.full_resync_interval_h = number(f, 0, false);
+                s.full_resync_interval_h = number(f, 0, 87600);
             } else if (name == "max_deletes") {
                 s.max_deletes = integer(f, 0, std::numeric_limits<int64_t>::max());
             } else if (name == "owns_all_static_groups") {

@@ -26,7 +26,7 @@ struct CdpConfig {
     std::string token_file;                  // path of a file holding the token
     std::vector<std::string> token_command;  // argv; its stdout is the token
     std::string ca_file;                     // extra CA bundle (PEM); verification is always on
-    double rate_limit_qps = 10;              // > 0; never exceeded in any 1-second window
+    double rate_limit_qps = 10;              // 0.001..1e9; never exceeded in any 1-second window
     int max_in_flight = 8;                   // 1..256
     int page_size = 200;                     // 1..10000
     int timeout_ms = 10000;                  // 1..600000, per request attempt
@@ -48,7 +48,7 @@ enum class SyncMode { mirror, additive };
 struct SyncConfig {
     SyncMode mode = SyncMode::mirror;
     int poll_interval_s = 60;          // 1..86400
-    double full_resync_interval_h = 24;  // >= 0; 0 disables the periodic full resync
+    double full_resync_interval_h = 24;  // 0..87600 (10 years); 0 disables the periodic full resync
     int64_t max_deletes = 500;         // >= 0
     bool owns_all_static_groups = false;
     bool prune_groups = false;
