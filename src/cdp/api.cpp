@@ -503,13 +503,15 @@ struct Api::Impl {
 
         for (;;) {
             const int64_t n = static_cast<int64_t>(page.records.size());
-            const int64_t last_by_total = page.total <= 0 ? 0 : (page.total + size - 1) / size;
+            // `total` comes from the wire: no arithmetic on it that could overflow.
+            const int64_t last_by_total = page.total <= 0 ? 0 : page.total / size + (page.total % size != 0);
             // A short page proves the end, and so does a full page ending exactly at the total
             // that same reply counted (saves the empty read after a group whose size is a
             // multiple of the page size). A full page past the total proves the total stale:
             // keep reading until a short page.
             const bool end = n == 0 || (n < size && page_number >= last_by_total) ||
-                             (n == size && page.total > 0 && page_number * size == page.total);
+                             (n == size && page.total > 0 && page.total % size == 0 &&
+                              page.total / size == page_number);
             if (n > 0 || page_number == first_page) {
                 try {
                     sink(page_number, std::move(page));
@@ -519,7 +521,7 @@ struct Api::Impl {
                 }
             }
             if (end) break;
-            if (page_number > last_by_total + 100000) {
+            if (page_number - 100000 > last_by_total) {
                 failure = error(CallError::Kind::malformed, endpoint,
                                 "paging does not end: page " + std::to_string(page_number) +
                                     " is still full with total " + std::to_string(page.total),

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <numeric>
@@ -160,6 +161,17 @@ TEST(ApiPager, StaleTotalWithAFullLastPageKeepsGoingToAShortPage) {
     PagingServer ps(25);
     ps.stale_total = 17;  // two pages by the total, but page 2 is full past it: there is a third
     Harness h(fast_options(ps.server.base_url()));
+    Collected c;
+    ASSERT_TRUE(h.run(h.api.for_each_member_page(7, c.handler())).ok());
+    EXPECT_EQ(c.ids, range(1, 25));
+}
+
+TEST(ApiPager, AbsurdTotalFromTheWireEndsAtTheShortPageWithoutOverflow) {
+    PagingServer ps(25);
+    ps.stale_total = std::numeric_limits<int64_t>::max();
+    auto options = fast_options(ps.server.base_url());
+    options.max_pages_in_flight = 2;
+    Harness h(options);
     Collected c;
     ASSERT_TRUE(h.run(h.api.for_each_member_page(7, c.handler())).ok());
     EXPECT_EQ(c.ids, range(1, 25));
