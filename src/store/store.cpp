@@ -123,6 +123,14 @@ Store::Store(const std::string& dsn, std::string schema, std::shared_ptr<spdlog:
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
     conn_->inhibit_reactivation(true);
 #pragma GCC diagnostic pop
+    // synchronous_commit off: each op outcome is its own commit, and waiting for its WAL flush
+    // made the journal, not the CDP, the apply's bottleneck. A kill of cdp-sync loses nothing
+    // by it (the server still writes the WAL); only a crash of the PostgreSQL server itself can
+    // forget the last fraction of a second of outcomes, whose ops are then sent again
+    // (idempotent). The planner's temp tables and hash joins fit in memory at 1M rows with
+    // these sizes instead of spilling to disk.
+    pqxx::nontransaction tx(*conn_);
+    tx.exec0("SET synchronous_commit = off; SET work_mem = '64MB'; SET temp_buffers = '128MB'");
     quoted_schema_ = conn_->quote_name(schema_);
 }
 
