@@ -7,6 +7,8 @@
 //   3  the delete guard stopped the run before any write (rerun with --force)
 //   4  another cdp-sync holds the apply lock for this schema (it does not wait)
 //   5  stopped by SIGINT/SIGTERM at a safe point; the next run resumes it
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
@@ -16,6 +18,7 @@
 #include "cli/commands.hpp"
 #include "config/config.hpp"
 #include "config/logging.hpp"
+#include "daemon/resync_client.hpp"
 #include "daemon/signals.hpp"
 #include "store/store.hpp"
 #include "sync/engine.hpp"
@@ -163,7 +166,10 @@ int plan_command(const GlobalOptions& global, const Args& args) {
     if (!cfg) return 2;
     try {
         sync::Engine engine(*cfg, logging::logger("sync"));
+        std::optional<daemon::TerminalProgress> bar;
+        if (request.full && ::isatty(2)) bar.emplace(*cfg, std::cerr, sync::plan_snapshot_id());
         auto report = engine.plan(request);
+        bar.reset();
         if (as_json) std::cout << report.to_json().dump(2) << std::endl;
         else std::cout << report.to_text() << std::flush;
         return report.error.empty() ? 0 : 1;

@@ -129,12 +129,39 @@ std::optional<RunProgress> running_run(pqxx::connection& conn, const std::string
     auto r = tx.exec(replace_at(
         "SELECT r.id, r.mode, r.phase, extract(epoch FROM now() - r.started_at)::float8,"
         " (SELECT count(*) FROM @.op o WHERE o.run_id = r.id AND o.state IN ('done', 'failed', 'permanent')),"
-        " (SELECT count(*) FROM @.op o WHERE o.run_id = r.id AND o.state <> 'superseded')"
-        " FROM @.run r WHERE r.status = 'running' ORDER BY r.id DESC LIMIT 1",
+        " (SELECT count(*) FROM @.op o WHERE o.run_id = r.id AND o.state <> 'superseded'),"
+        " s.pages, s.groups_done, s.groups_total"
+        " FROM @.run r, LATERAL (SELECT coalesce(sum(c.next_page - 1), 0)::bigint AS pages,"
+        "   count(*) FILTER (WHERE c.done) AS groups_done, count(*) AS groups_total"
+        "   FROM @.snapshot_cursor c WHERE c.snapshot_id = r.id) s"
+        " WHERE r.status = 'running' ORDER BY r.id DESC LIMIT 1",
         q));
     if (r.empty()) return std::nullopt;
-    return RunProgress{r[0][0].as<int64_t>(), r[0][1].as<std::string>(), r[0][2].as<std::string>(),
-                       r[0][3].as<double>(), r[0][4].as<int64_t>(), r[0][5].as<int64_t>()};
+    RunProgress p{r[0][0].as<int64_t>(), r[0][1].as<std::string>(), r[0][2].as<std::string>(),
+                  r[0][3].as<double>(), r[0][4].as<int64_t>(), r[0][5].as<int64_t>()};
+    p.pages = r[0][6].as<int64_t>();
+    p.groups_done = r[0][7].as<int64_t>();
+    p.groups_total = r[0][8].as<int64_t>();
+    return p;
+}
+
+std::optional<RunProgress> snapshot_progress(pqxx::connection& conn, const std::string& schema, int64_t snapshot_id) {
+    const std::string q = quote_schema(schema);
+    pqxx::nontransaction tx(conn);
+    if (!tx.exec_params1("SELECT to_regclass($1) IS NOT NULL", schema + ".snapshot_cursor")[0].as<bool>())
+        return std::nullopt;
+    auto r = tx.exec_params1(replace_at("SELECT coalesce(sum(next_page - 1), 0)::bigint, count(*) FILTER (WHERE done),"
+                                        " count(*) FROM @.snapshot_cursor WHERE snapshot_id = $1",
+                                        q),
+                             snapshot_id);
+    if (r[2].as<int64_t>() == 0) return std::nullopt;
+    RunProgress p;
+    p.mode = "plan";
+    p.phase = "snapshot";
+    p.pages = r[0].as<int64_t>();
+    p.groups_done = r[1].as<int64_t>();
+    p.groups_total = r[2].as<int64_t>();
+    return p;
 }
 
 void set_leader_phase(pqxx::connection& conn, const std::string& schema, const std::string& phase) {

@@ -72,9 +72,12 @@ struct RunProgress {
     std::string mode;
     std::string phase;
     double seconds = 0;        // since the run started
-    int64_t done = 0, total = 0;
+    int64_t done = 0, total = 0;                      // ops, while applying
+    int64_t pages = 0, groups_done = 0, groups_total = 0;  // member pages, while snapshotting
 };
 std::optional<RunProgress> running_run(pqxx::connection& conn, const std::string& schema);
+// The snapshot `plan --full` makes outside any run (see sync::plan_snapshot_id).
+std::optional<RunProgress> snapshot_progress(pqxx::connection& conn, const std::string& schema, int64_t snapshot_id);
 // The leader's published phase and heartbeat, from another connection of the leader.
 void set_leader_phase(pqxx::connection& conn, const std::string& schema, const std::string& phase);
 

@@ -18,11 +18,17 @@ using Clock = std::chrono::steady_clock;
 
 std::string bar(const RunProgress& p) {
     constexpr int width = 30;
-    std::string s = fmt::format("run {} {:<8} ", p.run_id, p.phase);
-    if (p.phase == "apply" && p.total > 0) {
-        const int filled = static_cast<int>(width * p.done / p.total);
+    std::string s = p.run_id ? fmt::format("run {} {:<8} ", p.run_id, p.phase) : fmt::format("{:<8} ", p.phase);
+    auto draw = [&](int64_t done, int64_t total) {
+        const int filled = static_cast<int>(width * done / total);
         s += "[" + std::string(filled, '#') + std::string(width - filled, '.') + "]";
+    };
+    if (p.phase == "apply" && p.total > 0) {
+        draw(p.done, p.total);
         s += fmt::format(" {}/{} ops {:3d}%", p.done, p.total, static_cast<int>(100 * p.done / p.total));
+    } else if (p.phase == "snapshot" && p.groups_total > 0) {
+        draw(p.groups_done, p.groups_total);
+        s += fmt::format(" {}/{} groups, {} member pages", p.groups_done, p.groups_total, p.pages);
     }
     return s;
 }
@@ -46,7 +52,9 @@ std::optional<int> resync_through_daemon(const config::Config& cfg, const Resync
                        schema, id)
         << std::flush;
 
-    auto no_leader_since = std::optional<Clock::time_point>();
+    // A plain time point and a flag: GCC 12 warns (wrongly) about an optional one here.
+    Clock::time_point no_leader_since{};
+    bool leaderless = false;
     std::string last_line;
     bool drew = false;
     while (true) {
@@ -64,10 +72,11 @@ std::optional<int> resync_through_daemon(const config::Config& cfg, const Resync
         }
         if (!request->started) {
             if (current_leader(*conn, schema)) {
-                no_leader_since.reset();
-            } else if (!no_leader_since) {
+                leaderless = false;
+            } else if (!leaderless) {
+                leaderless = true;
                 no_leader_since = Clock::now();
-            } else if (Clock::now() - *no_leader_since > 10s && withdraw_resync(*conn, schema, id)) {
+            } else if (Clock::now() - no_leader_since > 10s && withdraw_resync(*conn, schema, id)) {
                 if (drew) err << "\n";
                 err << "the daemon went away before taking the request; doing the resync here\n";
                 return std::nullopt;
@@ -86,14 +95,15 @@ std::optional<int> resync_through_daemon(const config::Config& cfg, const Resync
     }
 }
 
-TerminalProgress::TerminalProgress(const config::Config& cfg, std::ostream& err) {
-    thread_ = std::thread([this, dsn = cfg.database.dsn, schema = cfg.database.schema, &err] {
+TerminalProgress::TerminalProgress(const config::Config& cfg, std::ostream& err, std::optional<int64_t> snapshot_id) {
+    thread_ = std::thread([this, dsn = cfg.database.dsn, schema = cfg.database.schema, &err, snapshot_id] {
         std::unique_ptr<pqxx::connection> conn;
         bool drew = false;
         while (!quit_) {
             try {
                 if (!conn) conn = connect(dsn, "cdp-sync progress");
-                if (auto p = running_run(*conn, schema)) {
+                auto p = snapshot_id ? snapshot_progress(*conn, schema, *snapshot_id) : running_run(*conn, schema);
+                if (p) {
                     err << "\r" << bar(*p) << "\033[K" << std::flush;
                     drew = true;
                 }

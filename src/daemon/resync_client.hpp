@@ -32,7 +32,8 @@ std::optional<int> resync_through_daemon(const config::Config& config, const Res
 // until destroyed. Draws nothing when PostgreSQL cannot be read.
 class TerminalProgress {
 public:
-    TerminalProgress(const config::Config& config, std::ostream& err);
+    // With `snapshot_id`: the progress of that snapshot instead (plan --full).
+    TerminalProgress(const config::Config& config, std::ostream& err, std::optional<int64_t> snapshot_id = {});
     ~TerminalProgress();
     TerminalProgress(const TerminalProgress&) = delete;
     TerminalProgress& operator=(const TerminalProgress&) = delete;

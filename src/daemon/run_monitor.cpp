@@ -44,6 +44,9 @@ void RunMonitor::watch() {
                     line += fmt::format(": {}/{} ops, {:.1f} ops/s", p->done, p->total, rate);
                     if (rate > 0) line += fmt::format(", ETA {:.0f} s", static_cast<double>(p->total - p->done) / rate);
                     last_done_ = p->done;
+                } else if (p->phase == "snapshot" && p->groups_total > 0) {
+                    line += fmt::format(": {}/{} groups, {} member pages, {:.0f} s into the run", p->groups_done,
+                                        p->groups_total, p->pages, p->seconds);
                 } else {
                     line += fmt::format(", {:.0f} s into the run", p->seconds);
                 }

@@ -57,6 +57,8 @@ json failures_json(const std::vector<store::FailedOp>& failures) {
 
 }  // namespace
 
+int64_t plan_snapshot_id() { return -static_cast<int64_t>(::getpid()); }
+
 const char* to_string(RunKind kind) { return kind == RunKind::full ? "full" : "incremental"; }
 
 const char* to_string(RunStatus status) {
@@ -420,7 +422,7 @@ PlanReport Engine::plan(const PlanRequest& request) {
             p.error = "another cdp-sync is applying; cannot refresh the mirror now (try again, or plan without --full)";
             return p;
         }
-        const int64_t snap = -static_cast<int64_t>(::getpid());
+        const int64_t snap = plan_snapshot_id();
         st.snapshot_gc();
         SnapshotResult s = im.block_on(steps.snapshot(snap, to_read));
         st.snapshot_discard(snap);

@@ -109,6 +109,9 @@ struct PlanReport {
     json to_json() const;
 };
 
+// The id under which `plan --full` of this process snapshots (no run row: negative).
+int64_t plan_snapshot_id();
+
 class Engine {
 public:
     // Connects to PostgreSQL and migrates the schema (throws on failure).
