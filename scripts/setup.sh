@@ -10,7 +10,7 @@ packages=(
   nlohmann-json3-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev libsystemd-dev
   postgresql-15 postgresql-client-15
-  clang openssl ca-certificates procps
+  clang libclang-rt-14-dev openssl ca-certificates procps
 )
 
 missing=()

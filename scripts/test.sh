@@ -4,6 +4,7 @@
 # AddressSanitizer + UndefinedBehaviorSanitizer build.
 #   scripts/test.sh            both builds
 #   SKIP_SANITIZE=1 scripts/test.sh   the normal build only (quick local runs)
+#   SKIP_FUZZ=1 scripts/test.sh       without the short fuzz run at the end
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -37,5 +38,11 @@ if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
   run_suite build/sanitize -DCMAKE_BUILD_TYPE=Debug -DCDP_SYNC_SANITIZE=ON -DCDP_SYNC_BENCH=OFF
+fi
+# libFuzzer targets for reply parsing and config loading, a short bounded run
+# (FUZZ_SECONDS=600 bash scripts/fuzz.sh for a longer one).
+if [ "${SKIP_FUZZ:-0}" != 1 ]; then
+  echo "== fuzz"
+  bash scripts/fuzz.sh
 fi
 echo "== all tests passed"
