@@ -1,6 +1,7 @@
 // Fuzzes what the CDP client does with a reply body: parse_envelope, then every decoder
 // Api::Impl (src/cdp/api.cpp) applies to `data` (id, group page, member page, folder tree,
-// a customer's groups), and the snippet an error reply is shown by.
+// a customer's groups; the decoders themselves live in models.cpp), and the snippet an
+// error reply is shown by.
 //
 // A ParseError is the documented way to refuse a body. A finding is anything else: another
 // exception escaping, a sanitizer report, or a decoded number that is not the one the body
@@ -21,30 +22,6 @@
 using namespace cdpsync::cdp;
 
 namespace {
-
-// --- Mirrors of Api::Impl's private decoders (api.cpp); keep in step with it. ---
-
-int64_t decode_id(const json& data) {
-    if (auto id = as_long(data)) return *id;
-    throw ParseError(std::string("data should be an id (Long), got ") + data.type_name());
-}
-
-template <class T, class F>
-std::vector<T> decode_list(const json& data, F parse) {
-    std::vector<T> out;
-    if (data.is_null()) return out;
-    if (!data.is_array()) throw ParseError(std::string("data should be an array, got ") + data.type_name());
-    out.reserve(data.size());
-    for (const auto& item : data) out.push_back(parse(item));
-    return out;
-}
-
-std::string snippet(const std::string& body, size_t max = 200) {
-    if (body.size() <= max) return body;
-    size_t end = max;
-    while (end > 0 && (static_cast<unsigned char>(body[end]) & 0xC0) == 0x80) --end;
-    return body.substr(0, end) + "...";
-}
 
 // --- The oracle ---
 

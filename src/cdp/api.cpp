@@ -30,14 +30,6 @@ bool contains_any(const std::string& haystack, std::initializer_list<const char*
     return false;
 }
 
-std::string snippet(const std::string& body, size_t max = 200) {
-    if (body.size() <= max) return body;
-    // Do not cut a UTF-8 sequence in half.
-    size_t end = max;
-    while (end > 0 && (static_cast<unsigned char>(body[end]) & 0xC0) == 0x80) --end;
-    return body.substr(0, end) + "...";
-}
-
 bool is_5xx_429_408(unsigned status) {
     return status == 408 || status == 429 || (status >= 500 && status <= 599);
 }
@@ -95,6 +87,7 @@ bool CallError::transient() const {
                                    *transport_kind != http::ErrorKind::cancelled);
     case Kind::http_status: return is_5xx_429_408(http_status);
     case Kind::cdp_code: return cdp_code && *cdp_code == -1 && is_transient_msg(msg);
+    case Kind::malformed: return not_json;
     default: return false;
     }
 }
@@ -266,16 +259,24 @@ struct Api::Impl {
                     } catch (const std::exception& e) {  // ParseError, or anything nlohmann throws
                         malformed = e.what();
                     }
-                    if (malformed)
-                        co_return fail<Reply>(error(CallError::Kind::malformed, endpoint, *malformed, attempt, status));
-                    if (env.code == 0) co_return Result<Reply>::success(Reply{std::move(env.data), status, attempt});
-                    failure = error(CallError::Kind::cdp_code, endpoint, env.msg, attempt, status);
-                    failure.cdp_code = env.code;
-                    if (is_auth_msg(env.msg)) {
-                        failure.kind = CallError::Kind::auth;
-                        auth_failure = true;
-                    } else if (env.code == -1 && is_transient_msg(env.msg)) {
-                        retry_reason = "code -1: " + env.msg;
+                    if (malformed) {
+                        failure = error(CallError::Kind::malformed, endpoint, *malformed, attempt, status);
+                        // An HTML page or a cut body with 200 comes from something between us and
+                        // the CDP and passes; JSON of the wrong shape would come back the same.
+                        if (json::accept(resp.body)) co_return fail<Reply>(std::move(failure));
+                        failure.not_json = true;
+                        retry_reason = "the reply is not JSON";
+                    } else if (env.code == 0) {
+                        co_return Result<Reply>::success(Reply{std::move(env.data), status, attempt});
+                    } else {
+                        failure = error(CallError::Kind::cdp_code, endpoint, env.msg, attempt, status);
+                        failure.cdp_code = env.code;
+                        if (is_auth_msg(env.msg)) {
+                            failure.kind = CallError::Kind::auth;
+                            auth_failure = true;
+                        } else if (env.code == -1 && is_transient_msg(env.msg)) {
+                            retry_reason = "code -1: " + env.msg;
+                        }
                     }
                 }
             }
@@ -379,21 +380,6 @@ struct Api::Impl {
             return parse_page<Member>(data, [this](const json& r) { return parse_member(r, id_field); });
         }
     };
-
-    static int64_t decode_id(const json& data) {
-        if (auto id = as_long(data)) return *id;
-        throw ParseError(std::string("data should be an id (Long), got ") + data.type_name());
-    }
-
-    template <class T, class F>
-    static std::vector<T> decode_list(const json& data, F parse) {
-        std::vector<T> out;
-        if (data.is_null()) return out;
-        if (!data.is_array()) throw ParseError(std::string("data should be an array, got ") + data.type_name());
-        out.reserve(data.size());
-        for (const auto& item : data) out.push_back(parse(item));
-        return out;
-    }
 
     net::awaitable<Result<Page<Group>>> query_groups(GroupQuery q, std::shared_ptr<const bool> abandon = {}) {
         Query query;
@@ -568,7 +554,7 @@ Api::~Api() = default;
 
 net::awaitable<Result<int64_t>> Api::create_group(CreateGroup request) {
     http::Request http_request = Impl::post(path::add_group, to_json(request));
-    co_return co_await impl_->typed<int64_t>(std::move(http_request), Impl::decode_id);
+    co_return co_await impl_->typed<int64_t>(std::move(http_request), decode_id);
 }
 
 net::awaitable<Result<Done>> Api::delete_group(int64_t group_id) {
@@ -607,7 +593,7 @@ net::awaitable<Result<int64_t>> Api::add_folder(std::string name, std::string pa
     json body{{"businessType", kBusinessType}, {"name", name}};
     if (!parent_code.empty()) body["parentCode"] = parent_code;
     http::Request request = Impl::post(path::folder_add, body);
-    co_return co_await impl_->typed<int64_t>(std::move(request), Impl::decode_id);
+    co_return co_await impl_->typed<int64_t>(std::move(request), decode_id);
 }
 
 net::awaitable<Result<Done>> Api::delete_folder(int64_t folder_id) {

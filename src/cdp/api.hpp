@@ -48,10 +48,12 @@ struct CallError {
     std::string msg;                    // CDP msg, or transport / parse detail
     int attempts = 0;
     std::optional<http::ErrorKind> transport_kind;
+    bool not_json = false;  // malformed: the body is no JSON at all (a proxy's error page)
 
     // "endpoint /x: HTTP 200, code -1: 客户不存在 (after 1 attempt)"
     std::string describe() const;
-    // True when retrying later may help (transport, 5xx, 429, transient code -1).
+    // True when retrying later may help (transport, 5xx, 429, transient code -1, a body that
+    // is no JSON at all).
     bool transient() const;
 };
 

@@ -228,4 +228,16 @@ Member parse_member(const json& j, const std::string& id_field) {
     return Member{*id, j};
 }
 
+int64_t decode_id(const json& data) {
+    if (auto id = as_long(data)) return *id;
+    throw ParseError(std::string("data should be an id (Long), got ") + data.type_name());
+}
+
+std::string snippet(const std::string& body, size_t max) {
+    if (body.size() <= max) return body;
+    size_t end = max;
+    while (end > 0 && (static_cast<unsigned char>(body[end]) & 0xC0) == 0x80) --end;
+    return body.substr(0, end) + "...";
+}
+
 }  // namespace cdpsync::cdp

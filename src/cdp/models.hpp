@@ -150,4 +150,19 @@ Page<T> parse_page(const json& data, F&& parse_record) {
     return page;
 }
 
+// The `data` of a reply that is a new id (addSingleGroup, group/add).
+int64_t decode_id(const json& data);
+// The `data` of a reply that is a list (null = empty).
+template <class T, class F>
+std::vector<T> decode_list(const json& data, F parse) {
+    std::vector<T> out;
+    if (data.is_null()) return out;
+    if (!data.is_array()) throw ParseError(std::string("data should be an array, got ") + data.type_name());
+    out.reserve(data.size());
+    for (const auto& item : data) out.push_back(parse(item));
+    return out;
+}
+// The start of a reply body for an error message, not cutting a UTF-8 sequence in half.
+std::string snippet(const std::string& body, size_t max = 200);
+
 }  // namespace cdpsync::cdp

@@ -110,11 +110,12 @@ struct MalformedCase {
     const char* name;
     std::string body;
     const char* expect_in_msg;
+    bool retried = false;  // no JSON at all: a proxy's page, retried like a 502
 };
 
 class ApiMalformed : public ::testing::TestWithParam<MalformedCase> {};
 
-TEST_P(ApiMalformed, IsAMalformedErrorAndIsNotRetried) {
+TEST_P(ApiMalformed, IsAMalformedErrorRetriedOnlyWhenTheBodyIsNoJsonAtAll) {
     const auto& c = GetParam();
     TestServer server({}, [&](const TestRequest&) { return reply(c.body); });
     Harness h(fast_options(server.base_url()));
@@ -124,15 +125,16 @@ TEST_P(ApiMalformed, IsAMalformedErrorAndIsNotRetried) {
     EXPECT_EQ(r.error->endpoint, path::simple_query);
     EXPECT_EQ(r.error->http_status, 200u);
     EXPECT_NE(r.error->msg.find(c.expect_in_msg), std::string::npos) << r.error->msg;
-    EXPECT_EQ(server.requests().size(), 1u);
+    EXPECT_EQ(r.error->transient(), c.retried);
+    EXPECT_EQ(server.requests().size(), c.retried ? 4u : 1u);
     EXPECT_EQ(h.api.stats().failures, 1u);
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Bodies, ApiMalformed,
-    ::testing::Values(MalformedCase{"NotJson", "<html><body>502 Bad Gateway</body></html>", "not JSON"},
-                      MalformedCase{"Empty", "", "not JSON"},
-                      MalformedCase{"Truncated", R"({"code":0,"data":{"records":[)", "not JSON"},
+    ::testing::Values(MalformedCase{"NotJson", "<html><body>502 Bad Gateway</body></html>", "not JSON", true},
+                      MalformedCase{"Empty", "", "not JSON", true},
+                      MalformedCase{"Truncated", R"({"code":0,"data":{"records":[)", "not JSON", true},
                       MalformedCase{"NoCode", R"({"msg":"ok","data":{}})", "code"},
                       MalformedCase{"NotAnObject", R"([1,2,3])", "not an object"},
                       MalformedCase{"CodeIsText", R"({"code":"zero","data":{}})", "code"},
