@@ -128,6 +128,9 @@ CREATE INDEX run_open ON @.run (status) WHERE status IN ('running', 'interrupted
 )SQL"},
 };
 
+
+}  // namespace
+
 std::string with_schema(const std::string& tmpl, const std::string& quoted_schema) {
     std::string out;
     for (size_t i = 0; i < tmpl.size(); ++i) {
@@ -141,8 +144,6 @@ std::string with_schema(const std::string& tmpl, const std::string& quoted_schem
     }
     return out;
 }
-
-}  // namespace
 
 int migrate_schema(pqxx::connection& conn, const std::string& schema, spdlog::logger& log) {
     if (!is_plain_identifier(schema))

@@ -34,7 +34,8 @@ SourceStats Store::load_source(const config::DatabaseConfig& db, const std::vect
     tx.exec0("DROP TABLE IF EXISTS pg_temp.cdp_src, pg_temp.cdp_desired, pg_temp.cdp_desired_group,"
              " pg_temp.cdp_only");
     tx.exec0("CREATE TEMP TABLE cdp_src (customer_id bigint, group_name text, reason text, raw_customer text)");
-    tx.exec0("CREATE TEMP TABLE cdp_desired_group (name text, description text, folder text, reason text)");
+    tx.exec0("CREATE TEMP TABLE cdp_desired_group (name text, description text, folder text, reason text,"
+             " retained boolean NOT NULL DEFAULT false)");
 
     const std::string membership_sql =
         "INSERT INTO pg_temp.cdp_src (customer_id, group_name, reason, raw_customer)"
@@ -76,6 +77,16 @@ SourceStats Store::load_source(const config::DatabaseConfig& db, const std::vect
         }
     }
 
+    if (db.desired_groups.empty()) {
+        // Without a group list, the groups are the names the rows mention. A static group
+        // synced before stays managed when its rows vanish, with no desired member: its
+        // members are removed (behind the delete guard) instead of silently kept.
+        tx.exec0(sql("INSERT INTO pg_temp.cdp_desired_group (name, retained)"
+                     " SELECT m.name, true FROM @.group_map m"
+                     " WHERE m.group_id > 0 AND m.type = 1 AND coalesce(m.error, '') = ''"
+                     " AND NOT EXISTS (SELECT 1 FROM pg_temp.cdp_src s WHERE s.group_name = m.name AND s.reason IS NULL)"));
+    }
+
     if (!only_groups.empty()) {
         tx.exec0("CREATE TEMP TABLE cdp_only (name text PRIMARY KEY)");
         for (const auto& n : only_groups)
@@ -89,7 +100,8 @@ SourceStats Store::load_source(const config::DatabaseConfig& db, const std::vect
     auto r = tx.exec1("SELECT count(*), count(*) FILTER (WHERE reason IS NOT NULL) FROM pg_temp.cdp_src");
     stats.rows_read = r[0].as<int64_t>();
     stats.rows_rejected = r[1].as<int64_t>();
-    auto g = tx.exec1("SELECT count(*), count(*) FILTER (WHERE reason IS NOT NULL) FROM pg_temp.cdp_desired_group");
+    auto g = tx.exec1("SELECT count(*) FILTER (WHERE NOT retained), count(*) FILTER (WHERE reason IS NOT NULL)"
+                      " FROM pg_temp.cdp_desired_group");
     stats.group_rows = g[0].as<int64_t>();
     stats.rows_rejected += g[1].as<int64_t>();
 
@@ -121,10 +133,12 @@ std::vector<DesiredGroup> Store::desired_groups() {
     // A name listed twice in desired_groups takes its first non-null description/folder.
     auto rows = tx.exec(
         "WITH g AS (SELECT name, (array_agg(description) FILTER (WHERE description IS NOT NULL))[1] AS description,"
-        "                  (array_agg(folder) FILTER (WHERE folder IS NOT NULL))[1] AS folder"
+        "                  (array_agg(folder) FILTER (WHERE folder IS NOT NULL))[1] AS folder,"
+        "                  bool_and(retained) AS retained"
         "           FROM pg_temp.cdp_desired_group WHERE reason IS NULL GROUP BY name),"
         " m AS (SELECT group_name AS name, count(*) AS members FROM pg_temp.cdp_desired GROUP BY 1)"
-        " SELECT coalesce(g.name, m.name), g.description, g.folder, coalesce(m.members, 0), g.name IS NOT NULL"
+        " SELECT coalesce(g.name, m.name), g.description, g.folder, coalesce(m.members, 0),"
+        "        g.name IS NOT NULL AND NOT g.retained, coalesce(g.retained, false)"
         " FROM g FULL JOIN m ON m.name = g.name ORDER BY 1");
     for (const auto& row : rows) {
         DesiredGroup d;
@@ -133,6 +147,7 @@ std::vector<DesiredGroup> Store::desired_groups() {
         else if (row[4].as<bool>()) d.description = std::nullopt;
         if (!row[2].is_null()) d.folder = row[2].as<std::string>();
         d.members = row[3].as<int64_t>();
+        d.retained = row[5].as<bool>();
         out.push_back(std::move(d));
     }
     tx.commit();

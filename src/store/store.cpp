@@ -138,19 +138,6 @@ Store::~Store() = default;
 
 pqxx::connection& Store::connection() { return *conn_; }
 
-std::string Store::sql(const std::string& tmpl) const {
-    std::string out;
-    out.reserve(tmpl.size() + 64);
-    for (size_t i = 0; i < tmpl.size(); ++i) {
-        if (tmpl[i] == '@' && i + 1 < tmpl.size() && tmpl[i + 1] == '.') {
-            out += quoted_schema_;
-            out += '.';
-            ++i;
-        } else {
-            out += tmpl[i];
-        }
-    }
-    return out;
-}
+std::string Store::sql(const std::string& tmpl) const { return with_schema(tmpl, quoted_schema_); }
 
 }  // namespace cdpsync::store

@@ -78,6 +78,7 @@ struct DesiredGroup {
     std::optional<std::string> description;  // from desired_groups; nullopt = not managed
     std::optional<std::string> folder;       // from desired_groups; nullopt = cdp.folder
     int64_t members = 0;                     // distinct desired customers
+    bool retained = false;  // no row names it any more, but it was synced before (no desired_groups)
 };
 
 struct GroupMapping {
@@ -187,6 +188,9 @@ struct SnapshotCursor {
     int page_size = 0;  // page numbers count pages of this size
     bool done = false;
 };
+
+// `tmpl` with every "@." replaced by `quoted_schema` and a dot.
+std::string with_schema(const std::string& tmpl, const std::string& quoted_schema);
 
 // Applies missing migrations of the cdp_sync schema named `schema` in one transaction under
 // an advisory lock; idempotent and safe with concurrent callers. Returns the version.

@@ -122,6 +122,11 @@ net::awaitable<GroupsResult> Steps::resolve_groups(bool full, bool dry_run) {
         if (mapped && mapped->group_id && (!remote || remote->id != *mapped->group_id) && !dry_run)
             store.reset_group_mirror(*mapped->group_id, false);
 
+        if (!remote && d.retained) {
+            // Kept managed only to empty it, and it is gone from the CDP: nothing to do.
+            if (!dry_run && mapped && mapped->group_id) store.forget_group(d.name, *mapped->group_id);
+            continue;
+        }
         if (!remote) {
             std::string problem;
             const std::string folder = d.folder.value_or(cfg.cdp.folder);

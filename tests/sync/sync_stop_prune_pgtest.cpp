@@ -110,6 +110,8 @@ TEST_F(StopTest, StopDuringSnapshotKeepsItsCursorsForTheNextRun) {
 
 TEST_F(SyncTest, PruneGroupsDeletesOnlyGroupsItCreatedOnceTheDatabaseDropsThem) {
     cfg.sync.prune_groups = true;
+    cfg.database.desired_groups = "SELECT name FROM " + src + ".g";
+    exec("INSERT INTO " + src + ".g (name) VALUES ('alpha'), ('beta'), ('legacy')");
     const int64_t legacy = server->state().add_group("legacy");  // made by hand, not by cdp-sync
     Rows rows;
     add_range(rows, 1, 10, "alpha");
@@ -122,6 +124,7 @@ TEST_F(SyncTest, PruneGroupsDeletesOnlyGroupsItCreatedOnceTheDatabaseDropsThem) 
     Rows next;
     add_range(next, 1, 10, "alpha");
     desire(next);
+    exec("DELETE FROM " + src + ".g WHERE name <> 'alpha'");
     auto p = plan(true);
     EXPECT_EQ(p.groups_to_delete, std::vector<std::string>{"beta"});
     EXPECT_EQ(p.prune_removes, 10);
@@ -140,12 +143,15 @@ TEST_F(SyncTest, PruneGroupsDeletesOnlyGroupsItCreatedOnceTheDatabaseDropsThem) 
 
 TEST_F(SyncTest, PruneGroupsIsGuardedWhenTheSourceSuddenlyNamesNoGroup) {
     cfg.sync.prune_groups = true;
+    cfg.database.desired_groups = "SELECT name FROM " + src + ".g";
+    exec("INSERT INTO " + src + ".g (name) VALUES ('alpha')");
     Rows rows;
     add_range(rows, 1, 10, "alpha");
     desire(rows);
     ASSERT_EQ(resync().status, sync::RunStatus::succeeded);
 
     desire({});
+    exec("DELETE FROM " + src + ".g");
     const int64_t writes = write_calls();
     auto r = resync();
     EXPECT_EQ(r.status, sync::RunStatus::blocked) << r.to_text();
@@ -153,6 +159,32 @@ TEST_F(SyncTest, PruneGroupsIsGuardedWhenTheSourceSuddenlyNamesNoGroup) {
     EXPECT_EQ(write_calls(), writes);
     ASSERT_TRUE(group_id("alpha"));
     EXPECT_EQ(server->state().members_of(*group_id("alpha")).size(), 10u);
+}
+
+TEST_F(SyncTest, WithoutAGroupListAGroupWhoseRowsVanishIsEmptiedBehindTheGuard) {
+    Rows rows;
+    add_range(rows, 1, 10, "alpha");
+    add_range(rows, 11, 10, "beta");
+    desire(rows);
+    ASSERT_EQ(resync().status, sync::RunStatus::succeeded);
+
+    Rows next;
+    add_range(next, 1, 10, "alpha");
+    desire(next);
+    cfg.sync.max_deletes = 5;
+    auto blocked = resync();
+    EXPECT_EQ(blocked.status, sync::RunStatus::blocked) << blocked.to_text();
+    EXPECT_EQ(blocked.counts.removes, 10);
+    EXPECT_EQ(server->state().members_of(*group_id("beta")).size(), 10u);
+
+    cfg.sync.max_deletes = 500;
+    auto r = once();
+    ASSERT_EQ(r.status, sync::RunStatus::succeeded) << r.to_text();
+    EXPECT_EQ(r.counts.removes, 10);
+    ASSERT_TRUE(group_id("beta")) << "the group itself stays";
+    EXPECT_TRUE(server->state().members_of(*group_id("beta")).empty());
+    expect_converged(next);
+    EXPECT_EQ(resync().counts.ops_planned, 0);
 }
 
 }  // namespace
