@@ -50,6 +50,7 @@
 #include "cdp/api.hpp"
 #include "config/config.hpp"
 #include "config/token.hpp"
+#include "cdp_sync_process.hpp"
 #include "sim/server.hpp"
 
 namespace fs = std::filesystem;
@@ -59,6 +60,10 @@ using Clock = std::chrono::steady_clock;
 using cdpsync::sim::Server;
 
 namespace {
+
+using cdpsync::bench::binary_dir;
+using cdpsync::bench::Proc;
+using cdpsync::bench::run_cdp_sync;
 
 constexpr int kGroups = 50;
 constexpr int kPerCustomer = 5;
@@ -86,10 +91,6 @@ struct Options {
     std::exit(2);
 }
 
-std::string binary_dir() {
-    if (const char* d = std::getenv("CDP_SYNC_BINARY_DIR")) return d;
-    return fs::canonical("/proc/self/exe").parent_path().parent_path().string();
-}
 
 int start_group(int64_t c, int k) { return static_cast<int>((7 * c + 11 * k) % kGroups); }
 // Groups customer c is not in at the start: 5 and 16 are not multiples of 11 below 50.
@@ -167,41 +168,7 @@ void load_table(pqxx::connection& conn, const std::string& table, const Data& d,
     w.commit();
 }
 
-struct Proc {
-    int exit_code = -1;
-    double seconds = 0;
-    double cpu_seconds = 0;
-    long max_rss_kb = 0;
-    std::string output;
-};
 
-Proc run_cdp_sync(const fs::path& config, const std::vector<std::string>& args, const fs::path& log) {
-    const std::string bin = binary_dir() + "/cdp-sync";
-    const auto t0 = Clock::now();
-    pid_t pid = ::fork();
-    if (pid == 0) {
-        int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        ::dup2(fd, 1);
-        ::dup2(fd, 2);
-        std::vector<const char*> argv{bin.c_str(), "--config", config.c_str()};
-        for (const auto& a : args) argv.push_back(a.c_str());
-        argv.push_back(nullptr);
-        ::execv(bin.c_str(), const_cast<char* const*>(argv.data()));
-        ::_exit(127);
-    }
-    int status = 0;
-    struct rusage ru {};
-    ::wait4(pid, &status, 0, &ru);
-    Proc p;
-    p.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    p.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    p.max_rss_kb = ru.ru_maxrss;
-    p.cpu_seconds = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-                    static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-    std::ifstream f(log);
-    p.output.assign(std::istreambuf_iterator<char>(f), {});
-    return p;
-}
 
 void write_config(const fs::path& path, const std::string& base_url, const std::string& dsn,
                   const std::string& schema, const std::string& src, double qps, const Options& o) {

@@ -30,6 +30,7 @@
 #include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
 
+#include "cdp_sync_process.hpp"
 #include "sim/server.hpp"
 
 namespace fs = std::filesystem;
@@ -38,50 +39,19 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+using cdpsync::bench::binary_dir;
+using cdpsync::bench::Proc;
+using cdpsync::bench::run_cdp_sync;
+
 constexpr int kGroups = 50;
 constexpr int kPerCustomer = 5;
 constexpr int kPageSize = 1000;
 
-std::string binary_dir() {
-    if (const char* d = std::getenv("CDP_SYNC_BINARY_DIR")) return d;
-    return fs::canonical("/proc/self/exe").parent_path().parent_path().string();
-}
 
 // Customer c's groups (indexes 0..49): (7c + 11k) mod 50 for k < 5, all distinct.
 int group_index(int64_t c, int k) { return static_cast<int>((7 * c + 11 * k) % kGroups); }
 
-struct Proc {
-    int exit_code = -1;
-    double seconds = 0;
-    long max_rss_kb = 0;
-    std::string output;
-};
 
-Proc run_cdp_sync(const fs::path& config, const std::vector<std::string>& args, const fs::path& log) {
-    const std::string bin = binary_dir() + "/cdp-sync";
-    const auto t0 = Clock::now();
-    pid_t pid = ::fork();
-    if (pid == 0) {
-        int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        ::dup2(fd, 1);
-        ::dup2(fd, 2);
-        std::vector<const char*> argv{bin.c_str(), "--config", config.c_str()};
-        for (const auto& a : args) argv.push_back(a.c_str());
-        argv.push_back(nullptr);
-        ::execv(bin.c_str(), const_cast<char* const*>(argv.data()));
-        ::_exit(127);
-    }
-    int status = 0;
-    struct rusage ru {};
-    ::wait4(pid, &status, 0, &ru);
-    Proc p;
-    p.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    p.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    p.max_rss_kb = ru.ru_maxrss;
-    std::ifstream f(log);
-    p.output.assign(std::istreambuf_iterator<char>(f), {});
-    return p;
-}
 
 void write_config(const fs::path& path, const std::string& base_url, const std::string& dsn,
                   const std::string& schema, const std::string& src, double qps) {
