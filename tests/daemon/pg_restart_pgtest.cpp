@@ -1,25 +1,15 @@
 // PostgreSQL restarted under a running daemon: a throwaway cluster of this test's own
 // (scripts/pg-cluster.sh, its own port), restarted with pg_ctl while the daemon leads.
 #include "daemon_fixture.hpp"
+#include "support/shell.hpp"
 
 namespace cdpsync::testing {
 namespace {
 
-std::string sh(const std::string& command) {
-    std::string out;
-    FILE* p = ::popen(command.c_str(), "r");
-    if (!p) return out;
-    char buf[512];
-    while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-    ::pclose(p);
-    while (!out.empty() && out.back() == '\n') out.pop_back();
-    return out;
-}
-
 TEST_F(DaemonTest, PostgresRestartedUnderARunningDaemon) {
     const std::string script = std::string(CDP_SYNC_SOURCE_DIR) + "/scripts/pg-cluster.sh";
     const auto cluster = dir / "pg";
-    const std::string port = std::to_string(56000 + ::getpid() % 1000);
+    const std::string port = std::to_string(free_port());
     const std::string other = sh(script + " start " + cluster.string() + " " + port + " 2>&1 | tail -1");
     ASSERT_NE(other.find("port=" + port), std::string::npos) << other;
     struct Stop {

@@ -1,42 +1,12 @@
 // PostgreSQL stopped (fast shutdown: every session terminated) and started again while the
 // daemon is in the middle of applying a plan. A throwaway cluster of this test's own
 // (scripts/pg-cluster.sh); the idle-daemon case is tests/daemon/pg_restart_pgtest.cpp.
-#include <netinet/in.h>
-#include <sys/socket.h>
-
-#include <cstdio>
-
 #include "daemon/daemon_fixture.hpp"
 #include "faults/fault_ledger.hpp"
+#include "support/shell.hpp"
 
 namespace cdpsync::testing::faults {
 namespace {
-
-std::string sh(const std::string& command) {
-    std::string out;
-    FILE* p = ::popen(command.c_str(), "r");
-    if (!p) return out;
-    char buf[512];
-    while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-    ::pclose(p);
-    while (!out.empty() && out.back() == '\n') out.pop_back();
-    return out;
-}
-
-// A TCP port nothing listens on right now (the kernel's pick for an ephemeral bind).
-int free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    int port = 0;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
-        port = ntohs(a.sin_port);
-    ::close(fd);
-    return port;
-}
 
 TEST_F(DaemonTest, PostgresRestartedMidApply) {
     const std::string script = std::string(CDP_SYNC_SOURCE_DIR) + "/scripts/pg-cluster.sh";
