@@ -17,12 +17,7 @@ std::string quote_schema(const std::string& schema) {
     return "\"" + schema + "\"";
 }
 
-std::string replace_at(std::string tmpl, const std::string& q) {
-    for (size_t p = tmpl.find("@."); p != std::string::npos; p = tmpl.find("@.", p + q.size() + 1))
-        tmpl.replace(p, 2, q + ".");
-    return tmpl;
-}
-
+using store::with_schema;
 
 std::vector<std::string> text_array(const pqxx::field& f) {
     std::vector<std::string> out;
@@ -79,11 +74,7 @@ void ensure_daemon_tables(pqxx::connection& conn, const std::string& schema) {
 }
 
 std::unique_ptr<pqxx::connection> connect(const std::string& dsn, const std::string& application_name) {
-    auto conn = std::make_unique<pqxx::connection>(dsn);
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-    conn->inhibit_reactivation(true);
-#pragma GCC diagnostic pop
+    auto conn = store::connect(dsn);
     pqxx::nontransaction tx(*conn);
     tx.exec_params("SELECT set_config('application_name', $1, false)", application_name);
     return conn;
@@ -102,7 +93,7 @@ std::optional<LeaderInfo> current_leader(pqxx::connection& conn, const std::stri
     info.backend_pid = r[0][0].as<int>();
     auto exists = tx.exec_params1("SELECT to_regclass($1) IS NOT NULL", schema + ".daemon_leader")[0].as<bool>();
     if (exists) {
-        auto d = tx.exec(replace_at(
+        auto d = tx.exec(with_schema(
             "SELECT pid, host, phase, extract(epoch FROM now() - phase_since)::float8,"
             " extract(epoch FROM now() - heartbeat_at)::float8, extract(epoch FROM next_full_at - now())::float8,"
             " extract(epoch FROM now() - started_at)::float8 FROM @.daemon_leader WHERE id = 1",
@@ -126,7 +117,7 @@ std::optional<RunProgress> running_run(pqxx::connection& conn, const std::string
     const std::string q = quote_schema(schema);
     pqxx::nontransaction tx(conn);
     if (!tx.exec_params1("SELECT to_regclass($1) IS NOT NULL", schema + ".op")[0].as<bool>()) return std::nullopt;
-    auto r = tx.exec(replace_at(
+    auto r = tx.exec(with_schema(
         "SELECT r.id, r.mode, r.phase, extract(epoch FROM now() - r.started_at)::float8,"
         " (SELECT count(*) FROM @.op o WHERE o.run_id = r.id AND o.state IN ('done', 'failed', 'permanent')),"
         " (SELECT count(*) FROM @.op o WHERE o.run_id = r.id AND o.state <> 'superseded'),"
@@ -150,7 +141,7 @@ std::optional<RunProgress> snapshot_progress(pqxx::connection& conn, const std::
     pqxx::nontransaction tx(conn);
     if (!tx.exec_params1("SELECT to_regclass($1) IS NOT NULL", schema + ".snapshot_cursor")[0].as<bool>())
         return std::nullopt;
-    auto r = tx.exec_params1(replace_at("SELECT coalesce(sum(next_page - 1), 0)::bigint, count(*) FILTER (WHERE done),"
+    auto r = tx.exec_params1(with_schema("SELECT coalesce(sum(next_page - 1), 0)::bigint, count(*) FILTER (WHERE done),"
                                         " count(*) FROM @.snapshot_cursor WHERE snapshot_id = $1",
                                         q),
                              snapshot_id);
@@ -166,7 +157,7 @@ std::optional<RunProgress> snapshot_progress(pqxx::connection& conn, const std::
 
 void set_leader_phase(pqxx::connection& conn, const std::string& schema, const std::string& phase) {
     pqxx::nontransaction tx(conn);
-    tx.exec_params(replace_at("UPDATE @.daemon_leader SET phase = $1, heartbeat_at = now() WHERE id = 1",
+    tx.exec_params(with_schema("UPDATE @.daemon_leader SET phase = $1, heartbeat_at = now() WHERE id = 1",
                               quote_schema(schema)),
                    phase);
 }
@@ -175,7 +166,7 @@ int64_t enqueue_resync(pqxx::connection& conn, const std::string& schema, const 
                        bool force, const std::vector<std::string>& only_groups) {
     const std::string q = quote_schema(schema);
     pqxx::work tx(conn);
-    auto id = tx.exec_params1(replace_at("INSERT INTO @.resync_request (requested_by, force, only_groups)"
+    auto id = tx.exec_params1(with_schema("INSERT INTO @.resync_request (requested_by, force, only_groups)"
                                          " VALUES ($1, $2, $3::text[]) RETURNING id",
                                          q),
                               requested_by, force, to_text_array(conn, only_groups))[0]
@@ -188,7 +179,7 @@ int64_t enqueue_resync(pqxx::connection& conn, const std::string& schema, const 
 std::optional<ResyncRequest> get_resync(pqxx::connection& conn, const std::string& schema, int64_t id) {
     const std::string q = quote_schema(schema);
     pqxx::nontransaction tx(conn);
-    auto r = tx.exec_params(replace_at(std::string("SELECT ") + kRequestColumns + " FROM @.resync_request WHERE id = $1", q), id);
+    auto r = tx.exec_params(with_schema(std::string("SELECT ") + kRequestColumns + " FROM @.resync_request WHERE id = $1", q), id);
     if (r.empty()) return std::nullopt;
     return read_request(r[0]);
 }
@@ -196,7 +187,7 @@ std::optional<ResyncRequest> get_resync(pqxx::connection& conn, const std::strin
 bool withdraw_resync(pqxx::connection& conn, const std::string& schema, int64_t id) {
     const std::string q = quote_schema(schema);
     pqxx::work tx(conn);
-    auto r = tx.exec_params(replace_at("DELETE FROM @.resync_request WHERE id = $1 AND started_at IS NULL", q), id);
+    auto r = tx.exec_params(with_schema("DELETE FROM @.resync_request WHERE id = $1 AND started_at IS NULL", q), id);
     tx.commit();
     return r.affected_rows() == 1;
 }
@@ -204,7 +195,7 @@ bool withdraw_resync(pqxx::connection& conn, const std::string& schema, int64_t 
 int64_t queued_resyncs(pqxx::connection& conn, const std::string& schema) {
     const std::string q = quote_schema(schema);
     pqxx::nontransaction tx(conn);
-    return tx.exec1(replace_at("SELECT count(*) FROM @.resync_request WHERE finished_at IS NULL", q))[0].as<int64_t>();
+    return tx.exec1(with_schema("SELECT count(*) FROM @.resync_request WHERE finished_at IS NULL", q))[0].as<int64_t>();
 }
 
 // An empty payload or the schema's name means the data changed. Payloads "resync" and
@@ -244,7 +235,7 @@ bool Control::try_lead() {
     pqxx::nontransaction tx(*conn_);
     leading_ = tx.exec_params1("SELECT pg_try_advisory_lock($1, hashtext($2))", kLeaderLock, schema_)[0].as<bool>();
     if (leading_) {
-        tx.exec_params(replace_at("INSERT INTO @.daemon_leader (id, pid, host, started_at, phase, phase_since, heartbeat_at)"
+        tx.exec_params(with_schema("INSERT INTO @.daemon_leader (id, pid, host, started_at, phase, phase_since, heartbeat_at)"
                                   " VALUES (1, $1, $2, now(), 'starting', now(), now())"
                                   " ON CONFLICT (id) DO UPDATE SET pid = $1, host = $2, started_at = now(),"
                                   " phase = 'starting', phase_since = now(), heartbeat_at = now(), next_full_at = NULL",
@@ -269,7 +260,7 @@ bool Control::take_notified() {
 
 void Control::publish(const std::string& phase, std::optional<std::chrono::seconds> next_full_in) {
     pqxx::nontransaction tx(*conn_);
-    tx.exec_params(replace_at("UPDATE @.daemon_leader SET phase_since = CASE WHEN phase IS DISTINCT FROM $1"
+    tx.exec_params(with_schema("UPDATE @.daemon_leader SET phase_since = CASE WHEN phase IS DISTINCT FROM $1"
                               " THEN now() ELSE phase_since END, phase = $1, heartbeat_at = now(),"
                               " next_full_at = now() + make_interval(secs => $2::float8) WHERE id = 1",
                               q_),
@@ -278,13 +269,13 @@ void Control::publish(const std::string& phase, std::optional<std::chrono::secon
 
 void Control::heartbeat() {
     pqxx::nontransaction tx(*conn_);
-    tx.exec0(replace_at("UPDATE @.daemon_leader SET heartbeat_at = now() WHERE id = 1", q_));
+    tx.exec0(with_schema("UPDATE @.daemon_leader SET heartbeat_at = now() WHERE id = 1", q_));
 }
 
 std::optional<double> Control::seconds_since_last_full() {
     pqxx::nontransaction tx(*conn_);
     if (!tx.exec_params1("SELECT to_regclass($1) IS NOT NULL", schema_ + ".run")[0].as<bool>()) return std::nullopt;
-    auto r = tx.exec1(replace_at("SELECT extract(epoch FROM now() - max(finished_at))::float8 FROM @.run"
+    auto r = tx.exec1(with_schema("SELECT extract(epoch FROM now() - max(finished_at))::float8 FROM @.run"
                                  " WHERE mode = 'full' AND status = 'succeeded'",
                                  q_));
     if (r[0].is_null()) return std::nullopt;
@@ -307,7 +298,7 @@ std::string Control::change_value(const std::string& query) {
 std::optional<ResyncRequest> Control::claim_resync(int pid) {
     pqxx::work tx(*conn_);
     auto r = tx.exec_params(
-        replace_at(std::string("UPDATE @.resync_request SET started_at = now(), message = 'taken by pid ' || $1"
+        with_schema(std::string("UPDATE @.resync_request SET started_at = now(), message = 'taken by pid ' || $1"
                                " WHERE id = (SELECT id FROM @.resync_request WHERE started_at IS NULL"
                                " ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING ") +
                        kRequestColumns,
@@ -321,7 +312,7 @@ std::optional<ResyncRequest> Control::claim_resync(int pid) {
 void Control::finish_resync(int64_t id, std::optional<int64_t> run_id, const std::string& outcome, int exit_code,
                             const std::string& message) {
     pqxx::work tx(*conn_);
-    tx.exec_params(replace_at("UPDATE @.resync_request SET finished_at = now(), run_id = $2, outcome = $3,"
+    tx.exec_params(with_schema("UPDATE @.resync_request SET finished_at = now(), run_id = $2, outcome = $3,"
                               " exit_code = $4, message = $5 WHERE id = $1",
                               q_),
                    id, run_id, outcome, exit_code, message);
@@ -331,7 +322,7 @@ void Control::finish_resync(int64_t id, std::optional<int64_t> run_id, const std
 
 int Control::requeue_orphans() {
     pqxx::work tx(*conn_);
-    auto r = tx.exec(replace_at("UPDATE @.resync_request SET started_at = NULL, message = 'requeued: its leader stopped'"
+    auto r = tx.exec(with_schema("UPDATE @.resync_request SET started_at = NULL, message = 'requeued: its leader stopped'"
                                 " WHERE started_at IS NOT NULL AND finished_at IS NULL",
                                 q_));
     tx.commit();

@@ -128,7 +128,6 @@ CREATE INDEX run_open ON @.run (status) WHERE status IN ('running', 'interrupted
 )SQL"},
 };
 
-
 }  // namespace
 
 std::string with_schema(const std::string& tmpl, const std::string& quoted_schema) {

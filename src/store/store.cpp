@@ -112,17 +112,20 @@ json PlanSummary::to_json() const {
             {"groups", gs}};
 }
 
+std::unique_ptr<pqxx::connection> connect(const std::string& dsn) {
+    auto conn = std::make_unique<pqxx::connection>(dsn);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    conn->inhibit_reactivation(true);
+#pragma GCC diagnostic pop
+    return conn;
+}
+
 Store::Store(const std::string& dsn, std::string schema, std::shared_ptr<spdlog::logger> log)
     : log_(log ? std::move(log) : spdlog::default_logger()), schema_(std::move(schema)) {
     if (!is_plain_identifier(schema_))
         throw std::invalid_argument("database.schema is not a plain SQL identifier: " + schema_);
-    conn_ = std::make_unique<pqxx::connection>(dsn);
-    // pqxx 6 would otherwise reconnect silently after PostgreSQL restarts, losing the apply
-    // lock and the session's temp tables without a word: fail instead, the caller starts over.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-    conn_->inhibit_reactivation(true);
-#pragma GCC diagnostic pop
+    conn_ = connect(dsn);
     // synchronous_commit off: each op outcome is its own commit, and waiting for its WAL flush
     // made the journal, not the CDP, the apply's bottleneck. A kill of cdp-sync loses nothing
     // by it (the server still writes the WAL); only a crash of the PostgreSQL server itself can

@@ -189,6 +189,10 @@ struct SnapshotCursor {
     bool done = false;
 };
 
+// A connection that fails after PostgreSQL restarts instead of reconnecting behind the
+// caller's back (pqxx 6 would, losing advisory locks and temp tables without a word).
+std::unique_ptr<pqxx::connection> connect(const std::string& dsn);
+
 // `tmpl` with every "@." replaced by `quoted_schema` and a dot.
 std::string with_schema(const std::string& tmpl, const std::string& quoted_schema);
 

@@ -301,9 +301,10 @@ struct Engine::Impl {
     Prune prune_plan(Steps& st, RunKind kind, const std::vector<std::string>& only_groups) {
         Prune p;
         if (!cfg.sync.prune_groups || kind != RunKind::full || !only_groups.empty()) return p;
-        p.groups = st.prune_candidates();
+        const auto desired = store.desired_groups();
+        p.groups = st.prune_candidates(desired);
         for (const auto& g : p.groups) p.removes += store.mirror_count(*g.group_id);
-        p.source_empty = store.desired_groups().empty();
+        p.source_empty = desired.empty();
         return p;
     }
 

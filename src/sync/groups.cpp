@@ -188,12 +188,12 @@ net::awaitable<GroupsResult> Steps::resolve_groups(bool full, bool dry_run) {
     co_return out;
 }
 
-std::vector<store::GroupMapping> Steps::prune_candidates() {
-    std::set<std::string> desired;
-    for (const auto& d : store.desired_groups()) desired.insert(d.name);
+std::vector<store::GroupMapping> Steps::prune_candidates(const std::vector<store::DesiredGroup>& desired) {
+    std::set<std::string> named;
+    for (const auto& d : desired) named.insert(d.name);
     std::vector<store::GroupMapping> out;
     for (const auto& [name, g] : store.group_map())
-        if (g.created_by_us && g.group_id && *g.group_id > 0 && g.type == cdp::kStaticGroup && !desired.count(name))
+        if (g.created_by_us && g.group_id && *g.group_id > 0 && g.type == cdp::kStaticGroup && !named.count(name))
             out.push_back(g);
     return out;
 }

@@ -82,9 +82,10 @@ struct Steps {
     net::awaitable<SnapshotResult> snapshot(int64_t snapshot_id, std::vector<store::ManagedGroup> groups);
     // Sends the run's pending ops, max_in_flight at a time, recording each outcome.
     net::awaitable<ApplyResult> apply(int64_t run_id);
-    // sync.prune_groups: the static groups cdp-sync created that the loaded source no longer
-    // names, and their deletion (a group already gone counts as deleted).
-    std::vector<store::GroupMapping> prune_candidates();
+    // sync.prune_groups: the static groups cdp-sync created that `desired` (the loaded
+    // source's groups) no longer names, and their deletion (a group already gone counts as
+    // deleted).
+    std::vector<store::GroupMapping> prune_candidates(const std::vector<store::DesiredGroup>& desired);
     net::awaitable<PruneResult> prune(std::vector<store::GroupMapping> groups);
 };
 
