@@ -271,12 +271,7 @@ TEST_F(BadInputTest, RepliesWithWrongTypesNeverCorruptTheCdp) {
     }
     Ledger ledger(kTimeoutMs);
     for (const auto& k : proxy.mangled_writes) ledger.mangled(k);
-    const WriteCount writes = ledger.count(server->state().write_log());
-    const int64_t lost = lost_ops(server->state(), rows);
-    const int64_t dup = writes.duplicated + duplicate_groups(server->state());
-    EXPECT_EQ(lost, 0);
-    EXPECT_EQ(writes.duplicated, 0) << ::testing::PrintToString(writes.examples);
-    EXPECT_EQ(duplicate_groups(server->state()), 0);
+    const auto [writes, lost, dup] = check_end_state(ledger, server->state().write_log(), server->state(), rows);
     record({"replies with wrong types (total \"abc\", string ids, array group ids, code \"zero\")",
             std::to_string(proxy.mangled) + " replies mangled (" + std::to_string(runs) + " runs)",
             run_retries(dsn, schema), code == 0 && lost == 0 && dup == 0, lost, dup, writes.in_flight});

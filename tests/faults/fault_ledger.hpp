@@ -170,6 +170,27 @@ inline int64_t duplicate_groups(sim::State& st) {
     return extra;
 }
 
+// A scenario's end state: the ledger's count of the write log, memberships lost, and ops
+// duplicated (writes no fault explains, plus static groups created twice). Expects no loss
+// and no duplicate.
+struct EndState {
+    WriteCount writes;
+    int64_t lost = 0;
+    int64_t duplicated = 0;
+};
+inline EndState check_end_state(const Ledger& ledger, const std::vector<sim::WriteLogEntry>& log, sim::State& st,
+                                const Rows& rows) {
+    EndState e;
+    e.writes = ledger.count(log);
+    e.lost = lost_ops(st, rows);
+    const int64_t groups_twice = duplicate_groups(st);
+    e.duplicated = e.writes.duplicated + groups_twice;
+    EXPECT_EQ(e.lost, 0);
+    EXPECT_EQ(e.writes.duplicated, 0) << ::testing::PrintToString(e.writes.examples);
+    EXPECT_EQ(groups_twice, 0);
+    return e;
+}
+
 // "5xx 31, reset 12" from the simulator's statistics (outcomes fault_*), or "none".
 inline std::string injected_faults(const nlohmann::json& stats, int64_t* total = nullptr) {
     std::string out;

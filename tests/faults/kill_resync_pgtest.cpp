@@ -169,12 +169,7 @@ TEST_F(KillResyncTest, TwentyRandomKillsDuringOneFullResync) {
     server->faults().clear();
 
     const auto log = server->state().write_log();
-    const WriteCount writes = ledger.count(log);
-    const int64_t lost = lost_ops(server->state(), rows);
-    const int64_t dup = writes.duplicated + duplicate_groups(server->state());
-    EXPECT_EQ(lost, 0);
-    EXPECT_EQ(writes.duplicated, 0) << ::testing::PrintToString(writes.examples);
-    EXPECT_EQ(duplicate_groups(server->state()), 0);
+    const auto [writes, lost, dup] = check_end_state(ledger, log, server->state(), rows);
     EXPECT_LE(writes.in_flight, static_cast<int64_t>(kInFlight) * killed + (long_run ? 1000 : 0));
     expect_converged(rows);
     // One full resync, continued by every restart (not a new plan each time). In the soak a

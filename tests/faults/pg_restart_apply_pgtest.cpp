@@ -65,12 +65,7 @@ TEST_F(DaemonTest, PostgresRestartedMidApply) {
     ledger.after_outage(log, back,
                         journal_keys(other, schema, "state = 'done' AND updated_at > to_timestamp(" +
                                                         std::to_string(stopped_s) + ")"));
-    const WriteCount writes = ledger.count(log);
-    const int64_t lost = lost_ops(server->state(), rows);
-    const int64_t dup = writes.duplicated + duplicate_groups(server->state());
-    EXPECT_EQ(lost, 0);
-    EXPECT_EQ(writes.duplicated, 0) << ::testing::PrintToString(writes.examples);
-    EXPECT_EQ(duplicate_groups(server->state()), 0);
+    const auto [writes, lost, dup] = check_end_state(ledger, log, server->state(), rows);
     EXPECT_LE(writes.in_flight, 4) << "more writes resent than max_in_flight";
 
     record({"PostgreSQL stopped 2 s and restarted mid-apply (daemon)",

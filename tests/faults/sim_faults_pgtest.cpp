@@ -56,9 +56,7 @@ protected:
 
         const auto log = server->state().write_log();
         Ledger ledger(kTimeoutMs);
-        const WriteCount writes = ledger.count(log);
-        const int64_t lost = lost_ops(server->state(), rows);
-        const int64_t dup = writes.duplicated + duplicate_groups(server->state());
+        const auto [writes, lost, dup] = check_end_state(ledger, log, server->state(), rows);
         int64_t spikes = 0;
         for (const auto& e : log) spikes += e.delay_ms >= kTimeoutMs ? 1 : 0;
         std::string injected = injected_faults(stats);
@@ -68,9 +66,6 @@ protected:
                 writes.in_flight});
 
         EXPECT_EQ(last.status, sync::RunStatus::succeeded) << "after " << runs << " runs:\n" << last.to_text();
-        EXPECT_EQ(lost, 0);
-        EXPECT_EQ(writes.duplicated, 0) << ::testing::PrintToString(writes.examples);
-        EXPECT_EQ(duplicate_groups(server->state()), 0);
         if (kind == "spike") {
             EXPECT_GT(spikes, 0) << "no latency spike reached the timeout: the scenario tested nothing";
         } else {
