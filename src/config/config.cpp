@@ -61,12 +61,13 @@ public:
     Config load(const YAML::Node& root) {
         Config cfg;
         if (root.IsDefined() && !root.IsNull() && !root.IsMap())
-            fail(line_of(root), "", "the file must be a mapping with the sections cdp, database, sync, logging");
+            fail(line_of(root), "", "the file must be a mapping with the sections cdp, database, sync, metrics, logging");
 
         each(root, "", [&](const Field& f, const std::string& name) {
             if (name == "cdp") cdp(f, cfg.cdp);
             else if (name == "database") database(f, cfg.database);
             else if (name == "sync") sync(f, cfg.sync);
+            else if (name == "metrics") metrics(f, cfg.metrics);
             else if (name == "logging") logging(f, cfg.logging);
             else return false;
             return true;
@@ -237,7 +238,8 @@ private:
                 c.timeout_ms = int32(f, 1, 600000);
             } else if (name == "customer_id_field") {
                 c.customer_id_field = str(f);
-                if (c.customer_id_field.empty()) fail(f.line, f.key, "must not be empty");
+            } else if (name == "max_groups_per_call") {
+                c.max_groups_per_call = int32(f, 0, 10000);
             } else if (name == "folder") {
                 c.folder = str(f);
             } else if (name == "retry") {
@@ -297,12 +299,14 @@ private:
     }
 
     void sync(const Field& section, SyncConfig& s) {
+        int mode_line = section.key_line, owns_all_line = section.key_line;
         each(section.value, section.key, [&](const Field& f, const std::string& name) {
             if (name == "mode") {
                 const std::string& v = scalar(f, "mirror or additive");
                 if (v == "mirror") s.mode = SyncMode::mirror;
                 else if (v == "additive") s.mode = SyncMode::additive;
                 else fail(f.line, f.key, shown(v) + " is not a mode (expected mirror or additive)");
+                mode_line = f.line;
             } else if (name == "poll_interval_s") {
                 s.poll_interval_s = int32(f, 1, 86400);
             } else if (name == "full_resync_interval_h") {
@@ -311,13 +315,48 @@ private:
                 s.max_deletes = integer(f, 0, std::numeric_limits<int64_t>::max());
             } else if (name == "owns_all_static_groups") {
                 s.owns_all_static_groups = boolean(f);
+                owns_all_line = f.line;
             } else if (name == "prune_groups") {
                 s.prune_groups = boolean(f);
+            } else if (name == "drift_check") {
+                s.drift_check = boolean(f);
+            } else if (name == "permanent_retry_interval_h") {
+                s.permanent_retry_interval_h = number(f, 0, 87600);
             } else {
                 return false;
             }
             return true;
         });
+        // customerUpdateGroups replaces the customer's whole list, so it removes: it cannot
+        // honour a mode that promises never to remove.
+        if (s.mode == SyncMode::additive && s.owns_all_static_groups)
+            fail(std::max(mode_line, owns_all_line), section.key + ".owns_all_static_groups",
+                 "cannot be true with sync.mode additive (customerUpdateGroups replaces the whole list)");
+    }
+
+    void metrics(const Field& section, MetricsConfig& m) {
+        each(section.value, section.key, [&](const Field& f, const std::string& name) {
+            if (name == "listen") {
+                m.listen = str(f);
+                if (!m.listen.empty() && !valid_listen(m.listen))
+                    fail(f.line, f.key, shown(m.listen) + " is not HOST:PORT (e.g. 127.0.0.1:9464)");
+            } else if (name == "textfile") {
+                m.textfile = str(f);
+            } else {
+                return false;
+            }
+            return true;
+        });
+    }
+
+    // HOST:PORT or [IPv6]:PORT with a port 1..65535.
+    static bool valid_listen(const std::string& v) {
+        const auto colon = v.rfind(':');
+        if (colon == std::string::npos || colon == 0 || colon + 1 == v.size()) return false;
+        const std::string port = v.substr(colon + 1);
+        int p = 0;
+        auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+        return ec == std::errc() && end == port.data() + port.size() && p >= 1 && p <= 65535;
     }
 
     void logging(const Field& section, LoggingConfig& l) {

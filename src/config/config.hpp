@@ -31,7 +31,10 @@ struct CdpConfig {
     int page_size = 200;                     // 1..10000
     int timeout_ms = 10000;                  // 1..600000, per request attempt
     RetryConfig retry;
-    std::string customer_id_field = "id";    // member record field holding the customer id
+    // Member record field holding the customer id; "" = customerId when the record has it,
+    // else id (the real CDP may put a membership row id in `id`).
+    std::string customer_id_field;
+    int max_groups_per_call = 0;             // 0..10000; cap on customerGroupIdList (0 = none known)
     std::string folder;                      // folder (by name) new groups are created in; "" = root
 };
 
@@ -52,6 +55,13 @@ struct SyncConfig {
     int64_t max_deletes = 500;         // >= 0
     bool owns_all_static_groups = false;
     bool prune_groups = false;
+    bool drift_check = true;            // each cycle compares simpleQuery's customerTotal with the mirror
+    double permanent_retry_interval_h = 24;  // 0..87600: ops refused permanently are tried again after this
+};
+
+struct MetricsConfig {
+    std::string listen;    // "HOST:PORT" serving Prometheus text on /metrics; "" = off
+    std::string textfile;  // write the same text to this file (node_exporter textfile collector); "" = off
 };
 
 enum class LogFormat { text, json };
@@ -69,6 +79,7 @@ struct Config {
     CdpConfig cdp;
     DatabaseConfig database;
     SyncConfig sync;
+    MetricsConfig metrics;
     LoggingConfig logging;
 };
 

@@ -39,6 +39,7 @@ TEST(ConfigLoad, FullConfigSetsEveryKey) {
   timeout_ms: 1500
   retry: {max_attempts: 4, base_delay_ms: 50, max_delay_ms: 800}
   customer_id_field: customerId
+  max_groups_per_call: 20
   folder: Synced
 database:
   dsn: "postgresql:///customers"
@@ -51,8 +52,13 @@ sync:
   poll_interval_s: 30
   full_resync_interval_h: 0.5
   max_deletes: 0
-  owns_all_static_groups: true
+  owns_all_static_groups: false
   prune_groups: yes
+  drift_check: off
+  permanent_retry_interval_h: 2
+metrics:
+  listen: "[::1]:9464"
+  textfile: /var/lib/node_exporter/cdp_sync.prom
 logging:
   file: /tmp/x/cdp.log
   level: DEBUG
@@ -85,8 +91,13 @@ logging:
     EXPECT_EQ(c.sync.poll_interval_s, 30);
     EXPECT_DOUBLE_EQ(c.sync.full_resync_interval_h, 0.5);
     EXPECT_EQ(c.sync.max_deletes, 0);
-    EXPECT_TRUE(c.sync.owns_all_static_groups);
+    EXPECT_FALSE(c.sync.owns_all_static_groups);
     EXPECT_TRUE(c.sync.prune_groups);
+    EXPECT_FALSE(c.sync.drift_check);
+    EXPECT_DOUBLE_EQ(c.sync.permanent_retry_interval_h, 2);
+    EXPECT_EQ(c.cdp.max_groups_per_call, 20);
+    EXPECT_EQ(c.metrics.listen, "[::1]:9464");
+    EXPECT_EQ(c.metrics.textfile, "/var/lib/node_exporter/cdp_sync.prom");
     EXPECT_EQ(c.logging.file, "/tmp/x/cdp.log");
     EXPECT_EQ(c.logging.level, "debug");
     EXPECT_EQ(c.logging.format, LogFormat::json);
@@ -115,7 +126,8 @@ TEST(ConfigLoad, DefaultsForEverythingButTheRequiredKeys) {
     EXPECT_EQ(c.cdp.retry.max_attempts, 6);
     EXPECT_EQ(c.cdp.retry.base_delay_ms, 200);
     EXPECT_EQ(c.cdp.retry.max_delay_ms, 30000);
-    EXPECT_EQ(c.cdp.customer_id_field, "id");
+    EXPECT_EQ(c.cdp.customer_id_field, "");
+    EXPECT_EQ(c.cdp.max_groups_per_call, 0);
     EXPECT_EQ(c.cdp.folder, "");
     EXPECT_EQ(c.database.desired_groups, "");
     EXPECT_EQ(c.database.change_query, "");
@@ -126,6 +138,10 @@ TEST(ConfigLoad, DefaultsForEverythingButTheRequiredKeys) {
     EXPECT_EQ(c.sync.max_deletes, 500);
     EXPECT_FALSE(c.sync.owns_all_static_groups);
     EXPECT_FALSE(c.sync.prune_groups);
+    EXPECT_TRUE(c.sync.drift_check);
+    EXPECT_DOUBLE_EQ(c.sync.permanent_retry_interval_h, 24);
+    EXPECT_EQ(c.metrics.listen, "");
+    EXPECT_EQ(c.metrics.textfile, "");
     EXPECT_EQ(c.logging.file, "/var/log/cdp-sync/cdp-sync.log");
     EXPECT_EQ(c.logging.level, "info");
     EXPECT_EQ(c.logging.format, LogFormat::text);
@@ -295,7 +311,10 @@ TEST(ConfigErrors, BadEnumsAndFormats) {
         {"database:\n  schema: Cdp_Sync\n", "database.schema", "plain identifier"},
         {"database:\n  schema: 1sync\n", "database.schema", "plain identifier"},
         {"database:\n  schema: \"cdp; drop table x\"\n", "database.schema", "plain identifier"},
-        {"cdp:\n  customer_id_field: \"\"\n", "cdp.customer_id_field", "empty"},
+        {"cdp:\n  max_groups_per_call: -1\n", "cdp.max_groups_per_call", "out of range"},
+        {"metrics:\n  listen: localhost\n", "metrics.listen", "HOST:PORT"},
+        {"metrics:\n  listen: \"127.0.0.1:70000\"\n", "metrics.listen", "HOST:PORT"},
+        {"sync:\n  mode: additive\n  owns_all_static_groups: true\n", "sync.owns_all_static_groups", "additive"},
         {"cdp:\n  token_env: \"not a name\"\n", "cdp.token_env", "environment variable"},
     };
     for (const auto& [yaml, key, hint] : cases) {
@@ -408,6 +427,9 @@ TEST(ConfigFile, ExampleConfigValidatesWithDesignDefaults) {
     EXPECT_EQ(c.sync.max_deletes, d.sync.max_deletes);
     EXPECT_EQ(c.logging.file, d.logging.file);
     EXPECT_EQ(c.logging.max_files, d.logging.max_files);
+    EXPECT_EQ(c.cdp.max_groups_per_call, d.cdp.max_groups_per_call);
+    EXPECT_EQ(c.sync.drift_check, d.sync.drift_check);
+    EXPECT_EQ(c.metrics.listen, "127.0.0.1:9464");  // the example turns metrics on
 
     ScopedEnv env("CDP_TOKEN", "example-token-value");
     EXPECT_EQ(TokenSource(c.cdp).read().reveal(), "example-token-value");
