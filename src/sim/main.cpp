@@ -35,6 +35,8 @@ under /__sim/. Prints "listening on URL" once bound; stops on SIGINT/SIGTERM.
   --faults FILE           fault rules (YAML, see docs/simulator.md)
   --fault KEY=VALUE       one global rule key, e.g. error_5xx_probability=0.05 (repeatable);
                           ENDPOINT.KEY=VALUE for one endpoint, e.g. customerAddGroups.reset_probability=0.1
+  --quirk SECTION.KEY=VALUE  a CDP behaviour the API document allows, off by default
+                          (repeatable; docs/simulator.md, "Quirks")
   --seed N                fault RNG seed (default 1)
   --threads N             server threads (default 1)
   --capture N             keep the last N requests for GET /__sim/requests (default 0)
@@ -114,6 +116,7 @@ int main(int argc, char** argv) {
     if (const char* t = std::getenv("CDP_SIM_TOKEN"); t && *t) opts.token = t;
     std::string faults_file;
     std::vector<std::string> fault_flags;
+    std::vector<std::string> quirk_flags;
     std::string log_level = "info";
     bool demo = false;
 
@@ -155,6 +158,7 @@ int main(int argc, char** argv) {
         else if (flag == "--tls-key") opts.tls_key_file = value();
         else if (flag == "--faults") faults_file = value();
         else if (flag == "--fault") fault_flags.push_back(value());
+        else if (flag == "--quirk") quirk_flags.push_back(value());
         else if (flag == "--seed") opts.seed = static_cast<uint64_t>(to_number(flag, value()));
         else if (flag == "--threads") {
             opts.threads = static_cast<int>(to_number(flag, value()));
@@ -175,6 +179,7 @@ int main(int argc, char** argv) {
     try {
         if (!faults_file.empty()) opts.faults = FaultConfig::from_yaml_file(faults_file);
         for (const auto& f : fault_flags) apply_fault_flag(opts.faults, f);
+        for (const auto& q : quirk_flags) opts.quirks.set_flag(q);
     } catch (const std::exception& e) {
         usage_error(e.what());
     }

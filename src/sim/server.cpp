@@ -368,7 +368,9 @@ struct Server::Impl {
         : opts(std::move(o)),
           faults(opts.faults, opts.seed),
           log(opts.logger ? opts.logger : spdlog::default_logger()),
-          qps(opts.rate_limit_qps) {}
+          qps(opts.rate_limit_qps) {
+        state.set_quirks(opts.quirks);
+    }
 
     bool tls_enabled() const { return !opts.tls_cert_file.empty() && !opts.tls_key_file.empty(); }
 
@@ -832,6 +834,11 @@ struct Server::Impl {
             std::lock_guard lock(capture_mutex);
             captured.clear();
             return admin_json({{"ok", true}});
+        }
+        if (route == "quirks" && m == http::verb::get) return admin_json(state.quirks().to_json());
+        if (route == "quirks" && m == http::verb::put) {
+            state.set_quirks(Quirks::from_json(body(), state.quirks()));
+            return admin_json(state.quirks().to_json());
         }
         if (route == "faults" && m == http::verb::get) return admin_json(faults.to_json());
         if (route == "faults" && m == http::verb::put) {

@@ -33,6 +33,7 @@ struct ServerOptions {
     std::string tls_key_file;
     int threads = 1;
     FaultConfig faults;
+    Quirks quirks;                      // all off by default (sim/quirks.hpp)
     uint64_t seed = 1;
     size_t request_capture = 0;         // keep the last N requests for tests (0: off)
     std::shared_ptr<spdlog::logger> logger;  // null: spdlog's default logger

@@ -102,6 +102,7 @@ const char* const kMsgNoFolder = "分组不存在";
 }  // namespace
 
 struct State::Data {
+    Quirks quirks;
     std::map<int64_t, FolderRec> folders;
     std::map<int64_t, GroupRec> groups;
     std::unordered_map<int64_t, std::vector<int64_t>> customers;  // id -> group ids
@@ -345,7 +346,9 @@ GenerateResult State::generate(const GenerateSpec& spec) {
 
 void State::reset() {
     std::lock_guard lock(mutex_);
+    Quirks kept = std::move(d_->quirks);  // like the faults, quirks outlive a data reset
     d_ = std::make_unique<Data>();
+    d_->quirks = std::move(kept);
 }
 
 // ---------------------------------------------------------------- reading
@@ -722,6 +725,16 @@ json customer_record(int64_t customer_id) {
     std::string text;
     append_customer_record(text, customer_id);
     return json::parse(text);
+}
+
+Quirks State::quirks() {
+    std::lock_guard lock(mutex_);
+    return d_->quirks;
+}
+
+void State::set_quirks(Quirks quirks) {
+    std::lock_guard lock(mutex_);
+    d_->quirks = std::move(quirks);
 }
 
 }  // namespace cdpsync::sim

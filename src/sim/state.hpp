@@ -27,6 +27,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cdp/models.hpp"
+#include "sim/quirks.hpp"
 
 namespace cdpsync::sim {
 
@@ -146,6 +147,10 @@ public:
     Outcome<None> customer_update_groups(int64_t customer_id,
                                          const std::vector<int64_t>& group_ids);
     Outcome<std::vector<cdp::CustomerGroup>> customer_groups(int64_t customer_id, int type);
+
+    // ---- quirks (how this CDP behaves where the document is silent) ----
+    Quirks quirks();
+    void set_quirks(Quirks quirks);
 
     // ---- write log ----
     void log_write(WriteLogEntry entry);

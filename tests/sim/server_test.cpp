@@ -596,6 +596,12 @@ TEST_F(SimHttp, AdminStatsWriteLogFaultsAndRateLimit) {
     EXPECT_EQ(client->put("/__sim/faults", {{"global", {{"bogus", 1}}}}).status, 400);
     EXPECT_EQ(server->faults().config().global.latency_ms, 1) << "a bad config changes nothing";
 
+    json q = client->get("/__sim/quirks").json();
+    for (const char* section : {"write", "read", "groups", "limit"}) EXPECT_TRUE(q.contains(section)) << section;
+    EXPECT_EQ(client->put("/__sim/quirks", {{"bogus", json::object()}}).status, 400);
+    EXPECT_EQ(client->put("/__sim/quirks", {{"write", {{"bogus", 1}}}}).status, 400);
+    EXPECT_EQ(client->put("/__sim/quirks", json::object()).status, 200);
+
     EXPECT_EQ(client->put("/__sim/rate-limit", {{"qps", 12.5}}).json()["qps"], 12.5);
     EXPECT_EQ(client->get("/__sim/rate-limit").json()["qps"], 12.5);
     EXPECT_EQ(client->put("/__sim/rate-limit", {{"qps", "x"}}).status, 400);

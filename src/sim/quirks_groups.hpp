@@ -1,0 +1,18 @@
+// Simulator quirks of the groups side: how the CDP creates, names, lists and deletes groups and folders.
+// Every field is off by default; docs/simulator.md ("Quirks") documents each one.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+namespace cdpsync::sim {
+
+struct GroupQuirks {
+    // (fields are added here, each with a one-line comment)
+
+    // Keys as in to_json(); an unknown key or a value of the wrong type throws
+    // std::invalid_argument naming it. Keys absent from `j` keep their value in `base`.
+    static GroupQuirks from_json(const nlohmann::json& j, const GroupQuirks& base = {});
+    nlohmann::json to_json() const;
+};
+
+}  // namespace cdpsync::sim
