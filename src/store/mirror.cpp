@@ -9,7 +9,7 @@ std::map<std::string, GroupMapping> Store::group_map() {
     pqxx::work tx(*conn_);
     std::map<std::string, GroupMapping> out;
     for (const auto& row : tx.exec(sql("SELECT name, group_id, type, description, folder_id, created_by_us,"
-                                       " snapshot_at IS NOT NULL, coalesce(error, '') FROM @.group_map"))) {
+                                       " snapshot_at IS NOT NULL, coalesce(error, ''), recheck FROM @.group_map"))) {
         GroupMapping g;
         g.name = row[0].as<std::string>();
         if (!row[1].is_null()) g.group_id = row[1].as<int64_t>();
@@ -19,6 +19,7 @@ std::map<std::string, GroupMapping> Store::group_map() {
         g.created_by_us = row[5].as<bool>();
         g.snapshotted = row[6].as<bool>();
         g.error = row[7].as<std::string>();
+        g.recheck = row[8].as<bool>();
         out.emplace(g.name, std::move(g));
     }
     tx.commit();
@@ -43,8 +44,14 @@ void Store::save_group(const GroupMapping& g) {
             "  created_by_us = CASE WHEN @.group_map.group_id IS NOT DISTINCT FROM excluded.group_id"
             "                  THEN @.group_map.created_by_us OR excluded.created_by_us"
             "                  ELSE excluded.created_by_us END,"
-            "  error = excluded.error, updated_at = now()"),
+            "  error = excluded.error, recheck = false, updated_at = now()"),
         g.name, g.group_id, g.type, g.description, g.folder_id, g.created_by_us, g.error);
+    tx.commit();
+}
+
+void Store::flag_group_recheck(int64_t group_id) {
+    pqxx::work tx(*conn_);
+    tx.exec_params(sql("UPDATE @.group_map SET recheck = true, updated_at = now() WHERE group_id = $1"), group_id);
     tx.commit();
 }
 

@@ -126,6 +126,9 @@ CREATE TABLE IF NOT EXISTS @.daemon_leader (
 DROP INDEX @.run_status;
 CREATE INDEX run_open ON @.run (status) WHERE status IN ('running', 'interrupted');
 )SQL"},
+    {3, "group_map.recheck: a write said the group does not exist", R"SQL(
+ALTER TABLE @.group_map ADD COLUMN recheck boolean NOT NULL DEFAULT false;
+)SQL"},
 };
 
 }  // namespace

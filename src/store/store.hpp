@@ -90,6 +90,7 @@ struct GroupMapping {
     bool created_by_us = false;
     bool snapshotted = false;  // the mirror holds a complete snapshot of the group
     std::string error;
+    bool recheck = false;      // a write was refused as if the group did not exist: confirm it
 };
 
 // A group the planner works on: desired rows with this name are diffed against the mirror
@@ -215,7 +216,7 @@ public:
     std::string sql(const std::string& tmpl) const;
 
     // --- schema.cpp
-    static constexpr int kSchemaVersion = 2;
+    static constexpr int kSchemaVersion = 3;
     int migrate();  // migrate_schema on this connection
     // The one-writer lock (session level, released when the connection closes).
     bool try_lock_apply();
@@ -229,7 +230,10 @@ public:
 
     // --- mirror.cpp
     std::map<std::string, GroupMapping> group_map();
-    void save_group(const GroupMapping& g);
+    void save_group(const GroupMapping& g);  // clears recheck
+    // A write was refused as if this group did not exist: the next groups phase confirms it
+    // (and recreates it when it is really gone) before trusting the mapping again.
+    void flag_group_recheck(int64_t group_id);
     // Drops a group deleted in the CDP from the group map and the mirror.
     void forget_group(const std::string& name, int64_t group_id);
     // Forgets the mirror of a group (it was deleted in the CDP, or is new and empty).
