@@ -54,11 +54,14 @@ void check(const Config& c) {
     check_range("cdp.retry.max_attempts", c.cdp.retry.max_attempts, 1, 100);
     check_range("cdp.retry.base_delay_ms", c.cdp.retry.base_delay_ms, 1, 600000);
     if (c.cdp.retry.max_delay_ms < c.cdp.retry.base_delay_ms) finding("accepted max_delay_ms < base_delay_ms");
-    if (c.cdp.customer_id_field.empty()) finding("accepted an empty cdp.customer_id_field");
+    check_range("cdp.max_groups_per_call", c.cdp.max_groups_per_call, 0, 10000);
     if (!plain_identifier(c.database.schema)) finding("accepted database.schema '" + c.database.schema + "'");
     check_range("sync.poll_interval_s", c.sync.poll_interval_s, 1, 86400);
     check_range("sync.full_resync_interval_h", c.sync.full_resync_interval_h, 0, 9.2e18 / 3.6e6);
     if (c.sync.max_deletes < 0) finding("accepted a negative sync.max_deletes");
+    check_range("sync.permanent_retry_interval_h", c.sync.permanent_retry_interval_h, 0, 87600);
+    if (c.sync.mode == SyncMode::additive && c.sync.owns_all_static_groups)
+        finding("accepted sync.mode additive with owns_all_static_groups");
     check_range("logging.max_size_mb", c.logging.max_size_mb, 1, 10000);
     check_range("logging.max_files", c.logging.max_files, 1, 1000);
     static const char* const levels[] = {"trace", "debug", "info", "warn", "warning",
@@ -75,7 +78,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
     try {
         check(load_string(text, "fuzz.yaml"));
     } catch (const ConfigError& e) {
-        if (e.line() < 0) finding(std::string("ConfigError with a negative line: ") + e.what());
+        if (e.problems().empty()) finding("ConfigError listing no problem");
+        for (const auto& p : e.problems())
+            if (p.line < 0) finding(std::string("ConfigError with a negative line: ") + e.what());
     } catch (const std::exception& e) {
         finding(std::string("load_string threw ") + typeid(e).name() + " (not ConfigError): " + e.what());
     }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds and installs cdp-sync:
 #   PREFIX/bin/cdp-sync, PREFIX/bin/cdp-sync-sim              (cmake --install)
-#   PREFIX/share/doc/cdp-sync/cdp-sync.example.yaml           (cmake --install)
+#   PREFIX/share/doc/cdp-sync/examples/cdp-sync.example.yaml  (cmake --install)
+#   PREFIX/lib/systemd/system/*.service                       (cmake --install)
 #   /etc/cdp-sync/config.yaml                                 (the example, only when absent)
 #   /etc/systemd/system/cdp-sync.service, cdp-sync-resync.service
 # then `systemctl daemon-reload` when systemd is running (not in a container whose PID 1 is
@@ -25,7 +26,7 @@ while [ $# -gt 0 ]; do
     --build-dir) build=${2:?--build-dir needs a DIR}; shift 2 ;;
     --destdir) destdir=${2:?--destdir needs a DIR}; shift 2 ;;
     --no-build) do_build=0; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done

@@ -11,6 +11,7 @@ packages=(
   libgtest-dev libgmock-dev libsystemd-dev
   postgresql-15 postgresql-client-15
   clang libclang-rt-14-dev openssl ca-certificates procps
+  dpkg-dev lintian systemd  # scripts/package.sh: dpkg-shlibdeps, lintian; package-test.sh: systemd-analyze
 )
 
 missing=()

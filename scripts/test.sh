@@ -5,6 +5,8 @@
 #   scripts/test.sh            both builds
 #   SKIP_SANITIZE=1 scripts/test.sh   the normal build only (quick local runs)
 #   SKIP_FUZZ=1 scripts/test.sh       without the short fuzz run at the end
+#   SKIP_PACKAGE=1 scripts/test.sh    without the Debian package test (it installs and
+#                                     purges the package on this machine: needs root or sudo)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -34,6 +36,12 @@ run_suite() {
 }
 
 run_suite build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo
+# The monitoring files (alert rules, dashboard), then the Debian package: built, installed,
+# upgraded, purged.
+echo "== contrib"
+bash scripts/check-contrib.sh
+echo "== package"
+bash scripts/package-test.sh
 if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}

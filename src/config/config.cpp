@@ -29,6 +29,15 @@ std::string error_text(const std::string& file, int line, const std::string& key
     return s + problem;
 }
 
+std::string all_text(const std::string& file, const std::vector<ConfigProblem>& problems) {
+    std::string s;
+    for (const auto& p : problems) {
+        if (!s.empty()) s += "\n";
+        s += error_text(file, p.line, p.key, p.problem);
+    }
+    return s;
+}
+
 int line_of(const YAML::Node& n) {
     if (!n.IsDefined()) return 0;
     const YAML::Mark m = n.Mark();
@@ -54,14 +63,30 @@ struct Field {
     int key_line;  // of the key
 };
 
+// Thrown by Loader::fail() to abandon the key being read; each() records it and goes on
+// with the next key, so one load reports every mistake.
+struct Problem {
+    ConfigProblem what;
+};
+
 class Loader {
 public:
     explicit Loader(std::string file) : file_(std::move(file)) {}
 
+    // Throws ConfigError listing every problem found.
     Config load(const YAML::Node& root) {
+        Config cfg = read(root);
+        if (!problems_.empty()) throw ConfigError(file_, std::move(problems_));
+        return cfg;
+    }
+
+private:
+    Config read(const YAML::Node& root) {
         Config cfg;
-        if (root.IsDefined() && !root.IsNull() && !root.IsMap())
-            fail(line_of(root), "", "the file must be a mapping with the sections cdp, database, sync, metrics, logging");
+        if (root.IsDefined() && !root.IsNull() && !root.IsMap()) {
+            report(line_of(root), "", "the file must be a mapping with the sections cdp, database, sync, metrics, logging");
+            return cfg;
+        }
 
         each(root, "", [&](const Field& f, const std::string& name) {
             if (name == "cdp") cdp(f, cfg.cdp);
@@ -73,27 +98,42 @@ public:
             return true;
         });
 
-        // Required keys, reported together so an empty file says everything it lacks.
+        // Required keys, reported together so an empty file says everything it lacks; a key
+        // already reported as wrong is not also reported as missing.
         std::vector<std::pair<std::string, int>> missing;
-        if (cfg.database.dsn.empty()) missing.emplace_back("database.dsn", dsn_line_);
-        if (cfg.database.desired_memberships.empty())
+        if (cfg.database.dsn.empty() && !reported("database.dsn"))
+            missing.emplace_back("database.dsn", dsn_line_);
+        if (cfg.database.desired_memberships.empty() && !reported("database.desired_memberships"))
             missing.emplace_back("database.desired_memberships", memberships_line_);
         if (!missing.empty()) {
             std::string problem = "is required";
             for (size_t i = 1; i < missing.size(); ++i)
                 problem += (i == 1 ? "; also required: " : ", ") + missing[i].first;
-            fail(missing[0].second, missing[0].first, problem);
+            report(missing[0].second, missing[0].first, problem);
         }
         return cfg;
     }
 
-private:
+    // Abandons the key being read (see Problem); the problem is recorded by each().
     [[noreturn]] void fail(int line, const std::string& key, const std::string& problem) const {
-        throw ConfigError(file_, line, key, problem);
+        throw Problem{{line, key, problem}};
+    }
+
+    // Whether a problem was recorded for key or for the section holding it.
+    bool reported(const std::string& key) const {
+        return std::any_of(problems_.begin(), problems_.end(), [&](const ConfigProblem& p) {
+            return p.key == key || (!p.key.empty() && key.rfind(p.key + ".", 0) == 0);
+        });
+    }
+
+    // Records a problem and goes on (for checks across keys, made after they are read).
+    void report(int line, const std::string& key, const std::string& problem) {
+        problems_.push_back({line, key, problem});
     }
 
     // Calls f(field, name) for each key of the mapping `map` (a section); f returns false for
-    // a key it does not know. A null node (an empty section) has no keys.
+    // a key it does not know. A null node (an empty section) has no keys. A problem with one
+    // key is recorded and the next key is read.
     template <class F>
     void each(const YAML::Node& map, const std::string& path, F&& f) {
         if (!map.IsDefined() || map.IsNull()) return;
@@ -106,12 +146,22 @@ private:
             const int key_line = line_of(k);
             std::string name = k.IsScalar() ? k.Scalar() : std::string("<complex key>");
             std::string key = path.empty() ? name : path + "." + name;
-            if (!k.IsScalar()) fail(key_line, key, "unknown key");
-            if (!seen.insert(name).second) fail(key_line, key, "appears twice");
+            if (!k.IsScalar()) {
+                report(key_line, key, "unknown key");
+                continue;
+            }
+            if (!seen.insert(name).second) {
+                report(key_line, key, "appears twice");
+                continue;
+            }
             // An empty value is marked where the parser stopped, often the next line.
             const int value_line = v.IsNull() ? key_line : line_of(v);
             Field field{key, v, value_line > 0 ? value_line : key_line, key_line};
-            if (!f(field, name)) fail(key_line, key, "unknown key");
+            try {
+                if (!f(field, name)) report(key_line, key, "unknown key");
+            } catch (const Problem& p) {
+                problems_.push_back(p.what);
+            }
         }
     }
 
@@ -265,7 +315,7 @@ private:
         });
 
         if (c.retry.max_delay_ms < c.retry.base_delay_ms) {
-            fail(max_delay_set ? max_delay_line : base_delay_line, section.key + ".retry.max_delay_ms",
+            report(max_delay_set ? max_delay_line : base_delay_line, section.key + ".retry.max_delay_ms",
                  std::to_string(c.retry.max_delay_ms) + " is less than cdp.retry.base_delay_ms (" +
                      std::to_string(c.retry.base_delay_ms) + ")");
         }
@@ -330,7 +380,7 @@ private:
         // customerUpdateGroups replaces the customer's whole list, so it removes: it cannot
         // honour a mode that promises never to remove.
         if (s.mode == SyncMode::additive && s.owns_all_static_groups)
-            fail(std::max(mode_line, owns_all_line), section.key + ".owns_all_static_groups",
+            report(std::max(mode_line, owns_all_line), section.key + ".owns_all_static_groups",
                  "cannot be true with sync.mode additive (customerUpdateGroups replaces the whole list)");
     }
 
@@ -388,6 +438,7 @@ private:
     }
 
     std::string file_;
+    std::vector<ConfigProblem> problems_;
     int dsn_line_ = 0;
     int memberships_line_ = 0;
 };
@@ -405,10 +456,12 @@ Config load_node_text(const std::string& yaml, const std::string& name) {
 }  // namespace
 
 ConfigError::ConfigError(std::string file, int line, std::string key, const std::string& problem)
-    : std::runtime_error(error_text(file, line, key, problem)),
-      file_(std::move(file)),
-      line_(line),
-      key_(std::move(key)) {}
+    : ConfigError(std::move(file), std::vector<ConfigProblem>{{line, std::move(key), problem}}) {}
+
+ConfigError::ConfigError(std::string file, std::vector<ConfigProblem> problems)
+    : std::runtime_error(all_text(file, problems)), file_(std::move(file)), problems_(std::move(problems)) {
+    if (problems_.empty()) problems_.push_back({0, "", "invalid configuration"});
+}
 
 Config load_string(const std::string& yaml, const std::string& source_name) {
     return load_node_text(yaml, source_name);

@@ -2,8 +2,9 @@
 //
 // Every key has a default except database.dsn, database.desired_memberships and the token
 // source (one of cdp.token_env, cdp.token_file, cdp.token_command, or a credential in
-// $CREDENTIALS_DIRECTORY/token). An unknown key, a value of the wrong type or out of range
-// throws ConfigError naming the key and the line of the file.
+// $CREDENTIALS_DIRECTORY/token). Every unknown key, value of the wrong type or out of range
+// is collected; loading then throws one ConfigError listing them all, each with its key and
+// line of the file.
 #pragma once
 
 #include <cstdint>
@@ -83,18 +84,30 @@ struct Config {
     LoggingConfig logging;
 };
 
-// A bad configuration: says which key, in which file, at which line (1-based, 0 if unknown).
+// One mistake in a configuration file: the line (1-based, 0 if unknown), the dotted key
+// ("" when about the file as a whole) and what is wrong.
+struct ConfigProblem {
+    int line = 0;
+    std::string key;
+    std::string problem;
+};
+
+// A bad configuration. file(), line() and key() describe the first problem; problems() has
+// them all, in the order of the file; what() lists them one per line as
+// "FILE:LINE: KEY: PROBLEM".
 class ConfigError : public std::runtime_error {
 public:
     ConfigError(std::string file, int line, std::string key, const std::string& problem);
+    // problems must not be empty.
+    ConfigError(std::string file, std::vector<ConfigProblem> problems);
     const std::string& file() const { return file_; }
-    int line() const { return line_; }
-    const std::string& key() const { return key_; }
+    int line() const { return problems_.front().line; }
+    const std::string& key() const { return problems_.front().key; }
+    const std::vector<ConfigProblem>& problems() const { return problems_; }
 
 private:
     std::string file_;
-    int line_;
-    std::string key_;
+    std::vector<ConfigProblem> problems_;
 };
 
 // Loads and validates. Throws ConfigError.

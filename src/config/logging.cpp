@@ -1,8 +1,12 @@
 #include "config/logging.hpp"
 
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
+#include <cstdlib>
 #include <filesystem>
 #include <mutex>
 #include <set>
@@ -18,6 +22,7 @@ namespace cdpsync::logging {
 namespace {
 
 constexpr const char* text_pattern = "[%Y-%m-%d %H:%M:%S.%e] [%l] [%n] %v";
+constexpr const char* journal_text_pattern = "[%l] [%n] %v";  // the journal stamps the time
 
 void append(spdlog::memory_buf_t& dest, std::string_view s) { dest.append(s.data(), s.data() + s.size()); }
 
@@ -113,6 +118,51 @@ public:
     std::unique_ptr<spdlog::formatter> clone() const override { return std::make_unique<JsonFormatter>(); }
 };
 
+// The sd-daemon priority (syslog's numbers) of a level.
+char journal_priority(spdlog::level::level_enum level) {
+    switch (level) {
+    case spdlog::level::critical: return '2';
+    case spdlog::level::err: return '3';
+    case spdlog::level::warn: return '4';
+    case spdlog::level::info: return '6';
+    default: return '7';
+    }
+}
+
+// Prefixes every line of what the wrapped formatter writes with the message's priority, so
+// that a message of several lines keeps its level on each (journald splits at newlines).
+class JournalFormatter final : public spdlog::formatter {
+public:
+    explicit JournalFormatter(config::LogFormat format)
+        : format_(format),
+          inner_(format == config::LogFormat::json
+                     ? std::unique_ptr<spdlog::formatter>(std::make_unique<JsonFormatter>())
+                     : std::make_unique<spdlog::pattern_formatter>(journal_text_pattern)) {}
+
+    void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+        spdlog::memory_buf_t text;
+        inner_->format(msg, text);
+        const char prefix[] = {'<', journal_priority(msg.level), '>'};
+        dest.append(prefix, prefix + sizeof prefix);
+        for (size_t i = 0; i < text.size(); ++i) {
+            dest.push_back(text[i]);
+            if (text[i] == '\n' && i + 1 < text.size()) dest.append(prefix, prefix + sizeof prefix);
+        }
+    }
+
+    std::unique_ptr<spdlog::formatter> clone() const override { return std::make_unique<JournalFormatter>(format_); }
+
+private:
+    config::LogFormat format_;
+    std::unique_ptr<spdlog::formatter> inner_;
+};
+
+spdlog::sink_ptr make_stderr_sink(config::LogFormat format) {
+    auto err = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+    err->set_formatter(stderr_is_journal() ? make_journal_formatter(format) : make_formatter(format));
+    return err;
+}
+
 // Every logger made by logger() writes to one distributing sink; init() swaps the sinks
 // behind it under the sink's own lock, so a reload never races a thread that is logging.
 struct State {
@@ -124,9 +174,8 @@ struct State {
     bool flusher_started = false;
 
     State() {
-        auto err = std::make_shared<spdlog::sinks::stderr_sink_mt>();
-        err->set_formatter(make_formatter(config::LogFormat::text));
-        dist = std::make_shared<spdlog::sinks::dist_sink_mt>(std::vector<spdlog::sink_ptr>{err});
+        dist = std::make_shared<spdlog::sinks::dist_sink_mt>(
+            std::vector<spdlog::sink_ptr>{make_stderr_sink(config::LogFormat::text)});
     }
 };
 
@@ -172,6 +221,26 @@ std::unique_ptr<spdlog::formatter> make_formatter(config::LogFormat format) {
     return std::make_unique<spdlog::pattern_formatter>(text_pattern);
 }
 
+std::unique_ptr<spdlog::formatter> make_journal_formatter(config::LogFormat format) {
+    return std::make_unique<JournalFormatter>(format);
+}
+
+bool stderr_is_journal() {
+    const char* env = std::getenv("JOURNAL_STREAM");
+    if (env == nullptr) return false;
+    const std::string_view v(env);
+    const auto colon = v.find(':');
+    if (colon == std::string_view::npos) return false;
+    unsigned long long dev = 0, ino = 0;
+    const auto d = std::from_chars(v.data(), v.data() + colon, dev);
+    const auto i = std::from_chars(v.data() + colon + 1, v.data() + v.size(), ino);
+    if (d.ec != std::errc() || d.ptr != v.data() + colon || i.ec != std::errc() || i.ptr != v.data() + v.size())
+        return false;
+    struct stat st {};
+    if (::fstat(STDERR_FILENO, &st) != 0) return false;
+    return static_cast<unsigned long long>(st.st_dev) == dev && static_cast<unsigned long long>(st.st_ino) == ino;
+}
+
 void init(const config::LoggingConfig& cfg, bool log_to_stderr) {
     const auto level = parse_level(cfg.level);
     std::vector<spdlog::sink_ptr> sinks;
@@ -186,9 +255,9 @@ void init(const config::LoggingConfig& cfg, bool log_to_stderr) {
         } catch (const spdlog::spdlog_ex& e) {
             throw std::runtime_error("cannot open the log file " + cfg.file + ": " + e.what());
         }
+        sinks.back()->set_formatter(make_formatter(cfg.format));
     }
-    if (log_to_stderr) sinks.push_back(std::make_shared<spdlog::sinks::stderr_sink_mt>());
-    for (auto& s : sinks) s->set_formatter(make_formatter(cfg.format));
+    if (log_to_stderr) sinks.push_back(make_stderr_sink(cfg.format));
     apply(std::move(sinks), level);
 
     State& st = state();
@@ -200,9 +269,7 @@ void init(const config::LoggingConfig& cfg, bool log_to_stderr) {
 }
 
 void init_stderr(const std::string& level) {
-    auto err = std::make_shared<spdlog::sinks::stderr_sink_mt>();
-    err->set_formatter(make_formatter(config::LogFormat::text));
-    apply({err}, parse_level(level));
+    apply({make_stderr_sink(config::LogFormat::text)}, parse_level(level));
 }
 
 void init_sinks(std::vector<spdlog::sink_ptr> sinks, const std::string& level, config::LogFormat format) {

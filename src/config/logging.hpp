@@ -28,6 +28,16 @@ void init_sinks(std::vector<spdlog::sink_ptr> sinks, const std::string& level = 
 // time) or one JSON object per line {"ts" (UTC, ms), "level", "logger", "msg"}.
 std::unique_ptr<spdlog::formatter> make_formatter(config::LogFormat format);
 
+// Whether stderr is the systemd journal: $JOURNAL_STREAM holds stderr's "DEVICE:INODE", as
+// systemd sets it for a service whose stderr it connects to the journal (sd-daemon(3)).
+bool stderr_is_journal();
+
+// The stderr formatter init() uses when stderr_is_journal(): every line starts with its
+// sd-daemon priority ("<2>" critical, "<3>" error, "<4>" warn, "<6>" info, "<7>" debug and
+// trace), so the journal records the level (journalctl -p err); text lines carry no timestamp
+// of their own ("<6>[info] [http] message"), JSON lines are as make_formatter() writes them.
+std::unique_ptr<spdlog::formatter> make_journal_formatter(config::LogFormat format);
+
 // The logger for a component ("http", "cdp", "sync", ...), created on first use with the
 // current sinks.
 std::shared_ptr<spdlog::logger> logger(const std::string& name);

@@ -1,5 +1,7 @@
 #include "config/config.hpp"
 
+#include <algorithm>
+
 #include <gtest/gtest.h>
 
 #include "config/token.hpp"
@@ -363,6 +365,59 @@ TEST(ConfigErrors, TokenCommandArgumentsAreNeverEchoed) {
         const auto e = load_error(required + bad);
         EXPECT_EQ(std::string(e.what()).find("hunter2"), std::string::npos) << e.what();
     }
+}
+
+TEST(ConfigErrors, EveryMistakeIsReportedWithItsLine) {
+    const std::string yaml =
+        "cdp:\n"                            // 1
+        "  page_size: lots\n"               // 2  wrong type
+        "  max_in_flight: 0\n"              // 3  out of range
+        "  retry:\n"                        // 4
+        "    max_atempts: 3\n"              // 5  unknown key
+        "database:\n"                       // 6
+        "  dsn: \"host=/tmp dbname=x\"\n"    // 7
+        "  desired_memberships: SELECT 1\n" // 8
+        "  shema: cdp\n"                    // 9  unknown key
+        "sync:\n"                           // 10
+        "  poll_interval_s: 0\n"            // 11 out of range
+        "  prune_groups: sometimes\n"       // 12 wrong type
+        "  mode: additive\n"                // 13
+        "  owns_all_static_groups: true\n"  // 14 conflicts with additive
+        "logging:\n"                        // 15
+        "  level: loud\n"                   // 16 not a level
+        "sink: {}\n";                       // 17 unknown section
+    const auto e = load_error(yaml);
+    const std::vector<std::pair<int, std::string>> expected = {
+        {2, "cdp.page_size"},   {3, "cdp.max_in_flight"},   {5, "cdp.retry.max_atempts"},
+        {9, "database.shema"},  {11, "sync.poll_interval_s"}, {12, "sync.prune_groups"},
+        {14, "sync.owns_all_static_groups"}, {16, "logging.level"}, {17, "sink"},
+    };
+    ASSERT_EQ(e.problems().size(), expected.size()) << e.what();
+    for (size_t i = 0; i < expected.size(); ++i) {
+        EXPECT_EQ(e.problems()[i].line, expected[i].first) << e.what();
+        EXPECT_EQ(e.problems()[i].key, expected[i].second) << e.what();
+    }
+    // The first problem is the one file(), line() and key() describe; what() lists all.
+    EXPECT_EQ(e.line(), 2);
+    EXPECT_EQ(e.key(), "cdp.page_size");
+    const std::string what = e.what();
+    EXPECT_EQ(std::count(what.begin(), what.end(), '\n'), static_cast<long>(expected.size()) - 1) << what;
+    EXPECT_NE(what.find("test.yaml:2: cdp.page_size: expected an integer, got 'lots'\n"), std::string::npos) << what;
+    EXPECT_NE(what.find("test.yaml:5: cdp.retry.max_atempts: unknown key\n"), std::string::npos) << what;
+    EXPECT_NE(what.find("test.yaml:11: sync.poll_interval_s: 0 is out of range"), std::string::npos) << what;
+    EXPECT_NE(what.find("test.yaml:17: sink: unknown key"), std::string::npos) << what;
+}
+
+TEST(ConfigErrors, AWrongRequiredKeyIsNotAlsoReportedMissing) {
+    const auto e = load_error("database:\n  dsn: [a, b]\n  desired_memberships: SELECT 1\n");
+    ASSERT_EQ(e.problems().size(), 1u) << e.what();
+    EXPECT_EQ(e.key(), "database.dsn");
+    EXPECT_EQ(e.line(), 2);
+
+    const auto e2 = load_error("database: 5\ncdp:\n  page_size: 0\n");
+    ASSERT_EQ(e2.problems().size(), 2u) << e2.what();
+    EXPECT_EQ(e2.problems()[0].key, "database");
+    EXPECT_EQ(e2.problems()[1].key, "cdp.page_size");
 }
 
 TEST(ConfigFile, LoadFileRecordsSourceAndNamesFileInErrors) {

@@ -1,5 +1,10 @@
 #include "config/logging.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
 #include <regex>
 #include <sstream>
 
@@ -13,6 +18,7 @@ namespace cdpsync::logging {
 namespace {
 
 using config::test::LogCapture;
+using config::test::ScopedEnv;
 using config::test::TempDir;
 
 std::vector<std::string> lines(const std::string& text) {
@@ -174,6 +180,128 @@ TEST_F(Logging, LoggerIsRegisteredAndDefault) {
     EXPECT_EQ(spdlog::get("registered-test"), l);
     EXPECT_EQ(logger("registered-test"), l);
     EXPECT_EQ(spdlog::default_logger()->name(), "cdp-sync");
+}
+
+// Points file descriptor 2 at a file for the life of the object, as systemd points a
+// service's stderr at the journal's socket.
+class StderrToFile {
+public:
+    explicit StderrToFile(std::filesystem::path path) : path_(std::move(path)) {
+        std::fflush(stderr);
+        fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        saved_ = ::dup(STDERR_FILENO);
+        if (fd_ < 0 || saved_ < 0 || ::dup2(fd_, STDERR_FILENO) < 0) throw std::runtime_error("cannot redirect stderr");
+    }
+    ~StderrToFile() {
+        std::fflush(stderr);
+        ::dup2(saved_, STDERR_FILENO);
+        ::close(saved_);
+        ::close(fd_);
+    }
+    StderrToFile(const StderrToFile&) = delete;
+    StderrToFile& operator=(const StderrToFile&) = delete;
+
+    // "DEVICE:INODE" of the file, as systemd writes it into $JOURNAL_STREAM.
+    std::string device_inode() const {
+        struct stat st {};
+        if (::fstat(fd_, &st) != 0) throw std::runtime_error("fstat failed");
+        return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+    }
+    std::string text() const {
+        std::fflush(stderr);
+        return config::test::read_file(path_);
+    }
+
+private:
+    std::filesystem::path path_;
+    int fd_ = -1;
+    int saved_ = -1;
+};
+
+config::LoggingConfig stderr_only(const std::string& level, config::LogFormat format = config::LogFormat::text) {
+    config::LoggingConfig cfg;
+    cfg.file = "";
+    cfg.level = level;
+    cfg.format = format;
+    return cfg;
+}
+
+TEST_F(Logging, JournalStderrLinesCarryTheirPriorityAndNoTimestamp) {
+    TempDir dir;
+    StderrToFile err(dir / "stderr");
+    ScopedEnv journal("JOURNAL_STREAM", err.device_inode().c_str());
+    ASSERT_TRUE(stderr_is_journal());
+    init(stderr_only("trace"), true);
+    auto l = logger("journal-test");
+    l->critical("c");
+    l->error("e");
+    l->warn("w");
+    l->info("i");
+    l->debug("d");
+    l->trace("t");
+    l->error("first line\nsecond line");
+    l->flush();
+    init_stderr("warn");
+    l->error("after init_stderr");
+    l->flush();
+
+    const std::vector<std::string> expected = {
+        "<2>[critical] [journal-test] c", "<3>[error] [journal-test] e",  "<4>[warning] [journal-test] w",
+        "<6>[info] [journal-test] i",     "<7>[debug] [journal-test] d",  "<7>[trace] [journal-test] t",
+        "<3>[error] [journal-test] first line", "<3>second line",  "<3>[error] [journal-test] after init_stderr",
+    };
+    EXPECT_EQ(lines(err.text()), expected) << err.text();
+}
+
+TEST_F(Logging, JournalJsonLinesKeepTheirObject) {
+    TempDir dir;
+    StderrToFile err(dir / "stderr");
+    ScopedEnv journal("JOURNAL_STREAM", err.device_inode().c_str());
+    init(stderr_only("info", config::LogFormat::json), true);
+    logger("journal-json")->warn("two\nlines");
+    logger("journal-json")->flush();
+    const auto out = lines(err.text());
+    ASSERT_EQ(out.size(), 1u) << err.text();  // the newline is escaped inside the JSON string
+    ASSERT_EQ(out[0].rfind("<4>{", 0), 0u) << out[0];
+    const auto j = nlohmann::json::parse(out[0].substr(3));
+    EXPECT_EQ(j.at("msg"), "two\nlines");
+    EXPECT_EQ(j.at("level"), "warning");
+}
+
+TEST_F(Logging, LogFileKeepsItsFormatWhenStderrIsTheJournal) {
+    TempDir dir;
+    StderrToFile err(dir / "stderr");
+    ScopedEnv journal("JOURNAL_STREAM", err.device_inode().c_str());
+    config::LoggingConfig cfg = stderr_only("info");
+    cfg.file = (dir / "cdp-sync.log").string();
+    init(cfg, true);
+    logger("journal-file")->error("to both");
+    logger("journal-file")->flush();
+    EXPECT_EQ(lines(err.text()), std::vector<std::string>{"<3>[error] [journal-file] to both"});
+    const auto file = lines(config::test::read_file(cfg.file));
+    ASSERT_EQ(file.size(), 1u);
+    EXPECT_TRUE(std::regex_match(file[0], std::regex(R"(\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\] \[error\] \[journal-file\] to both)")))
+        << file[0];
+}
+
+TEST_F(Logging, StderrNotTheJournalKeepsTimestampsAndNoPrefix) {
+    TempDir dir;
+    StderrToFile err(dir / "stderr");
+    StderrToFile other_file(dir / "other");  // now fd 2 is "other"; the first file is elsewhere
+    const std::string stale = err.device_inode();  // a JOURNAL_STREAM inherited from a parent
+    for (const char* value : {static_cast<const char*>(nullptr), "", "garbage", "1:2:3", stale.c_str()}) {
+        SCOPED_TRACE(value ? value : "(unset)");
+        ScopedEnv journal("JOURNAL_STREAM", value);
+        EXPECT_FALSE(stderr_is_journal());
+    }
+    ScopedEnv journal("JOURNAL_STREAM", stale.c_str());
+    init(stderr_only("info"), true);
+    logger("not-journal")->error("plain");
+    logger("not-journal")->flush();
+    const auto out = lines(other_file.text());
+    ASSERT_EQ(out.size(), 1u) << other_file.text();
+    EXPECT_TRUE(std::regex_match(out[0], std::regex(R"(\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\] \[error\] \[not-journal\] plain)")))
+        << out[0];
 }
 
 TEST(LoggingLevel, ParseLevel) {

@@ -218,7 +218,7 @@ TEST(Install, StagesBinariesConfigAndUnitsAndUninstallKeepsTheConfig) {
                              root.string() + " --prefix /opt/cdp");
     ASSERT_EQ(code, 0) << out;
     for (const char* f : {"opt/cdp/bin/cdp-sync", "opt/cdp/bin/cdp-sync-sim", "etc/cdp-sync/config.yaml",
-                          "opt/cdp/share/doc/cdp-sync/cdp-sync.example.yaml", "etc/systemd/system/cdp-sync.service",
+                          "opt/cdp/share/doc/cdp-sync/examples/cdp-sync.example.yaml", "etc/systemd/system/cdp-sync.service",
                           "etc/systemd/system/cdp-sync-resync.service"})
         EXPECT_TRUE(std::filesystem::exists(root / f)) << f << "\n" << out;
     const auto unit = read_file(root / "etc/systemd/system/cdp-sync.service");
