@@ -1,4 +1,4 @@
-// Shared set-up for the sync tests: a real PostgreSQL (CDP_SYNC_TEST_DSN, required), a
+// Shared set-up for the sync tests: a real PostgreSQL (CDP_SYNC_TEST_DSN, else skipped), a
 // schema of our own per test for cdp_sync and one for the "user's" source tables, and an
 // in-process simulator.
 #pragma once
@@ -19,14 +19,10 @@
 
 #include "config/config.hpp"
 #include "sim/server.hpp"
+#include "support/pg.hpp"
 #include "sync/engine.hpp"
 
 namespace cdpsync::testing {
-
-inline std::string test_dsn() {
-    const char* d = std::getenv("CDP_SYNC_TEST_DSN");
-    return d ? d : "";
-}
 
 inline constexpr const char* kToken = "sync-test-token";
 
@@ -40,9 +36,7 @@ public:
 
 protected:
     void SetUp() override {
-        dsn = test_dsn();
-        ASSERT_FALSE(dsn.empty()) << "CDP_SYNC_TEST_DSN is not set: the sync tests need a PostgreSQL server "
-                                     "(scripts/pg-cluster.sh start DIR PORT prints a DSN to export)";
+        CDP_SYNC_REQUIRE_PG(dsn);
         spdlog::set_level(spdlog::level::warn);
         static int counter = 0;
         const std::string suffix = "t" + std::to_string(::getpid()) + "_" + std::to_string(++counter);
