@@ -38,6 +38,12 @@ std::string UsageFirstFormatter::make_help(const CLI::App* app, std::string name
     return out.str();
 }
 
+CLI::App& add_command(CLI::App& parent, const char* name, const char* summary, const char* help) {
+    CLI::App* command = parent.add_subcommand(name, summary);
+    command->footer(help);
+    return *command;
+}
+
 int parse_command_line(CLI::App& app, int argc, const char* const* argv) {
     try {
         app.parse(argc, argv);

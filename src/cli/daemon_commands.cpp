@@ -68,7 +68,20 @@ int resync_dispatch(const GlobalOptions& global, const EngineArgs& args) {
     return resync_here(global, args);
 }
 
-int status_command(const GlobalOptions& global, bool as_json) {
+struct RunArgs {
+    bool once = false;
+    EngineArgs engine;  // --force (with --once)
+};
+
+int run_command(const GlobalOptions& global, const RunArgs& args) {
+    return args.once ? run_once_here(global, args.engine) : daemon_run(global);
+}
+
+struct StatusArgs {
+    bool as_json = false;
+};
+
+int status_command(const GlobalOptions& global, const StatusArgs& args) {
     config::Config cfg;
     try {
         cfg = config::load_file(config::default_path(global.config_path));
@@ -78,7 +91,7 @@ int status_command(const GlobalOptions& global, bool as_json) {
     }
     try {
         auto s = daemon::collect_status(cfg);
-        if (as_json) std::cout << s.dump(2) << std::endl;
+        if (args.as_json) std::cout << s.dump(2) << std::endl;
         else std::cout << daemon::status_text(s) << std::flush;
         return 0;
     } catch (const std::exception& e) {
@@ -87,29 +100,32 @@ int status_command(const GlobalOptions& global, bool as_json) {
     }
 }
 
+struct NoArgs {};
+
+int check_command(const GlobalOptions& global, const NoArgs&) {
+    logging::init_stderr("warn");
+    return daemon::run_checks(config::default_path(global.config_path), std::cout);
+}
+
 }  // namespace
 
 void add_run_command(CLI::App& app, const GlobalOptions& global, Action& action) {
-    CLI::App* run = app.add_subcommand("run", "daemon: poll, sync changes, periodic full resync (--once: one cycle)");
-    run->footer(
+    CLI::App& run = add_command(
+        app, "run", "daemon: poll, sync changes, periodic full resync (--once: one cycle)",
         "The service: an incremental sync every sync.poll_interval_s (at once on NOTIFY cdp_sync),\n"
         "a full resync every sync.full_resync_interval_h. One process leads (a PostgreSQL advisory\n"
         "lock); others wait as standbys and take over when it stops. Signals: TERM/INT stop, HUP\n"
         "reloads the config, USR1 asks for a full resync. Exit 0 after a stop, 2 config error.\n"
         "With --once: one incremental cycle (diff against the mirror, no member-list reads), apply,\n"
         "exit with the codes of resync.");
-    auto once = std::make_shared<bool>(false);
-    auto args = std::make_shared<EngineArgs>();
-    auto* once_flag = run->add_flag("--once", *once, "one incremental cycle and exit");
-    run->add_flag("--force", args->force, "with --once: pass the delete guard (sync.max_deletes)")->needs(once_flag);
-    run->callback([&action, &global, once, args] {
-        action = [&global, once, args] { return *once ? run_once_here(global, *args) : daemon_run(global); };
-    });
+    auto args = run_when_selected<RunArgs>(run, global, action, run_command);
+    auto* once = run.add_flag("--once", args->once, "one incremental cycle and exit");
+    run.add_flag("--force", args->engine.force, "with --once: pass the delete guard (sync.max_deletes)")->needs(once);
 }
 
 void add_resync_command(CLI::App& app, const GlobalOptions& global, Action& action) {
-    CLI::App* resync = app.add_subcommand("resync", "one-off full resync, exit 0 when converged");
-    resync->footer(
+    CLI::App& resync = add_command(
+        app, "resync", "one-off full resync, exit 0 when converged",
         "Full resync: refresh the mirror of every managed group from the CDP, diff against the\n"
         "desired query, apply. Continues an interrupted run first. When a daemon leads the schema,\n"
         "it runs the resync and this command waits for its outcome.\n"
@@ -117,36 +133,27 @@ void add_resync_command(CLI::App& app, const GlobalOptions& global, Action& acti
         "      4 another cdp-sync is applying to this schema (no waiting), 5 interrupted.\n"
         "Ctrl-C (or SIGTERM) stops at a safe point and records the run as interrupted; the next\n"
         "resync or run continues it. A second Ctrl-C exits at once (the run is resumed all the same).");
-    auto args = std::make_shared<EngineArgs>();
-    resync->add_flag("--force", args->force, "pass the delete guard (sync.max_deletes)");
-    resync->add_option("--group", args->only_groups, "only this group (repeatable)")->type_name("NAME");
-    resync->callback([&action, &global, args] { action = [&global, args] { return resync_dispatch(global, *args); }; });
+    auto args = run_when_selected<EngineArgs>(resync, global, action, resync_dispatch);
+    resync.add_flag("--force", args->force, "pass the delete guard (sync.max_deletes)");
+    resync.add_option("--group", args->only_groups, "only this group (repeatable)")->type_name("NAME");
 }
 
 void add_status_command(CLI::App& app, const GlobalOptions& global, Action& action) {
-    CLI::App* status = app.add_subcommand("status", "last runs, pending/failed ops, checkpoint, lag");
-    status->footer(
+    CLI::App& status = add_command(
+        app, "status", "last runs, pending/failed ops, checkpoint, lag",
         "The leader and its phase, recent runs, time since the last successful sync, open ops and\n"
         "their most common errors, queued resync requests. Exit 0, 1 when PostgreSQL is unreachable.");
-    auto as_json = std::make_shared<bool>(false);
-    status->add_flag("--json", *as_json, "print JSON");
-    status->callback([&action, &global, as_json] {
-        action = [&global, as_json] { return status_command(global, *as_json); };
-    });
+    auto args = run_when_selected<StatusArgs>(status, global, action, status_command);
+    status.add_flag("--json", args->as_json, "print JSON");
 }
 
 void add_check_command(CLI::App& app, const GlobalOptions& global, Action& action) {
-    CLI::App* check = app.add_subcommand("check", "validate config, reach PostgreSQL and the CDP");
-    check->footer(
+    CLI::App& check = add_command(
+        app, "check", "validate config, reach PostgreSQL and the CDP",
         "Validates the configuration, connects to PostgreSQL and prepares the configured queries\n"
         "as a run does (without reading their rows), reads the token and calls the CDP once.\n"
         "Exit 0 all good, 1 a check failed, 2 invalid configuration.");
-    check->callback([&action, &global] {
-        action = [&global] {
-            logging::init_stderr("warn");
-            return daemon::run_checks(config::default_path(global.config_path), std::cout);
-        };
-    });
+    run_when_selected<NoArgs>(check, global, action, check_command);
 }
 
 }  // namespace cdpsync::cli

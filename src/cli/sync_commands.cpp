@@ -62,7 +62,13 @@ int run_engine(const GlobalOptions& global, const char* command, sync::RunReques
     }
 }
 
-int plan_command(const GlobalOptions& global, const sync::PlanRequest& request, bool as_json) {
+struct PlanArgs {
+    sync::PlanRequest request;
+    std::string format = "text";
+};
+
+int plan_command(const GlobalOptions& global, const PlanArgs& args) {
+    const auto& request = args.request;
     auto cfg = load(global, "plan");
     if (!cfg) return kExitUsage;
     try {
@@ -71,7 +77,7 @@ int plan_command(const GlobalOptions& global, const sync::PlanRequest& request, 
         if (request.full && ::isatty(2)) bar.emplace(*cfg, std::cerr, sync::plan_snapshot_id());
         auto report = engine.plan(request);
         bar.reset();
-        if (as_json) std::cout << report.to_json().dump(2) << std::endl;
+        if (args.format == "json") std::cout << report.to_json().dump(2) << std::endl;
         else std::cout << report.to_text() << std::flush;
         return report.error.empty() ? 0 : 1;
     } catch (const std::exception& e) {
@@ -98,22 +104,18 @@ int run_once_here(const GlobalOptions& global, const EngineArgs& args) {
 }
 
 void add_plan_command(CLI::App& app, const GlobalOptions& global, Action& action) {
-    CLI::App* plan = app.add_subcommand("plan", "dry run: print what a sync would do, change nothing");
-    plan->footer(
+    CLI::App& plan = add_command(
+        app, "plan", "dry run: print what a sync would do, change nothing",
         "Print what a sync would do (totals, per-group adds/removes, samples, calls), sending no\n"
         "writes to the CDP. Without --full the diff is against the mirror (like run --once);\n"
         "--full first refreshes the mirror from the CDP (like resync).\n"
         "Exit: 0 plan printed, 1 no plan could be made, 2 usage/config.");
-    auto request = std::make_shared<sync::PlanRequest>();
-    auto format = std::make_shared<std::string>("text");
-    plan->add_flag("--full", request->full, "refresh the mirror from the CDP first");
-    plan->add_option("--format", *format, "output format (default text)")
+    auto args = run_when_selected<PlanArgs>(plan, global, action, plan_command);
+    plan.add_flag("--full", args->request.full, "refresh the mirror from the CDP first");
+    plan.add_option("--format", args->format, "output format (default text)")
         ->type_name("text|json")
         ->check(CLI::IsMember({"text", "json"}).description(""));
-    plan->add_option("--group", request->only_groups, "only this group (repeatable)")->type_name("NAME");
-    plan->callback([&action, &global, request, format] {
-        action = [&global, request, format] { return plan_command(global, *request, *format == "json"); };
-    });
+    plan.add_option("--group", args->request.only_groups, "only this group (repeatable)")->type_name("NAME");
 }
 
 }  // namespace cdpsync::cli

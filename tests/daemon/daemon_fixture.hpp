@@ -16,6 +16,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -84,11 +85,8 @@ protected:
         CDP_SYNC_REQUIRE_PG(dsn);
         ASSERT_TRUE(std::filesystem::exists(binary())) << binary() << " is not built";
         spdlog::set_level(spdlog::level::warn);
-        static int counter = 0;
-        const std::string suffix = "d" + std::to_string(::getpid()) + "_" + std::to_string(++counter);
-        schema = "cdp_sync_" + suffix;
-        src = "src_" + suffix;
-        dir = std::filesystem::temp_directory_path() / ("cdp-sync-daemon-test-" + suffix);
+        std::tie(schema, src) = unique_schemas("d");
+        dir = std::filesystem::temp_directory_path() / ("cdp-sync-daemon-test-" + schema);
         std::filesystem::create_directories(dir);
         create_source();
         ::setenv("CDP_SYNC_DAEMON_TEST_TOKEN", kDaemonToken, 1);
@@ -106,7 +104,7 @@ protected:
         if (server) server->stop();
         if (!dsn.empty()) {
             try {
-                exec("DROP SCHEMA IF EXISTS " + schema + " CASCADE; DROP SCHEMA IF EXISTS " + src + " CASCADE");
+                exec(drop_schemas_sql(schema, src));
             } catch (const std::exception&) {
             }
         }
@@ -115,7 +113,7 @@ protected:
     }
 
     void create_source() {
-        exec("CREATE SCHEMA " + src + "; CREATE TABLE " + src + ".m (customer_id bigint, group_name text)");
+        exec(create_source_sql(src));
     }
 
     struct Settings {
@@ -168,17 +166,9 @@ protected:
 
     std::string log_text() { return read_file(dir / "cdp-sync.log"); }
 
-    void exec(const std::string& sql, const std::string& on_dsn = "") {
-        pqxx::connection c(on_dsn.empty() ? dsn : on_dsn);
-        pqxx::work w(c);
-        w.exec(sql);
-        w.commit();
-    }
+    void exec(const std::string& sql, const std::string& on_dsn = "") { pg_exec(on_dsn.empty() ? dsn : on_dsn, sql); }
     int64_t scalar(const std::string& sql, const std::string& on_dsn = "") {
-        pqxx::connection c(on_dsn.empty() ? dsn : on_dsn);
-        pqxx::nontransaction w(c);
-        auto r = w.exec1(sql);
-        return r[0].is_null() ? -1 : r[0].as<int64_t>();
+        return pg_scalar(on_dsn.empty() ? dsn : on_dsn, sql);
     }
 
     void add_rows(int64_t first, int64_t n, const std::string& group, const std::string& on_dsn = "") {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <tuple>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,11 +31,8 @@ protected:
     void SetUp() override {
         CDP_SYNC_REQUIRE_PG(dsn);
         spdlog::set_level(spdlog::level::warn);
-        static int counter = 0;
-        const std::string suffix = "p" + std::to_string(::getpid()) + "_" + std::to_string(++counter);
-        schema = "cdp_sync_" + suffix;
-        src = "src_" + suffix;
-        exec("CREATE SCHEMA " + src + "; CREATE TABLE " + src + ".m (customer_id bigint, group_name text)");
+        std::tie(schema, src) = unique_schemas("p");
+        pg_exec(dsn, create_source_sql(src));
         db.dsn = dsn;
         db.schema = schema;
         db.desired_memberships = "SELECT customer_id, group_name FROM " + src + ".m";
@@ -44,22 +42,15 @@ protected:
 
     void TearDown() override {
         s.reset();
-        if (!dsn.empty()) exec("DROP SCHEMA IF EXISTS " + schema + " CASCADE; DROP SCHEMA IF EXISTS " + src + " CASCADE");
-    }
-
-    void exec(const std::string& sql) {
-        pqxx::connection c(dsn);
-        pqxx::work w(c);
-        w.exec(sql);
-        w.commit();
+        if (!dsn.empty()) pg_exec(dsn, drop_schemas_sql(schema, src));
     }
 
     void desire(int64_t customer, const std::string& group) {
-        exec("INSERT INTO " + src + ".m VALUES (" + std::to_string(customer) + ", '" + group + "')");
+        pg_exec(dsn, "INSERT INTO " + src + ".m VALUES (" + std::to_string(customer) + ", '" + group + "')");
     }
     void mirror(int64_t customer, int64_t group_id) {
-        exec("INSERT INTO " + schema + ".remote_member VALUES (" + std::to_string(group_id) + ", " +
-             std::to_string(customer) + ")");
+        pg_exec(dsn, "INSERT INTO " + schema + ".remote_member VALUES (" + std::to_string(group_id) + ", " +
+                         std::to_string(customer) + ")");
     }
 
     // Loads the source, manages A..D, plans, journals; returns the summary.
