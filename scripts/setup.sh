@@ -8,7 +8,7 @@ packages=(
   libboost-dev libboost-system-dev libssl-dev
   libpqxx-dev libpq-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
-  libgtest-dev libgmock-dev libsystemd-dev
+  libgtest-dev libgmock-dev libsystemd-dev libcli11-dev
   postgresql-15 postgresql-client-15
   clang libclang-rt-14-dev openssl ca-certificates procps
   dpkg-dev lintian systemd  # scripts/package.sh: dpkg-shlibdeps, lintian; package-test.sh: systemd-analyze

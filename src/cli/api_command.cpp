@@ -18,9 +18,11 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "cdp/api.hpp"
+#include "cli/cli_app.hpp"
 #include "cli/commands.hpp"
 #include "config/config.hpp"
 #include "config/logging.hpp"
+#include "config/text.hpp"
 #include "config/token.hpp"
 
 namespace cdpsync::cli {
@@ -32,13 +34,7 @@ using cdp::json;
 
 constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
-constexpr int kExitUsage = 2;
-
-struct UsageError : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
-
-enum class OptKind { flag, text, integer, group_type };
+enum class OptKind { flag, text, integer, positive, group_type };
 
 struct OptSpec {
     const char* name;  // "--folder"
@@ -48,10 +44,18 @@ struct OptSpec {
     bool required = false;
 };
 
+// Positional ids: `min` to `max` of them (-1: unlimited).
+struct IdsSpec {
+    const char* name;  // "GROUP_ID"
+    int min;
+    int max;
+};
+
 // A parsed command line: integer positionals, options by name ("--all" -> "" when set).
 struct Invocation {
     std::vector<int64_t> ids;
     std::map<std::string, std::string> opts;
+    bool verbose = false;
     bool has(const std::string& name) const { return opts.count(name) > 0; }
     std::optional<std::string> text(const std::string& name) const {
         auto it = opts.find(name);
@@ -79,9 +83,7 @@ using Runner = net::awaitable<Outcome> (*)(Context&);
 struct CommandSpec {
     const char* noun;
     const char* verb;
-    const char* positional;  // usage text of the positional arguments (all are ids)
-    int min_ids;
-    int max_ids;             // -1: unlimited
+    std::vector<IdsSpec> ids;  // positional arguments (all are ids), in order
     std::vector<OptSpec> options;
     const char* summary;
     Runner run;
@@ -95,7 +97,7 @@ std::optional<int64_t> parse_int(const std::string& s) {
 }
 
 std::optional<int64_t> Invocation::integer(const std::string& name) const {
-    auto t = text(name);
+    auto t = this->text(name);
     if (!t) return std::nullopt;
     return parse_int(*t);  // validated while parsing
 }
@@ -129,8 +131,8 @@ json list_json(std::vector<T>& items) {
 }
 
 const OptSpec kAll{"--all", OptKind::flag, nullptr, "fetch every page"};
-const OptSpec kPage{"--page", OptKind::integer, "N", "page number, from 1 (default 1)"};
-const OptSpec kSize{"--size", OptKind::integer, "N", "records a page (default cdp.page_size)"};
+const OptSpec kPage{"--page", OptKind::positive, "N", "page number, from 1 (default 1)"};
+const OptSpec kSize{"--size", OptKind::positive, "N", "records a page (default cdp.page_size)"};
 const OptSpec kFolder{"--folder", OptKind::integer, "ID", "folder (group category) id"};
 const OptSpec kDescription{"--description", OptKind::text, "D", "group description"};
 
@@ -252,132 +254,50 @@ net::awaitable<Outcome> customer_groups(Context& c) {
     co_return from<std::vector<cdp::CustomerGroup>>(std::move(r), list_json<cdp::CustomerGroup>);
 }
 
+const IdsSpec kId{"ID", 1, 1};
+const IdsSpec kCustomer{"CUSTOMER_ID", 1, 1};
+
 const std::vector<CommandSpec>& commands() {
     static const std::vector<CommandSpec> table = {
-        {"groups", "list", "", 0, 0, {{"--search", OptKind::text, "K", "name contains K"}, kFolder, kAll, kPage, kSize},
+        {"groups", "list", {}, {{"--search", OptKind::text, "K", "name contains K"}, kFolder, kAll, kPage, kSize},
          "list customer groups (simpleQuery)", groups_list},
-        {"groups", "create", "", 0, 0, {{"--name", OptKind::text, "N", "group name", true}, kDescription, kFolder},
+        {"groups", "create", {}, {{"--name", OptKind::text, "N", "group name", true}, kDescription, kFolder},
          "create a static group (addSingleGroup); prints its id", groups_create},
-        {"groups", "update", "ID", 1, 1, {{"--name", OptKind::text, "N", "new name"}, kDescription, kFolder},
+        {"groups", "update", {kId}, {{"--name", OptKind::text, "N", "new name"}, kDescription, kFolder},
          "change a group's name, description or folder (updateCustomerGroup)", groups_update},
-        {"groups", "delete", "ID", 1, 1, {}, "delete a group and its memberships (deleteCustomerGroup)", groups_delete},
-        {"folders", "tree", "", 0, 0, {}, "the folder tree (queryTreeFormList)", folders_tree},
-        {"folders", "add", "", 0, 0,
+        {"groups", "delete", {kId}, {}, "delete a group and its memberships (deleteCustomerGroup)", groups_delete},
+        {"folders", "tree", {}, {}, "the folder tree (queryTreeFormList)", folders_tree},
+        {"folders", "add", {},
          {{"--name", OptKind::text, "N", "folder name", true}, {"--parent", OptKind::text, "CODE", "parent folder code"}},
          "add a folder (group/add); prints its id", folders_add},
-        {"folders", "update", "ID", 1, 1, {{"--name", OptKind::text, "N", "new name", true}},
+        {"folders", "update", {kId}, {{"--name", OptKind::text, "N", "new name", true}},
          "rename a folder (group/update)", folders_update},
-        {"folders", "delete", "ID", 1, 1, {}, "delete an empty folder (group/delete)", folders_delete},
-        {"members", "list", "GROUP_ID", 1, 1, {kAll, kPage, kSize},
+        {"folders", "delete", {kId}, {}, "delete an empty folder (group/delete)", folders_delete},
+        {"members", "list", {{"GROUP_ID", 1, 1}}, {kAll, kPage, kSize},
          "a group's members (getCustomerPageByGroupId); --all streams one JSON array", members_list},
-        {"members", "add", "CUSTOMER_ID GROUP_ID...", 2, -1, {}, "add a customer to groups (customerAddGroups)",
+        {"members", "add", {kCustomer, {"GROUP_ID", 1, -1}}, {}, "add a customer to groups (customerAddGroups)",
          members_add},
-        {"members", "remove", "CUSTOMER_ID GROUP_ID...", 2, -1, {},
+        {"members", "remove", {kCustomer, {"GROUP_ID", 1, -1}}, {},
          "remove a customer from groups (customerDeleteGroups)", members_remove},
-        {"members", "set", "CUSTOMER_ID GROUP_ID...", 1, -1, {},
+        {"members", "set", {kCustomer, {"GROUP_ID", 0, -1}}, {},
          "replace ALL static groups of a customer (customerUpdateGroups)", members_set},
-        {"customer", "groups", "CUSTOMER_ID", 1, 1,
+        {"customer", "groups", {kCustomer},
          {{"--type", OptKind::group_type, "static|smart", "group type (default static)"}},
          "the groups a customer is in (getGroupsByCustomerId)", customer_groups},
     };
     return table;
 }
 
-std::string usage_line(const CommandSpec& c) {
-    std::string s = std::string("cdp-sync [--config FILE] api ") + c.noun + " " + c.verb;
-    if (*c.positional) s += std::string(" ") + c.positional;
-    for (const auto& o : c.options) {
-        std::string opt = o.name;
-        if (o.value_name) opt += std::string(" ") + o.value_name;
-        s += o.required ? " " + opt : " [" + opt + "]";
-    }
-    return s;
-}
-
-void print_overview(std::ostream& os, const std::string& noun) {
-    os << "Usage: cdp-sync [--config FILE] api [--verbose] " << (noun.empty() ? "NOUN" : noun)
-       << " VERB [ARGS...]\n\nOne call of the CDP open API; prints JSON on stdout.\n"
-          "Exit status: 0 success, 1 the call failed (one line on stderr), 2 usage or configuration error.\n\n";
-    for (const auto& c : commands()) {
-        if (!noun.empty() && noun != c.noun) continue;
-        const std::string usage = usage_line(c);
-        os << "  " << usage.substr(usage.find(" api ") + 5) << "\n      " << c.summary << "\n";
-    }
-    os << "\nRun 'cdp-sync api NOUN VERB --help' for the options of one command.\n";
-}
-
-void print_command_help(std::ostream& os, const CommandSpec& c) {
-    os << "Usage: " << usage_line(c) << "\n\n" << c.summary << "\n";
-    if (!c.options.empty()) os << "\nOptions:\n";
-    for (const auto& o : c.options) {
-        std::string left = o.name;
-        if (o.value_name) left += std::string(" ") + o.value_name;
-        left.resize(std::max<size_t>(left.size() + 2, 22), ' ');
-        os << "  " << left << o.help << (o.required ? " (required)" : "") << "\n";
-    }
-}
-
-bool is_help(const std::string& a) { return a == "--help" || a == "-h"; }
-
-Invocation parse_invocation(const CommandSpec& c, const Args& args, size_t from) {
-    Invocation inv;
-    for (size_t i = from; i < args.size(); ++i) {
-        const std::string& a = args[i];
-        if (a.size() > 1 && a[0] == '-' && !parse_int(a)) {
-            std::string name = a, value;
-            bool inline_value = false;
-            if (auto eq = a.find('='); eq != std::string::npos) {
-                name = a.substr(0, eq);
-                value = a.substr(eq + 1);
-                inline_value = true;
-            }
-            const OptSpec* spec = nullptr;
-            for (const auto& o : c.options)
-                if (name == o.name) spec = &o;
-            if (!spec) throw UsageError("unknown option " + name);
-            if (spec->kind == OptKind::flag) {
-                if (inline_value) throw UsageError(name + " takes no value");
-            } else if (!inline_value) {
-                if (i + 1 >= args.size()) throw UsageError(name + " needs a value " + spec->value_name);
-                value = args[++i];
-            }
-            if (spec->kind == OptKind::integer && !parse_int(value))
-                throw UsageError(name + " needs an integer, got '" + value + "'");
-            if (spec->kind == OptKind::group_type && value != "static" && value != "smart")
-                throw UsageError(name + " must be static or smart, got '" + value + "'");
-            inv.opts[name] = value;
-            continue;
-        }
-        auto id = parse_int(a);
-        if (!id) throw UsageError(std::string("expected an id (integer), got '") + a + "'");
-        inv.ids.push_back(*id);
-    }
-    const int n = static_cast<int>(inv.ids.size());
-    if (n < c.min_ids || (c.max_ids >= 0 && n > c.max_ids))
-        throw UsageError(std::string("wrong number of arguments; usage: ") + usage_line(c));
-    for (const auto& o : c.options)
-        if (o.required && !inv.has(o.name)) throw UsageError(std::string(o.name) + " is required");
-    for (const char* positive : {"--page", "--size"})
-        if (auto v = inv.integer(positive); v && *v < 1) throw UsageError(std::string(positive) + " must be >= 1");
-    return inv;
-}
-
-std::string one_line(std::string s) {
-    for (auto& ch : s)
-        if (ch == '\n' || ch == '\r') ch = ' ';
-    return s;
-}
-
-int run(const GlobalOptions& global, const CommandSpec& spec, const Invocation& inv, bool verbose) {
+int run(const GlobalOptions& global, const CommandSpec& spec, const Invocation& inv) {
     config::Config cfg;
     try {
         cfg = config::load_file(config::default_path(global.config_path));
     } catch (const std::exception& e) {
-        std::cerr << "cdp-sync api: " << one_line(e.what()) << std::endl;
+        std::cerr << "cdp-sync api: " << text::one_line(e.what()) << std::endl;
         return kExitUsage;
     }
     // stderr is for the one-line outcome; --verbose shows warnings and each retry.
-    logging::init_stderr(verbose ? "debug" : "error");
+    logging::init_stderr(inv.verbose ? "debug" : "error");
 
     cdp::ApiOptions options = cdp::ApiOptions::from_config(cfg.cdp);
     if (auto size = inv.integer("--size")) options.page_size = *size;
@@ -405,73 +325,74 @@ int run(const GlobalOptions& global, const CommandSpec& spec, const Invocation& 
 
     if (thrown) std::rethrow_exception(thrown);
     if (outcome.error) {
-        std::cerr << "cdp-sync api: " << one_line(outcome.error->describe()) << std::endl;
+        std::cerr << "cdp-sync api: " << text::one_line(outcome.error->describe()) << std::endl;
         return kExitFailure;
     }
     if (outcome.output) std::cout << outcome.output->dump(2) << std::endl;
     return kExitOk;
 }
 
+const CLI::Validator kIsInteger(
+    [](std::string& value) { return parse_int(value) ? std::string() : "needs an integer, got '" + value + "'"; },
+    "", "integer");
+
+void add_option(CLI::App& verb, const OptSpec& spec, const std::shared_ptr<Invocation>& inv) {
+    const std::string name = spec.name;
+    if (spec.kind == OptKind::flag) {
+        verb.add_flag_callback(name, [inv, name] { inv->opts[name] = ""; }, spec.help);
+        return;
+    }
+    auto* option = verb.add_option_function<std::string>(
+        name, [inv, name](const std::string& value) { inv->opts[name] = value; }, spec.help);
+    option->type_name(spec.value_name)->required(spec.required);
+    if (spec.kind == OptKind::integer) option->check(kIsInteger);
+    if (spec.kind == OptKind::positive) option->check(kIsInteger & CLI::Range(int64_t{1}, INT64_MAX));
+    if (spec.kind == OptKind::group_type) option->check(CLI::IsMember({"static", "smart"}).description(""));
+}
+
+void add_ids(CLI::App& verb, const IdsSpec& spec, const std::shared_ptr<Invocation>& inv) {
+    CLI::Option* option = nullptr;
+    if (spec.max == 1) {
+        option = verb.add_option_function<int64_t>(spec.name, [inv](int64_t id) { inv->ids.push_back(id); });
+    } else {  // the rest of the ids: only the last positional takes many
+        auto append = [inv](const std::vector<int64_t>& ids) {
+            inv->ids.insert(inv->ids.end(), ids.begin(), ids.end());
+        };
+        option = verb.add_option_function<std::vector<int64_t>>(spec.name, append);
+    }
+    option->required(spec.min > 0);
+}
+
+// One CLI11 subcommand per table row, under one per noun.
+void add_verb(CLI::App& noun, const CommandSpec& spec, const GlobalOptions& global,
+              const std::shared_ptr<const bool>& verbose, Action& action) {
+    CLI::App* verb = noun.add_subcommand(spec.verb, spec.summary);
+    auto inv = std::make_shared<Invocation>();
+    for (const auto& ids : spec.ids) add_ids(*verb, ids, inv);
+    for (const auto& option : spec.options) add_option(*verb, option, inv);
+    verb->callback([&action, &global, verbose, &spec, inv] {
+        action = [&global, verbose, &spec, inv] {
+            inv->verbose = *verbose;
+            return run(global, spec, *inv);
+        };
+    });
+}
+
 }  // namespace
 
-int api_command(const GlobalOptions& global, const Args& args) {
-    size_t i = 0;
-    bool verbose = false;
-    for (; i < args.size() && !args[i].empty() && args[i][0] == '-'; ++i) {
-        if (is_help(args[i])) {
-            print_overview(std::cout, "");
-            return kExitOk;
-        }
-        if (args[i] == "--verbose" || args[i] == "-v") {
-            verbose = true;
-            continue;
-        }
-        std::cerr << "cdp-sync api: unknown option " << args[i] << " (see cdp-sync api --help)" << std::endl;
-        return kExitUsage;
+void add_api_command(CLI::App& app, const GlobalOptions& global, Action& action) {
+    CLI::App* api = app.add_subcommand("api", "one call per CDP endpoint, JSON out (see api --help)");
+    auto verbose = std::make_shared<bool>(false);
+    api->add_flag("-v,--verbose", *verbose, "log warnings and each retry on stderr");
+    std::map<std::string, CLI::App*> nouns;
+    for (const auto& spec : commands()) {
+        CLI::App*& noun = nouns[spec.noun];
+        if (!noun) noun = api->add_subcommand(spec.noun, std::string("the ") + spec.noun + " endpoints");
+        add_verb(*noun, spec, global, verbose, action);
     }
-    if (i >= args.size()) {
-        print_overview(std::cerr, "");
-        return kExitUsage;
-    }
-    const std::string noun = args[i];
-    bool known_noun = false;
-    for (const auto& c : commands()) known_noun = known_noun || noun == c.noun;
-    if (!known_noun) {
-        std::cerr << "cdp-sync api: unknown command '" << noun << "' (see cdp-sync api --help)" << std::endl;
-        return kExitUsage;
-    }
-    if (i + 1 >= args.size() || is_help(args[i + 1])) {
-        print_overview(i + 1 >= args.size() ? std::cerr : std::cout, noun);
-        return i + 1 >= args.size() ? kExitUsage : kExitOk;
-    }
-    const std::string verb = args[i + 1];
-    const CommandSpec* spec = nullptr;
-    for (const auto& c : commands())
-        if (noun == c.noun && verb == c.verb) spec = &c;
-    if (!spec) {
-        std::cerr << "cdp-sync api: unknown command '" << noun << " " << verb << "' (see cdp-sync api " << noun
-                  << " --help)" << std::endl;
-        return kExitUsage;
-    }
-    for (size_t k = i + 2; k < args.size(); ++k) {
-        if (is_help(args[k])) {
-            print_command_help(std::cout, *spec);
-            return kExitOk;
-        }
-    }
-    Invocation inv;
-    try {
-        inv = parse_invocation(*spec, args, i + 2);
-    } catch (const UsageError& e) {
-        std::cerr << "cdp-sync api " << noun << " " << verb << ": " << e.what() << std::endl;
-        return kExitUsage;
-    }
-    try {
-        return run(global, *spec, inv, verbose);
-    } catch (const std::exception& e) {
-        std::cerr << "cdp-sync api: " << one_line(e.what()) << std::endl;
-        return kExitFailure;
-    }
+    api->footer(  // after the nouns: they would inherit it
+        "One call of the CDP open API; prints JSON on stdout.\n"
+        "Exit status: 0 success, 1 the call failed (one line on stderr), 2 usage or configuration error.");
 }
 
 }  // namespace cdpsync::cli

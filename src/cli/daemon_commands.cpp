@@ -1,12 +1,13 @@
 // run (the daemon), status, check, and resync through a running daemon.
-#include "cli/daemon_commands.hpp"
-
 #include <unistd.h>
 
 #include <cstdlib>
 #include <iostream>
+#include <memory>
 #include <optional>
 
+#include "cli/cli_app.hpp"
+#include "cli/commands.hpp"
 #include "config/config.hpp"
 #include "config/logging.hpp"
 #include "daemon/check.hpp"
@@ -18,43 +19,7 @@
 namespace cdpsync::cli {
 namespace {
 
-constexpr const char* kRunHelp =
-    "usage: cdp-sync [--config FILE] run [--once [--force]]\n"
-    "The service: an incremental sync every sync.poll_interval_s (at once on NOTIFY cdp_sync),\n"
-    "a full resync every sync.full_resync_interval_h. One process leads (a PostgreSQL advisory\n"
-    "lock); others wait as standbys and take over when it stops. Signals: TERM/INT stop, HUP\n"
-    "reloads the config, USR1 asks for a full resync. Exit 0 after a stop, 2 config error.\n"
-    "  --once   one incremental cycle and exit (see run --once --help)\n";
-
-constexpr const char* kStatusHelp =
-    "usage: cdp-sync [--config FILE] status [--json]\n"
-    "The leader and its phase, recent runs, time since the last successful sync, open ops and\n"
-    "their most common errors, queued resync requests. Exit 0, 1 when PostgreSQL is unreachable.\n";
-
-constexpr const char* kCheckHelp =
-    "usage: cdp-sync [--config FILE] check\n"
-    "Validates the configuration, connects to PostgreSQL and tries the configured queries\n"
-    "(without reading their rows), reads the token and calls the CDP once.\n"
-    "Exit 0 all good, 1 a check failed, 2 invalid configuration.\n";
-
-bool has(const Args& args, const char* flag) {
-    for (const auto& a : args)
-        if (a == flag) return true;
-    return false;
-}
-
-}  // namespace
-
-int daemon_run(const GlobalOptions& global, const Args& args) {
-    if (has(args, "--once")) return run_command(global, args);
-    for (const auto& a : args) {
-        if (a == "-h" || a == "--help") {
-            std::cout << kRunHelp;
-            return 0;
-        }
-        std::cerr << "cdp-sync run: unexpected argument '" << a << "'\n" << kRunHelp;
-        return 2;
-    }
+int daemon_run(const GlobalOptions& global) {
     daemon::block_daemon_signals();
     const auto path = config::default_path(global.config_path);
     config::Config cfg;
@@ -65,60 +30,68 @@ int daemon_run(const GlobalOptions& global, const Args& args) {
         logging::init(cfg.logging, cfg.logging.file.empty() || !under_systemd || ::isatty(2));
     } catch (const std::exception& e) {
         std::cerr << "cdp-sync run: " << e.what() << std::endl;
-        return 2;
+        return kExitUsage;
     }
     daemon::DaemonOptions options;
     options.config_path = path;
     return daemon::run_daemon(std::move(cfg), options);
 }
 
-int resync_dispatch(const GlobalOptions& global, const Args& args) {
-    daemon::ResyncAsk ask;
-    for (size_t i = 0; i < args.size(); ++i) {
-        const auto& a = args[i];
-        if (a == "--force") ask.force = true;
-        else if (a == "--group" && i + 1 < args.size()) ask.only_groups.push_back(args[++i]);
-        else if (a.rfind("--group=", 0) == 0) ask.only_groups.push_back(a.substr(8));
-        else return resync_command(global, args);  // --help and usage errors are said there
-    }
-    std::optional<config::Config> cfg;
+// When a daemon leads the schema, asks it and waits for the outcome; when none does (or it
+// could not be asked), runs the engine here. A request the daemon may still run is never
+// run here as well.
+int resync_dispatch(const GlobalOptions& global, const EngineArgs& args) {
+    config::Config cfg;
     try {
         cfg = config::load_file(config::default_path(global.config_path));
-        ask.progress_bar = ::isatty(2);
-        if (auto code = daemon::resync_through_daemon(*cfg, ask, std::cout, std::cerr)) return *code;
-    } catch (const std::exception&) {
-        // A bad config or an unreachable PostgreSQL: resync_command reports it in its words.
+    } catch (const std::exception& e) {
+        std::cerr << "cdp-sync resync: " << e.what() << std::endl;
+        return kExitUsage;
     }
-    // No daemon: the engine runs here; on a terminal, a progress bar meanwhile.
+    const daemon::ResyncAsk ask{args.force, args.only_groups, static_cast<bool>(::isatty(2))};
+    const auto handed = daemon::resync_through_daemon(cfg, ask, std::cout, std::cerr);
+    switch (handed.kind) {
+    case daemon::DaemonResync::Kind::finished:
+        return handed.exit_code;
+    case daemon::DaemonResync::Kind::lost:
+        std::cerr << "cdp-sync resync: " << handed.error << std::endl;
+        return 1;
+    case daemon::DaemonResync::Kind::not_queued:
+        break;
+    }
+    if (!handed.error.empty())
+        std::cerr << "cdp-sync resync: " << handed.error << "; doing the resync here" << std::endl;
+    // The engine runs here; on a terminal, a progress bar meanwhile.
     daemon::block_daemon_signals();  // the engine stops at a safe point on Ctrl-C
     std::optional<daemon::TerminalProgress> bar;
-    if (cfg && ::isatty(2)) bar.emplace(*cfg, std::cerr);
-    return resync_command(global, args);
+    if (::isatty(2)) bar.emplace(cfg, std::cerr);
+    return resync_here(global, args);
 }
 
-int status_command(const GlobalOptions& global, const Args& args) {
+struct RunArgs {
+    bool once = false;
+    EngineArgs engine;  // --force (with --once)
+};
+
+int run_command(const GlobalOptions& global, const RunArgs& args) {
+    return args.once ? run_once_here(global, args.engine) : daemon_run(global);
+}
+
+struct StatusArgs {
     bool as_json = false;
-    for (const auto& a : args) {
-        if (a == "--json") {
-            as_json = true;
-        } else if (a == "-h" || a == "--help") {
-            std::cout << kStatusHelp;
-            return 0;
-        } else {
-            std::cerr << "cdp-sync status: unexpected argument '" << a << "'\n" << kStatusHelp;
-            return 2;
-        }
-    }
+};
+
+int status_command(const GlobalOptions& global, const StatusArgs& args) {
     config::Config cfg;
     try {
         cfg = config::load_file(config::default_path(global.config_path));
     } catch (const std::exception& e) {
         std::cerr << "cdp-sync status: " << e.what() << std::endl;
-        return 2;
+        return kExitUsage;
     }
     try {
         auto s = daemon::collect_status(cfg);
-        if (as_json) std::cout << s.dump(2) << std::endl;
+        if (args.as_json) std::cout << s.dump(2) << std::endl;
         else std::cout << daemon::status_text(s) << std::flush;
         return 0;
     } catch (const std::exception& e) {
@@ -127,17 +100,60 @@ int status_command(const GlobalOptions& global, const Args& args) {
     }
 }
 
-int check_command(const GlobalOptions& global, const Args& args) {
-    for (const auto& a : args) {
-        if (a == "-h" || a == "--help") {
-            std::cout << kCheckHelp;
-            return 0;
-        }
-        std::cerr << "cdp-sync check: unexpected argument '" << a << "'\n" << kCheckHelp;
-        return 2;
-    }
+struct NoArgs {};
+
+int check_command(const GlobalOptions& global, const NoArgs&) {
     logging::init_stderr("warn");
     return daemon::run_checks(config::default_path(global.config_path), std::cout);
+}
+
+}  // namespace
+
+void add_run_command(CLI::App& app, const GlobalOptions& global, Action& action) {
+    CLI::App& run = add_command(
+        app, "run", "daemon: poll, sync changes, periodic full resync (--once: one cycle)",
+        "The service: an incremental sync every sync.poll_interval_s (at once on NOTIFY cdp_sync),\n"
+        "a full resync every sync.full_resync_interval_h. One process leads (a PostgreSQL advisory\n"
+        "lock); others wait as standbys and take over when it stops. Signals: TERM/INT stop, HUP\n"
+        "reloads the config, USR1 asks for a full resync. Exit 0 after a stop, 2 config error.\n"
+        "With --once: one incremental cycle (diff against the mirror, no member-list reads), apply,\n"
+        "exit with the codes of resync.");
+    auto args = run_when_selected<RunArgs>(run, global, action, run_command);
+    auto* once = run.add_flag("--once", args->once, "one incremental cycle and exit");
+    run.add_flag("--force", args->engine.force, "with --once: pass the delete guard (sync.max_deletes)")->needs(once);
+}
+
+void add_resync_command(CLI::App& app, const GlobalOptions& global, Action& action) {
+    CLI::App& resync = add_command(
+        app, "resync", "one-off full resync, exit 0 when converged",
+        "Full resync: refresh the mirror of every managed group from the CDP, diff against the\n"
+        "desired query, apply. Continues an interrupted run first. When a daemon leads the schema,\n"
+        "it runs the resync and this command waits for its outcome.\n"
+        "Exit: 0 converged, 1 not converged, 2 usage/config, 3 stopped by the delete guard,\n"
+        "      4 another cdp-sync is applying to this schema (no waiting), 5 interrupted.\n"
+        "Ctrl-C (or SIGTERM) stops at a safe point and records the run as interrupted; the next\n"
+        "resync or run continues it. A second Ctrl-C exits at once (the run is resumed all the same).");
+    auto args = run_when_selected<EngineArgs>(resync, global, action, resync_dispatch);
+    resync.add_flag("--force", args->force, "pass the delete guard (sync.max_deletes)");
+    resync.add_option("--group", args->only_groups, "only this group (repeatable)")->type_name("NAME");
+}
+
+void add_status_command(CLI::App& app, const GlobalOptions& global, Action& action) {
+    CLI::App& status = add_command(
+        app, "status", "last runs, pending/failed ops, checkpoint, lag",
+        "The leader and its phase, recent runs, time since the last successful sync, open ops and\n"
+        "their most common errors, queued resync requests. Exit 0, 1 when PostgreSQL is unreachable.");
+    auto args = run_when_selected<StatusArgs>(status, global, action, status_command);
+    status.add_flag("--json", args->as_json, "print JSON");
+}
+
+void add_check_command(CLI::App& app, const GlobalOptions& global, Action& action) {
+    CLI::App& check = add_command(
+        app, "check", "validate config, reach PostgreSQL and the CDP",
+        "Validates the configuration, connects to PostgreSQL and prepares the configured queries\n"
+        "as a run does (without reading their rows), reads the token and calls the CDP once.\n"
+        "Exit 0 all good, 1 a check failed, 2 invalid configuration.");
+    run_when_selected<NoArgs>(check, global, action, check_command);
 }
 
 }  // namespace cdpsync::cli

@@ -15,6 +15,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "config/logging.hpp"
+#include "config/text.hpp"
 
 namespace cdpsync::config {
 
@@ -337,10 +338,7 @@ private:
                 d.change_query = str(f);
             } else if (name == "schema") {
                 d.schema = str(f);
-                bool ok = !d.schema.empty() && d.schema.size() <= 63 &&
-                          !std::isdigit(static_cast<unsigned char>(d.schema[0]));
-                for (char ch : d.schema) ok = ok && ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_');
-                if (!ok) fail(f.line, f.key, shown(d.schema) + " is not a plain identifier ([a-z_][a-z0-9_]*, at most 63 characters)");
+                if (!text::is_plain_identifier(d.schema)) fail(f.line, f.key, shown(d.schema) + " is not a plain identifier ([a-z_][a-z0-9_]*, at most 63 characters)");
             } else {
                 return false;
             }

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "config/logging.hpp"
+#include "config/text.hpp"
 
 extern char** environ;
 
@@ -23,13 +24,6 @@ namespace {
 
 constexpr size_t max_token_bytes = 64 * 1024;
 
-std::string trim(const std::string& s) {
-    const char* ws = " \t\r\n\v\f";
-    const size_t b = s.find_first_not_of(ws);
-    if (b == std::string::npos) return {};
-    return s.substr(b, s.find_last_not_of(ws) - b + 1);
-}
-
 Secret read_token_file(const std::string& path, const std::string& what) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw TokenError("cannot read " + what + " " + path + ": " + std::strerror(errno));
@@ -38,7 +32,7 @@ Secret read_token_file(const std::string& path, const std::string& what) {
     if (in.bad()) throw TokenError("cannot read " + what + " " + path);
     data.resize(static_cast<size_t>(in.gcount()));
     if (data.size() > max_token_bytes) throw TokenError(what + " " + path + " is too large to be a token");
-    std::string token = trim(data);
+    std::string token = text::trim(data);
     if (token.empty()) throw TokenError(what + " " + path + " is empty");
     return Secret(std::move(token));
 }
@@ -123,7 +117,7 @@ Secret run_token_command(const std::vector<std::string>& argv, std::chrono::mill
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     // The output may hold a partial token: it is wiped and never quoted.
-    std::string token = trim(out);
+    std::string token = text::trim(out);
     std::fill(out.begin(), out.end(), '\0');
     if (timed_out)
         throw TokenError(prog + " timed out after " + std::to_string(timeout.count()) + " ms");
@@ -160,7 +154,7 @@ Secret TokenSource::read_now() const {
     if (!env_.empty()) {
         const char* v = std::getenv(env_.c_str());
         if (v == nullptr) throw TokenError("environment variable " + env_ + " is not set");
-        std::string token = trim(v);
+        std::string token = text::trim(v);
         if (token.empty()) throw TokenError("environment variable " + env_ + " is empty");
         return Secret(std::move(token));
     }

@@ -11,6 +11,7 @@
 
 #include "cdp/api.hpp"
 #include "config/config.hpp"
+#include "config/text.hpp"
 #include "config/token.hpp"
 #include "store/store.hpp"
 
@@ -30,30 +31,6 @@ struct Report {
     void warn(const std::string& what) { out << "warn  " << what << "\n"; }
 };
 
-std::string one_line(std::string s) {
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-    for (auto& c : s)
-        if (c == '\n') c = ' ';
-    return s;
-}
-
-void check_query(Report& r, pqxx::connection& conn, const std::string& key, const std::string& query,
-                 int expect_columns) {
-    try {
-        pqxx::work tx(conn);
-        tx.exec0("SET LOCAL statement_timeout = '30s'");
-        auto res = tx.exec("SELECT * FROM (" + query + ") AS q LIMIT 0");
-        tx.abort();
-        if (expect_columns > 0 && static_cast<int>(res.columns()) != expect_columns) {
-            r.fail(fmt::format("{} returns {} column(s); cdp-sync expects {}", key, res.columns(), expect_columns));
-            return;
-        }
-        r.ok(fmt::format("{} is valid SQL ({} column(s))", key, res.columns()));
-    } catch (const pqxx::sql_error& e) {
-        r.fail(fmt::format("{} does not run: {}", key, one_line(e.what())));
-    }
-}
-
 }  // namespace
 
 int run_checks(const std::filesystem::path& path, std::ostream& out) {
@@ -63,7 +40,7 @@ int run_checks(const std::filesystem::path& path, std::ostream& out) {
         cfg = config::load_file(path);
         r.ok("configuration " + path.string() + " is valid");
     } catch (const std::exception& e) {
-        r.fail("configuration: " + one_line(e.what()));
+        r.fail("configuration: " + text::one_line(e.what()));
         return 2;
     }
 
@@ -95,11 +72,13 @@ int run_checks(const std::filesystem::path& path, std::ostream& out) {
                                s[0].as<bool>() ? "schema" : "database"));
         else
             r.ok(fmt::format("schema {} {}", schema, s[0].as<bool>() ? "exists and is writable" : "will be created on the first run"));
-        check_query(r, conn, "database.desired_memberships", cfg.database.desired_memberships, 2);
-        if (!cfg.database.desired_groups.empty()) check_query(r, conn, "database.desired_groups", cfg.database.desired_groups, 3);
-        if (!cfg.database.change_query.empty()) check_query(r, conn, "database.change_query", cfg.database.change_query, 0);
+        // The run's own validation: check accepts exactly the queries a run accepts.
+        for (const auto& q : store::check_source_queries(conn, cfg.database)) {
+            if (q.problem.empty()) r.ok(q.key + " runs as a sync would run it");
+            else r.fail(fmt::format("{} does not run: {}", q.key, q.problem));
+        }
     } catch (const std::exception& e) {
-        r.fail(fmt::format("cannot connect to PostgreSQL ({}): {}", dsn, one_line(e.what())));
+        r.fail(fmt::format("cannot connect to PostgreSQL ({}): {}", dsn, text::one_line(e.what())));
     }
 
     // The token, then one CDP call.
@@ -109,7 +88,7 @@ int run_checks(const std::filesystem::path& path, std::ostream& out) {
         if (t.empty()) r.fail("the token from " + tokens.describe() + " is empty");
         else r.ok("token read from " + tokens.describe());
     } catch (const std::exception& e) {
-        r.fail("no token: " + one_line(e.what()));
+        r.fail("no token: " + text::one_line(e.what()));
         out << (r.failed ? "\n" + std::to_string(r.failed) + " check(s) failed\n" : "");
         return 1;
     }
@@ -141,7 +120,7 @@ int run_checks(const std::filesystem::path& path, std::ostream& out) {
             r.fail("CDP call failed: " + why);
         }
     } catch (const std::exception& e) {
-        r.fail("CDP call failed: " + one_line(e.what()));
+        r.fail("CDP call failed: " + text::one_line(e.what()));
     }
     if (r.failed) out << "\n" << r.failed << " check(s) failed\n";
     else out << "\nall checks passed\n";

@@ -23,6 +23,7 @@
 #include "daemon/signals.hpp"
 #include "store/store.hpp"
 #include "sync/engine.hpp"
+#include "config/text.hpp"
 
 namespace cdpsync::daemon {
 namespace {
@@ -121,7 +122,7 @@ public:
             } catch (const std::exception& e) {
                 // Not expected; still no reason to stop the service.
                 const auto wait = run_backoff_.next();
-                log_->error("unexpected error: {}; going on in {}", first_line(e.what()), seconds_text(wait));
+                log_->error("unexpected error: {}; going on in {}", text::one_line(e.what()), seconds_text(wait));
                 wait_for(wait);
             }
         }
@@ -151,8 +152,8 @@ private:
             return true;
         } catch (const std::exception& e) {
             control_.reset();
-            postgres_.failed(first_line(e.what()), "waiting for it, retrying with backoff (up to 30 s)", Clock::now());
-            set_status("waiting for PostgreSQL: " + first_line(e.what()));
+            postgres_.failed(text::one_line(e.what()), "waiting for it, retrying with backoff (up to 30 s)", Clock::now());
+            set_status("waiting for PostgreSQL: " + text::one_line(e.what()));
             return false;
         }
     }
@@ -161,9 +162,9 @@ private:
         const bool was_leader = control_ && control_->leading();
         control_.reset();
         engine_.reset();
-        if (was_leader) log_->error("lost the leader lock: {}; not syncing until it is held again", first_line(why));
-        postgres_.failed(first_line(why), "reconnecting with backoff", Clock::now());
-        set_status("waiting for PostgreSQL: " + first_line(why));
+        if (was_leader) log_->error("lost the leader lock: {}; not syncing until it is held again", text::one_line(why));
+        postgres_.failed(text::one_line(why), "reconnecting with backoff", Clock::now());
+        set_status("waiting for PostgreSQL: " + text::one_line(why));
     }
 
     bool become_leader() {
@@ -231,7 +232,7 @@ private:
             } catch (const pqxx::broken_connection&) {
                 throw;
             } catch (const std::exception& e) {
-                change_query_.failed(first_line(e.what()), "diffing at every poll until it works", now);
+                change_query_.failed(text::one_line(e.what()), "diffing at every poll until it works", now);
             }
             if (value && last_ok_value_ && *value == *last_ok_value_ && !woken) {
                 log_->debug("change query unchanged ({}): no diff", *value);
@@ -295,7 +296,7 @@ private:
             signals_.set_busy(false);
             watchdog_.set_busy(false);
             engine_.reset();
-            error = first_line(e.what());
+            error = text::one_line(e.what());
             const auto wait = run_backoff_.next();
             runs_.failed(label + ": " + error, "retrying in " + seconds_text(wait) + " with a new connection", now);
             poll_.trigger(Clock::now() + wait);
@@ -323,7 +324,7 @@ private:
             return true;
         }
         const auto wait = run_backoff_.next();
-        runs_.failed(fmt::format("run {} {}: {}", r.run_id, sync::to_string(r.status), first_line(r.error)),
+        runs_.failed(fmt::format("run {} {}: {}", r.run_id, sync::to_string(r.status), text::one_line(r.error)),
                      "retrying in " + seconds_text(wait) + ", backing off while it keeps failing", now);
         poll_.trigger(now + wait);
         if (kind == sync::RunKind::full) full_.trigger(now + wait);
@@ -443,13 +444,6 @@ private:
         log_->flush();
         notifier_.stopping();
         std::_Exit(0);
-    }
-
-    static std::string first_line(const std::string& s) {
-        auto e = s.find_last_not_of(" \n");
-        std::string t = s.substr(0, e == std::string::npos ? 0 : e + 1);
-        std::replace(t.begin(), t.end(), '\n', ' ');
-        return t;
     }
 
     config::Config cfg_;

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <pqxx/pqxx>
 
+#include "config/text.hpp"
 #include "daemon/control.hpp"
 
 namespace cdpsync::daemon {
@@ -35,53 +36,45 @@ std::string bar(const RunProgress& p) {
 
 }  // namespace
 
-std::optional<int> resync_through_daemon(const config::Config& cfg, const ResyncAsk& ask, std::ostream& out,
-                                         std::ostream& err) {
-    const auto& schema = cfg.database.schema;
-    auto conn = connect(cfg.database.dsn, "cdp-sync resync");
-    auto leader = current_leader(*conn, schema);
-    if (!leader) return std::nullopt;
-    ensure_daemon_tables(*conn, schema);
-    char host[256] = {};
-    ::gethostname(host, sizeof host - 1);
-    const int64_t id = enqueue_resync(*conn, schema, fmt::format("cdp-sync resync (pid {} on {})", ::getpid(), host),
-                                      ask.force, ask.only_groups);
-    err << fmt::format("a cdp-sync daemon (pid {} on {}) leads schema {}: asked it for a full resync (request {}); "
-                       "waiting for it\n",
-                       leader->pid ? std::to_string(*leader->pid) : "?", leader->host.empty() ? "?" : leader->host,
-                       schema, id)
-        << std::flush;
+namespace {
 
+using Kind = DaemonResync::Kind;
+
+DaemonResync finished(int exit_code) { return DaemonResync{Kind::finished, exit_code, ""}; }
+
+// Waits for request `id` on `conn` until the daemon finished it (or withdraws it when the
+// daemon went away before taking it). Throws when PostgreSQL fails meanwhile.
+DaemonResync wait_for_request(pqxx::connection& conn, const std::string& schema, int64_t id, const ResyncAsk& ask,
+                              std::ostream& out, std::ostream& err) {
     // A plain time point and a flag: GCC 12 warns (wrongly) about an optional one here.
     Clock::time_point no_leader_since{};
     bool leaderless = false;
     std::string last_line;
     bool drew = false;
     while (true) {
-        auto request = get_resync(*conn, schema, id);
+        auto request = get_resync(conn, schema, id);
         if (!request) {
             err << "the resync request disappeared (deleted by hand?)\n";
-            return 1;
+            return finished(1);
         }
         if (request->finished) {
             if (drew) err << "\n";
             out << request->message;
             if (!request->message.empty() && request->message.back() != '\n') out << "\n";
             out << std::flush;
-            return request->exit_code.value_or(1);
+            return finished(request->exit_code.value_or(1));
         }
         if (!request->started) {
-            if (current_leader(*conn, schema)) {
+            if (current_leader(conn, schema)) {
                 leaderless = false;
             } else if (!leaderless) {
                 leaderless = true;
                 no_leader_since = Clock::now();
-            } else if (Clock::now() - no_leader_since > 10s && withdraw_resync(*conn, schema, id)) {
+            } else if (Clock::now() - no_leader_since > 10s && withdraw_resync(conn, schema, id)) {
                 if (drew) err << "\n";
-                err << "the daemon went away before taking the request; doing the resync here\n";
-                return std::nullopt;
+                return DaemonResync{Kind::not_queued, 1, "the daemon went away before taking the request"};
             }
-        } else if (auto p = running_run(*conn, schema)) {
+        } else if (auto p = running_run(conn, schema)) {
             const std::string line = bar(*p);
             if (ask.progress_bar) {
                 err << "\r" << line << "\033[K" << std::flush;
@@ -92,6 +85,42 @@ std::optional<int> resync_through_daemon(const config::Config& cfg, const Resync
             }
         }
         std::this_thread::sleep_for(300ms);
+    }
+}
+
+}  // namespace
+
+DaemonResync resync_through_daemon(const config::Config& cfg, const ResyncAsk& ask, std::ostream& out,
+                                   std::ostream& err) {
+    const auto& schema = cfg.database.schema;
+    std::unique_ptr<pqxx::connection> conn;
+    int64_t id = 0;
+    try {
+        conn = connect(cfg.database.dsn, "cdp-sync resync");
+        auto leader = current_leader(*conn, schema);
+        if (!leader) return DaemonResync{Kind::not_queued, 1, ""};
+        ensure_daemon_tables(*conn, schema);
+        char host[256] = {};
+        ::gethostname(host, sizeof host - 1);
+        id = enqueue_resync(*conn, schema, fmt::format("cdp-sync resync (pid {} on {})", ::getpid(), host), ask.force,
+                            ask.only_groups);
+        err << fmt::format("a cdp-sync daemon (pid {} on {}) leads schema {}: asked it for a full resync (request {}); "
+                           "waiting for it\n",
+                           leader->pid ? std::to_string(*leader->pid) : "?", leader->host.empty() ? "?" : leader->host,
+                           schema, id)
+            << std::flush;
+    } catch (const pqxx::in_doubt_error& e) {  // the commit of the request: it may be queued
+        return DaemonResync{Kind::lost, 1, "the resync request may be queued: " + text::one_line(e.what())};
+    } catch (const std::exception& e) {
+        return DaemonResync{Kind::not_queued, 1, text::one_line(e.what())};
+    }
+    try {
+        return wait_for_request(*conn, schema, id, ask, out, err);
+    } catch (const std::exception& e) {
+        return DaemonResync{Kind::lost, 1,
+                            fmt::format("lost sight of resync request {} ({}); the daemon may still run it: see "
+                                        "cdp-sync status",
+                                        id, text::one_line(e.what()))};
     }
 }
 

@@ -21,11 +21,25 @@ struct ResyncAsk {
     bool progress_bar = false;  // stderr is a terminal: one redrawn line instead of phase lines
 };
 
-// nullopt: no daemon leads (or it went away before taking the request); the caller runs the
-// resync itself. Otherwise the exit code of the daemon's run (as `resync` defines them); the
-// run's report goes to `out`, progress to `err`. Throws when PostgreSQL cannot be reached.
-std::optional<int> resync_through_daemon(const config::Config& config, const ResyncAsk& ask, std::ostream& out,
-                                         std::ostream& err);
+// How handing a resync to the daemon ended; the caller decides from `kind` alone.
+struct DaemonResync {
+    enum class Kind {
+        not_queued,  // no daemon leads, PostgreSQL was unreachable, or the daemon went away
+                     // and the request was withdrawn: nobody will run it, the caller may
+        finished,    // the daemon ran it: exit_code is the run's (as `resync` defines them)
+        lost,        // queued, then waiting for it failed: the daemon may still run it, so
+                     // the caller must not run it too
+    };
+    Kind kind = Kind::not_queued;
+    int exit_code = 1;
+    std::string error;  // lost, not_queued (except when no daemon leads): why, one line
+};
+
+// Asks the leading daemon for a full resync and waits for it; the run's report goes to
+// `out`, progress to `err`. Never throws: a failure before the request is queued is
+// not_queued, one after it is lost.
+DaemonResync resync_through_daemon(const config::Config& config, const ResyncAsk& ask, std::ostream& out,
+                                   std::ostream& err);
 
 // A progress bar on a terminal for a run this process makes (the no-daemon path of resync):
 // a thread with its own connection redraws one line from the run and op tables every 300 ms

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <ctime>
 
+#include "config/text.hpp"
+
 namespace cdpsync::http {
 
 std::optional<std::string> transient_reason(const Result& result) {
@@ -32,13 +34,6 @@ std::optional<std::string> transient_reason(const Result& result) {
 }
 
 namespace {
-
-std::string trim(const std::string& s) {
-    size_t b = 0, e = s.size();
-    while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-    while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-    return s.substr(b, e - b);
-}
 
 int month_index(const char* name) {
     static const char* const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -105,7 +100,7 @@ std::optional<std::time_t> parse_http_date(const std::string& s) {
 
 std::optional<std::chrono::milliseconds> parse_retry_after(const std::string& value,
                                                            std::chrono::system_clock::time_point now) {
-    const std::string s = trim(value);
+    const std::string s = text::trim(value);
     if (s.empty()) return std::nullopt;
     if (std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); })) {
         // delta-seconds; anything beyond a day is clamped rather than overflowing.

@@ -3,9 +3,11 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 #include <string>
 
+#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -18,48 +20,9 @@ using cdpsync::sim::FaultConfig;
 using cdpsync::sim::Server;
 using cdpsync::sim::ServerOptions;
 
-const char* const kUsage = R"(usage: cdp-sync-sim [options]
-
-A stand-in for the CDP open API (in memory), with fault injection and an admin API
-under /__sim/. Prints "listening on URL" once bound; stops on SIGINT/SIGTERM.
-
-  --address ADDR          bind address (default 127.0.0.1)
-  --port N                port (default 0: any free port)
-  --prefix PATH           CDP path prefix (default /openapi)
-  --token-file FILE       the token CDP calls must carry (else $CDP_SIM_TOKEN, else "sim-token")
-  --auth-failure MODE     http401 (default) or code: how a bad token is refused
-  --rate-limit-qps N      requests per second before 429 (default 0: no limit)
-  --max-page-size N       largest page returned (default 1000)
-  --tls-cert FILE         serve HTTPS with this certificate chain (PEM) ...
-  --tls-key FILE          ... and this private key (PEM)
-  --faults FILE           fault rules (YAML, see docs/simulator.md)
-  --fault KEY=VALUE       one global rule key, e.g. error_5xx_probability=0.05 (repeatable);
-                          ENDPOINT.KEY=VALUE for one endpoint, e.g. customerAddGroups.reset_probability=0.1
-  --quirk SECTION.KEY=VALUE  a CDP behaviour the API document allows, off by default
-                          (repeatable; docs/simulator.md, "Quirks")
-  --seed N                fault RNG seed (default 1)
-  --threads N             server threads (default 1)
-  --capture N             keep the last N requests for GET /__sim/requests (default 0)
-  --longs-as-strings      reply ids, totals and paging numbers as JSON strings
-  --seed-demo             start with a few demo folders, groups and customers
-  --log-level LEVEL       trace, debug, info (default), warn, error
-  --help                  this text
-)";
-
 [[noreturn]] void usage_error(const std::string& msg) {
-    std::cerr << "cdp-sync-sim: " << msg << "\n(see --help)\n";
+    std::cerr << "cdp-sync-sim: " << msg << " (see --help)\n";
     std::exit(2);
-}
-
-long long to_number(const std::string& flag, const std::string& value) {
-    try {
-        size_t used = 0;
-        long long v = std::stoll(value, &used);
-        if (used != value.size()) throw std::invalid_argument(value);
-        return v;
-    } catch (const std::exception&) {
-        usage_error(flag + " needs an integer, got '" + value + "'");
-    }
 }
 
 std::string read_token_file(const std::string& path) {
@@ -71,6 +34,65 @@ std::string read_token_file(const std::string& path) {
     while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ')) t.pop_back();
     if (t.empty()) usage_error("token file " + path + " is empty");
     return t;
+}
+
+// "/cdp/" -> "/cdp"; "cdp" -> "/cdp".
+std::string normal_prefix(std::string prefix) {
+    if (prefix.empty() || prefix.front() != '/') prefix.insert(0, "/");
+    while (prefix.size() > 1 && prefix.back() == '/') prefix.pop_back();
+    if (prefix.rfind("/__sim", 0) == 0) usage_error("--prefix must not be under /__sim");
+    return prefix;
+}
+
+// Everything the command line sets; what needs more than a parse is finished in main.
+struct SimArgs {
+    ServerOptions server;
+    std::string token_file;
+    std::string faults_file;
+    std::vector<std::string> fault_flags;
+    std::vector<std::string> quirk_flags;
+    std::string log_level = "info";
+    bool demo = false;
+};
+
+// Every flag of cdp-sync-sim, one line each (docs/simulator.md lists them).
+void add_flags(CLI::App& app, SimArgs& a) {
+    auto& s = a.server;
+    app.add_option("--address", s.address, "bind address (default 127.0.0.1)")->type_name("ADDR");
+    app.add_option("--port", s.port, "port (default 0: any free port)")->type_name("N");
+    app.add_option("--prefix", s.prefix, "CDP path prefix (default /openapi)")->type_name("PATH");
+    app.add_option("--token-file", a.token_file,
+                   "the token CDP calls must carry (else $CDP_SIM_TOKEN, else \"sim-token\")")->type_name("FILE");
+    app.add_option_function<std::string>(
+           "--auth-failure",
+           [&s](const std::string& v) { s.auth_failure = v == "code" ? AuthFailure::code_minus_1 : AuthFailure::http_401; },
+           "http401 (default) or code: how a bad token is refused")
+        ->type_name("MODE")->check(CLI::IsMember({"http401", "401", "code"}).description(""));
+    app.add_option("--rate-limit-qps", s.rate_limit_qps, "requests per second before 429 (default 0: no limit)")
+        ->type_name("N");
+    app.add_option("--max-page-size", s.max_page_size, "largest page returned (default 1000)")
+        ->type_name("N")->check(CLI::Range(int64_t{1}, INT64_MAX).description(""));
+    auto* cert = app.add_option("--tls-cert", s.tls_cert_file, "serve HTTPS with this certificate chain (PEM) ...")
+        ->type_name("FILE");
+    auto* key = app.add_option("--tls-key", s.tls_key_file, "... and this private key (PEM)")->type_name("FILE");
+    cert->needs(key);
+    key->needs(cert);
+    app.add_option("--faults", a.faults_file, "fault rules (YAML, see docs/simulator.md)")->type_name("FILE");
+    app.add_option("--fault", a.fault_flags,
+                   "one global rule key, e.g. error_5xx_probability=0.05 (repeatable); ENDPOINT.KEY=VALUE for one "
+                   "endpoint, e.g. customerAddGroups.reset_probability=0.1")
+        ->type_name("KEY=VALUE");
+    app.add_option("--quirk", a.quirk_flags,
+                   "a CDP behaviour the API document allows, off by default (repeatable; docs/simulator.md, Quirks)")
+        ->type_name("SECTION.KEY=VALUE");
+    app.add_option("--seed", s.seed, "fault RNG seed (default 1)")->type_name("N");
+    app.add_option("--threads", s.threads, "server threads (default 1)")->type_name("N")->check(CLI::Range(1, 64).description(""));
+    app.add_option("--capture", s.request_capture, "keep the last N requests for GET /__sim/requests (default 0)")
+        ->type_name("N");
+    app.add_flag("--longs-as-strings", s.longs_as_strings, "reply ids, totals and paging numbers as JSON strings");
+    app.add_flag("--seed-demo", a.demo, "start with a few demo folders, groups and customers");
+    app.add_option("--log-level", a.log_level, "trace, debug, info (default), warn, error")
+        ->type_name("LEVEL")->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}).description(""));
 }
 
 // "key=value" sets a global rule key, "endpoint.key=value" an endpoint's (over the global).
@@ -111,75 +133,33 @@ void seed_demo(cdpsync::sim::State& state) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    ServerOptions opts;
-    opts.port = 0;
-    if (const char* t = std::getenv("CDP_SIM_TOKEN"); t && *t) opts.token = t;
-    std::string faults_file;
-    std::vector<std::string> fault_flags;
-    std::vector<std::string> quirk_flags;
-    std::string log_level = "info";
-    bool demo = false;
-
-    for (int i = 1; i < argc; ++i) {
-        const std::string flag = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) usage_error(flag + " needs a value");
-            return argv[++i];
-        };
-        if (flag == "--help" || flag == "-h") {
-            std::cout << kUsage;
-            return 0;
-        } else if (flag == "--address") opts.address = value();
-        else if (flag == "--port") {
-            auto p = to_number(flag, value());
-            if (p < 0 || p > 65535) usage_error("--port out of range");
-            opts.port = static_cast<uint16_t>(p);
-        } else if (flag == "--prefix") {
-            opts.prefix = value();
-            if (opts.prefix.empty() || opts.prefix.front() != '/') opts.prefix.insert(0, "/");
-            while (opts.prefix.size() > 1 && opts.prefix.back() == '/') opts.prefix.pop_back();
-            if (opts.prefix.rfind("/__sim", 0) == 0) usage_error("--prefix must not be under /__sim");
-        } else if (flag == "--token-file") opts.token = read_token_file(value());
-        else if (flag == "--auth-failure") {
-            const std::string v = value();
-            if (v == "http401" || v == "401") opts.auth_failure = AuthFailure::http_401;
-            else if (v == "code") opts.auth_failure = AuthFailure::code_minus_1;
-            else usage_error("--auth-failure is http401 or code");
-        } else if (flag == "--rate-limit-qps") {
-            try {
-                opts.rate_limit_qps = std::stod(value());
-            } catch (const std::exception&) {
-                usage_error("--rate-limit-qps needs a number");
-            }
-        } else if (flag == "--max-page-size") {
-            opts.max_page_size = to_number(flag, value());
-            if (opts.max_page_size < 1) usage_error("--max-page-size must be at least 1");
-        } else if (flag == "--tls-cert") opts.tls_cert_file = value();
-        else if (flag == "--tls-key") opts.tls_key_file = value();
-        else if (flag == "--faults") faults_file = value();
-        else if (flag == "--fault") fault_flags.push_back(value());
-        else if (flag == "--quirk") quirk_flags.push_back(value());
-        else if (flag == "--seed") opts.seed = static_cast<uint64_t>(to_number(flag, value()));
-        else if (flag == "--threads") {
-            opts.threads = static_cast<int>(to_number(flag, value()));
-            if (opts.threads < 1 || opts.threads > 64) usage_error("--threads must be 1..64");
-        } else if (flag == "--capture") opts.request_capture = static_cast<size_t>(to_number(flag, value()));
-        else if (flag == "--seed-demo") demo = true;
-        else if (flag == "--longs-as-strings") opts.longs_as_strings = true;
-        else if (flag == "--log-level") log_level = value();
-        else usage_error("unknown option " + flag);
+    SimArgs args;
+    if (const char* t = std::getenv("CDP_SIM_TOKEN"); t && *t) args.server.token = t;
+    CLI::App app(
+        "A stand-in for the CDP open API (in memory), with fault injection and an admin API\n"
+        "under /__sim/. Prints \"listening on URL\" once bound; stops on SIGINT/SIGTERM.",
+        "cdp-sync-sim");
+    add_flags(app, args);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp&) {
+        std::cout << app.help();
+        return 0;
+    } catch (const CLI::ParseError& e) {
+        usage_error(e.what());
     }
-    if (opts.tls_cert_file.empty() != opts.tls_key_file.empty())
-        usage_error("--tls-cert and --tls-key go together");
+    ServerOptions& opts = args.server;
+    opts.prefix = normal_prefix(opts.prefix);
+    if (!args.token_file.empty()) opts.token = read_token_file(args.token_file);
 
     auto log = spdlog::stderr_color_mt("sim");
-    log->set_level(spdlog::level::from_str(log_level));
+    log->set_level(spdlog::level::from_str(args.log_level));
     opts.logger = log;
 
     try {
-        if (!faults_file.empty()) opts.faults = FaultConfig::from_yaml_file(faults_file);
-        for (const auto& f : fault_flags) apply_fault_flag(opts.faults, f);
-        for (const auto& q : quirk_flags) opts.quirks.set_flag(q);
+        if (!args.faults_file.empty()) opts.faults = FaultConfig::from_yaml_file(args.faults_file);
+        for (const auto& f : args.fault_flags) apply_fault_flag(opts.faults, f);
+        for (const auto& q : args.quirk_flags) opts.quirks.set_flag(q);
     } catch (const std::exception& e) {
         usage_error(e.what());
     }
@@ -193,7 +173,7 @@ int main(int argc, char** argv) {
 
     try {
         Server server(opts);
-        if (demo) seed_demo(server.state());
+        if (args.demo) seed_demo(server.state());
         server.start();
         std::cout << "admin API at " << server.root_url() << "/__sim/\n"
                   << "listening on " << server.base_url() << std::endl;

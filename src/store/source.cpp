@@ -1,8 +1,11 @@
 // The source: the user's desired-memberships and desired-groups queries, run once each
 // straight into session temp tables (never through this process's memory), every row
 // checked in SQL. Invalid rows are kept with their reason for the report.
+#include <functional>
+
 #include <pqxx/pqxx>
 
+#include "config/text.hpp"
 #include "store/store.hpp"
 
 namespace cdpsync::store {
@@ -26,7 +29,71 @@ std::string name_reason_sql(const std::string& n) {
            " END";
 }
 
+// The desired memberships as the run reads them: (customer_id, group_name, reason,
+// raw_customer), every row checked. The query needs at least two columns.
+std::string membership_select(const std::string& query) {
+    return "SELECT CASE WHEN reason IS NULL THEN cid::bigint END, name, reason,"
+           "        CASE WHEN reason IS NOT NULL THEN left(cid, 40) END"
+           " FROM (SELECT c.cid, c.name, CASE"
+           "   WHEN c.cid IS NULL THEN 'null customer id'"
+           "   WHEN c.cid !~ '^\\s*[+-]?[0-9]{1,30}\\s*$' THEN 'customer id is not an integer'"
+           "   WHEN c.cid::numeric <= 0 THEN 'non-positive customer id'"
+           "   WHEN c.cid::numeric > 9223372036854775807 THEN 'customer id out of range'"
+           "   ELSE " + name_reason_sql("c.name") + " END AS reason"
+           "  FROM (SELECT q.customer_id::text AS cid, q.group_name::text AS name"
+           "        FROM " + subquery(query) + " AS q (customer_id, group_name)) c) v";
+}
+
+// The desired groups as the run reads them: (name, description, folder, reason). The query
+// has one to three columns that matter (name, description, folder); more are ignored.
+// Throws SourceError when it has none, pqxx::sql_error when it does not run.
+std::string group_select(pqxx::transaction_base& tx, const std::string& query) {
+    const auto cols = tx.exec("SELECT * FROM " + subquery(query) + " AS q LIMIT 0").columns();
+    if (cols < 1) throw SourceError("database.desired_groups returns no columns");
+    std::string alias = "name";
+    std::string desc = "NULL::text", folder = "NULL::text";
+    if (cols >= 2) { alias += ", description"; desc = "q.description::text"; }
+    if (cols >= 3) { alias += ", folder"; folder = "nullif(q.folder::text, '')"; }
+    for (pqxx::row::size_type i = 3; i < cols; ++i) alias += ", extra" + std::to_string(i);
+    return "SELECT q.name::text, " + desc + ", " + folder + ", " + name_reason_sql("q.name::text") + " FROM " +
+           subquery(query) + " AS q (" + alias + ")";
+}
+
+// Runs `select` with no rows in a transaction rolled back; the problem, or "" when it runs.
+std::string try_select(pqxx::connection& conn, const std::function<std::string(pqxx::work&)>& select) {
+    pqxx::work tx(conn);
+    try {
+        tx.exec0("SET LOCAL statement_timeout = '30s'");
+        tx.exec("SELECT * FROM (" + select(tx) + ") AS checked LIMIT 0");
+        return "";
+    } catch (const pqxx::sql_error& e) {
+        return text::one_line(e.what());
+    } catch (const SourceError& e) {
+        return e.what();
+    }
+}
+
 }  // namespace
+
+std::vector<QueryCheck> check_source_queries(pqxx::connection& conn, const config::DatabaseConfig& db) {
+    std::vector<QueryCheck> out;
+    out.push_back({"database.desired_memberships",
+                   try_select(conn, [&](pqxx::work&) { return membership_select(db.desired_memberships); })});
+    if (!db.desired_groups.empty())
+        out.push_back({"database.desired_groups",
+                       try_select(conn, [&](pqxx::work& tx) { return group_select(tx, db.desired_groups); })});
+    if (!db.change_query.empty()) {  // the daemon runs it as it is, every poll
+        pqxx::work tx(conn);
+        try {
+            tx.exec0("SET LOCAL statement_timeout = '30s'");
+            tx.exec(db.change_query);
+            out.push_back({"database.change_query", ""});
+        } catch (const pqxx::sql_error& e) {
+            out.push_back({"database.change_query", text::one_line(e.what())});
+        }
+    }
+    return out;
+}
 
 SourceStats Store::load_source(const config::DatabaseConfig& db, const std::vector<std::string>& only_groups) {
     SourceStats stats;
@@ -38,17 +105,8 @@ SourceStats Store::load_source(const config::DatabaseConfig& db, const std::vect
              " retained boolean NOT NULL DEFAULT false)");
 
     const std::string membership_sql =
-        "INSERT INTO pg_temp.cdp_src (customer_id, group_name, reason, raw_customer)"
-        " SELECT CASE WHEN reason IS NULL THEN cid::bigint END, name, reason,"
-        "        CASE WHEN reason IS NOT NULL THEN left(cid, 40) END"
-        " FROM (SELECT c.cid, c.name, CASE"
-        "   WHEN c.cid IS NULL THEN 'null customer id'"
-        "   WHEN c.cid !~ '^\\s*[+-]?[0-9]{1,30}\\s*$' THEN 'customer id is not an integer'"
-        "   WHEN c.cid::numeric <= 0 THEN 'non-positive customer id'"
-        "   WHEN c.cid::numeric > 9223372036854775807 THEN 'customer id out of range'"
-        "   ELSE " + name_reason_sql("c.name") + " END AS reason"
-        "  FROM (SELECT q.customer_id::text AS cid, q.group_name::text AS name"
-        "        FROM " + subquery(db.desired_memberships) + " AS q (customer_id, group_name)) c) v";
+        "INSERT INTO pg_temp.cdp_src (customer_id, group_name, reason, raw_customer) " +
+        membership_select(db.desired_memberships);
     try {
         pqxx::subtransaction sub(tx, "membership_source");
         sub.exec0(membership_sql);
@@ -60,17 +118,8 @@ SourceStats Store::load_source(const config::DatabaseConfig& db, const std::vect
     if (!db.desired_groups.empty()) {
         try {
             pqxx::subtransaction sub(tx, "group_source");
-            auto shape = sub.exec("SELECT * FROM " + subquery(db.desired_groups) + " AS q LIMIT 0");
-            auto cols = shape.columns();
-            if (cols < 1) throw SourceError("database.desired_groups returns no columns");
-            std::string alias = "name";
-            std::string desc = "NULL::text", folder = "NULL::text";
-            if (cols >= 2) { alias += ", description"; desc = "q.description::text"; }
-            if (cols >= 3) { alias += ", folder"; folder = "nullif(q.folder::text, '')"; }
-            for (pqxx::row::size_type i = 3; i < cols; ++i) alias += ", extra" + std::to_string(i);
-            sub.exec0("INSERT INTO pg_temp.cdp_desired_group (name, description, folder, reason)"
-                      " SELECT q.name::text, " + desc + ", " + folder + ", " + name_reason_sql("q.name::text") +
-                      " FROM " + subquery(db.desired_groups) + " AS q (" + alias + ")");
+            sub.exec0("INSERT INTO pg_temp.cdp_desired_group (name, description, folder, reason) " +
+                      group_select(sub, db.desired_groups));
             sub.commit();
         } catch (const pqxx::sql_error& e) {
             throw SourceError(std::string("database.desired_groups failed: ") + e.what());

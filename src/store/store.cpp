@@ -7,11 +7,6 @@
 
 namespace cdpsync::store {
 
-bool is_plain_identifier(const std::string& name) {
-    static const std::regex re("[A-Za-z_][A-Za-z0-9_]{0,62}");
-    return std::regex_match(name, re);
-}
-
 std::string redact_dsn(const std::string& dsn) {
     // URI form: scheme://user:password@host
     static const std::regex uri(R"(^(postgres(?:ql)?://[^:/@]*:)[^@]*@)");
@@ -26,27 +21,14 @@ std::string redact_dsn(const std::string& dsn) {
 }
 
 std::string to_pg_array(const std::vector<int64_t>& values) {
-    std::string s = "{";
-    for (size_t i = 0; i < values.size(); ++i) {
-        if (i) s += ',';
-        s += std::to_string(values[i]);
-    }
-    s += '}';
-    return s;
+    return "{" + pqxx::separated_list(",", values.begin(), values.end()) + "}";
 }
 
 std::vector<int64_t> parse_pg_array(const std::string& text) {
     std::vector<int64_t> out;
-    std::string cur;
-    for (char c : text) {
-        if ((c >= '0' && c <= '9') || c == '-') {
-            cur += c;
-        } else if (!cur.empty()) {
-            out.push_back(std::stoll(cur));
-            cur.clear();
-        }
-    }
-    if (!cur.empty()) out.push_back(std::stoll(cur));
+    pqxx::array_parser parser(text.c_str());  // digits and '-' only: any client encoding reads it
+    for (auto [kind, value] = parser.get_next(); kind != pqxx::array_parser::done; std::tie(kind, value) = parser.get_next())
+        if (kind == pqxx::array_parser::string_value) pqxx::from_string(value, out.emplace_back());
     return out;
 }
 

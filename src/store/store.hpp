@@ -32,6 +32,7 @@
 #include <spdlog/logger.h>
 
 #include "config/config.hpp"
+#include "config/text.hpp"
 
 namespace cdpsync::store {
 
@@ -43,11 +44,11 @@ public:
     using std::runtime_error::runtime_error;
 };
 
-// True for a plain SQL identifier: [A-Za-z_][A-Za-z0-9_]{0,62}.
-bool is_plain_identifier(const std::string& name);
+// The schema-name rule (config/text.hpp): the one database.schema is validated with.
+using text::is_plain_identifier;
 // The DSN with any password replaced by "***" (key=value and URI forms), safe to log.
 std::string redact_dsn(const std::string& dsn);
-// Postgres array text literal of bigints and back: {1,2,3}.
+// Postgres array text literal of bigints and back: {1,2,3} (libpqxx's conversions).
 std::string to_pg_array(const std::vector<int64_t>& values);
 std::vector<int64_t> parse_pg_array(const std::string& text);
 
@@ -189,6 +190,15 @@ struct SnapshotCursor {
     int page_size = 0;  // page numbers count pages of this size
     bool done = false;
 };
+
+// One configured query tried the way a run uses it, without reading rows (`check`).
+struct QueryCheck {
+    std::string key;      // "database.desired_memberships"
+    std::string problem;  // "" when it runs
+};
+// desired_memberships, and desired_groups and change_query when set. A dead PostgreSQL
+// throws; a query that does not run is a problem in the result.
+std::vector<QueryCheck> check_source_queries(pqxx::connection& conn, const config::DatabaseConfig& db);
 
 // A connection that fails after PostgreSQL restarts instead of reconnecting behind the
 // caller's back (pqxx 6 would, losing advisory locks and temp tables without a word).

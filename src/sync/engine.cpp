@@ -15,20 +15,13 @@
 #include "cdp/api.hpp"
 #include "config/token.hpp"
 #include "sync/steps.hpp"
+#include "config/text.hpp"
 
 namespace cdpsync::sync {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// PostgreSQL's messages span lines (LINE 1: ... ^); the run summary is one line.
-std::string one_line(std::string s) {
-    for (auto& c : s)
-        if (c == '\n' || c == '\r') c = ' ';
-    while (!s.empty() && s.back() == ' ') s.pop_back();
-    return s;
-}
 
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
@@ -149,7 +142,7 @@ struct Engine::Impl {
                 try {
                     r.source = store.load_source(cfg.database, only_groups);
                 } catch (const store::SourceError& e) {
-                    fatal = one_line(e.what());
+                    fatal = text::one_line(e.what());
                 }
                 r.counts.rows_read = r.source.rows_read;
                 r.counts.rows_rejected = r.source.rows_rejected;
@@ -402,7 +395,7 @@ PlanReport Engine::plan(const PlanRequest& request) {
     try {
         p.source = st.load_source(im.cfg.database, request.only_groups);
     } catch (const store::SourceError& e) {
-        p.error = one_line(e.what());
+        p.error = text::one_line(e.what());
         return p;
     }
     if (p.source.rows_rejected > 0) im.log_rejects(p.source);

@@ -1,22 +1,15 @@
 // `cdp-sync api ...` as an operator runs it: the built binary in a subprocess, against an
 // in-process simulator, with a temporary config file and the token in an environment variable.
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "sim/server.hpp"
-
-extern char** environ;
+#include "support/child_process.hpp"
 
 namespace cdpsync::cli {
 namespace {
@@ -31,13 +24,6 @@ struct CliRun {
     std::string out;
     std::string err;
 };
-
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
 
 class Cli : public ::testing::Test {
 protected:
@@ -79,46 +65,14 @@ protected:
 
     // Runs cdp-sync with the given arguments (no --config added) and the fixture's env.
     CliRun run_raw(const std::vector<std::string>& args) {
-        const std::string binary = std::string(CDP_SYNC_BINARY_DIR) + "/cdp-sync";
-        if (!fs::exists(binary)) throw std::runtime_error(binary + " is missing: build the cdp-sync target first");
-        const fs::path out = dir / "stdout", err = dir / "stderr";
-        posix_spawn_file_actions_t actions;
-        posix_spawn_file_actions_init(&actions);
-        posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-        std::vector<std::string> argv_s{binary};
-        argv_s.insert(argv_s.end(), args.begin(), args.end());
-        std::vector<char*> argv;
-        for (auto& a : argv_s) argv.push_back(a.data());
-        argv.push_back(nullptr);
-
-        std::map<std::string, std::string> merged;
-        for (char** e = environ; *e; ++e) {
-            std::string kv = *e;
-            const auto eq = kv.find('=');
-            if (eq != std::string::npos) merged[kv.substr(0, eq)] = kv.substr(eq + 1);
-        }
-        merged.erase("CDP_SYNC_CONFIG");
-        for (const auto& [k, v] : env) merged[k] = v;
-        for (const auto& k : unset_env) merged.erase(k);
-        std::vector<std::string> env_s;
-        for (const auto& [k, v] : merged) env_s.push_back(k + "=" + v);
-        std::vector<char*> envp;
-        for (auto& e : env_s) envp.push_back(e.data());
-        envp.push_back(nullptr);
-
-        pid_t pid = 0;
-        const int rc = posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv.data(), envp.data());
-        posix_spawn_file_actions_destroy(&actions);
-        if (rc != 0) throw std::runtime_error("posix_spawn failed");
-        int status = 0;
-        waitpid(pid, &status, 0);
-        CliRun r;
-        r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        r.out = slurp(out);
-        r.err = slurp(err);
-        return r;
+        testing::ChildOptions o;
+        o.stdout_path = dir / "stdout";
+        o.stderr_path = dir / "stderr";
+        o.set_env = env;
+        o.unset_env = unset_env;
+        if (!env.count("CDP_SYNC_CONFIG")) o.unset_env.push_back("CDP_SYNC_CONFIG");  // only the test's own
+        const auto f = testing::run_to_end(testing::built_binary("cdp-sync"), args, o);
+        return CliRun{f.exit_code, f.out, f.err};
     }
 
     CliRun run(std::vector<std::string> args) {

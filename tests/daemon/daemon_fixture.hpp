@@ -1,11 +1,8 @@
 // Shared set-up for the daemon tests: the built cdp-sync binary run as a child process with
 // a config of the test's own (its schema, its source tables, an in-process simulator, a
-// 1-second poll), against a real PostgreSQL (CDP_SYNC_TEST_DSN, required).
+// 1-second poll), against a real PostgreSQL (CDP_SYNC_TEST_DSN, else skipped).
 #pragma once
 
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -19,6 +16,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -28,13 +26,15 @@
 #include <spdlog/spdlog.h>
 
 #include "sim/server.hpp"
+#include "support/child_process.hpp"
+#include "support/pg.hpp"
 
 namespace cdpsync::testing {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-inline std::string binary() { return std::string(CDP_SYNC_BINARY_DIR) + "/cdp-sync"; }
+inline std::string binary() { return built_binary("cdp-sync"); }
 
 // Polls `pred` every 50 ms until it holds or `timeout` passes; returns whether it held.
 inline bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
@@ -59,62 +59,22 @@ inline int count_of(const std::string& text, const std::string& needle) {
     return n;
 }
 
-// A child process running the cdp-sync binary; stdout and stderr go to `output`.
-class Child {
+// The cdp-sync binary as a child process; stdout and stderr go (appended) to `output`.
+class Child : public ChildProcess {
 public:
     Child(const std::vector<std::string>& args, const std::filesystem::path& output,
-          const std::vector<std::pair<std::string, std::string>>& env = {}) {
-        pid_ = ::fork();
-        if (pid_ == 0) {
-            int fd = ::open(output.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-            ::dup2(fd, 1);
-            ::dup2(fd, 2);
-            for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
-            sigset_t none;
-            sigemptyset(&none);
-            ::sigprocmask(SIG_SETMASK, &none, nullptr);
-            std::vector<char*> argv;
-            std::string bin = binary();
-            argv.push_back(bin.data());
-            std::vector<std::string> copy = args;
-            for (auto& a : copy) argv.push_back(a.data());
-            argv.push_back(nullptr);
-            ::execv(bin.c_str(), argv.data());
-            ::_exit(127);
-        }
-    }
-    ~Child() {
-        if (running()) {
-            ::kill(pid_, SIGKILL);
-            wait(5s);
-        }
-    }
-    Child(const Child&) = delete;
-    Child& operator=(const Child&) = delete;
-
-    int pid() const { return pid_; }
-    void signal(int sig) { ::kill(pid_, sig); }
-    bool running() {
-        if (exited_) return false;
-        int status = 0;
-        if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-            exited_ = true;
-            status_ = status;
-            return false;
-        }
-        return true;
-    }
-    // The exit code once it exited within `timeout` (128+signal when killed), else nullopt.
-    std::optional<int> wait(std::chrono::milliseconds timeout) {
-        if (!eventually([&] { return !running(); }, timeout)) return std::nullopt;
-        if (WIFEXITED(status_)) return WEXITSTATUS(status_);
-        return 128 + WTERMSIG(status_);
-    }
+          const std::vector<std::pair<std::string, std::string>>& env = {})
+        : ChildProcess(binary(), args, options(output, env)) {}
 
 private:
-    int pid_ = -1;
-    bool exited_ = false;
-    int status_ = 0;
+    static ChildOptions options(const std::filesystem::path& output,
+                                const std::vector<std::pair<std::string, std::string>>& env) {
+        ChildOptions o;
+        o.stdout_path = output;
+        o.append = true;
+        o.set_env.insert(env.begin(), env.end());
+        return o;
+    }
 };
 
 inline constexpr const char* kDaemonToken = "daemon-test-token";
@@ -122,17 +82,11 @@ inline constexpr const char* kDaemonToken = "daemon-test-token";
 class DaemonTest : public ::testing::Test {
 protected:
     void SetUp() override {
-        const char* d = std::getenv("CDP_SYNC_TEST_DSN");
-        dsn = d ? d : "";
-        ASSERT_FALSE(dsn.empty()) << "CDP_SYNC_TEST_DSN is not set: the daemon tests need a PostgreSQL server "
-                                     "(scripts/pg-cluster.sh start DIR PORT prints a DSN to export)";
+        CDP_SYNC_REQUIRE_PG(dsn);
         ASSERT_TRUE(std::filesystem::exists(binary())) << binary() << " is not built";
         spdlog::set_level(spdlog::level::warn);
-        static int counter = 0;
-        const std::string suffix = "d" + std::to_string(::getpid()) + "_" + std::to_string(++counter);
-        schema = "cdp_sync_" + suffix;
-        src = "src_" + suffix;
-        dir = std::filesystem::temp_directory_path() / ("cdp-sync-daemon-test-" + suffix);
+        std::tie(schema, src) = unique_schemas("d");
+        dir = std::filesystem::temp_directory_path() / ("cdp-sync-daemon-test-" + schema);
         std::filesystem::create_directories(dir);
         create_source();
         ::setenv("CDP_SYNC_DAEMON_TEST_TOKEN", kDaemonToken, 1);
@@ -145,11 +99,12 @@ protected:
     }
 
     void TearDown() override {
+        if (dsn.empty()) return;  // skipped
         daemons.clear();
         if (server) server->stop();
         if (!dsn.empty()) {
             try {
-                exec("DROP SCHEMA IF EXISTS " + schema + " CASCADE; DROP SCHEMA IF EXISTS " + src + " CASCADE");
+                exec(drop_schemas_sql(schema, src));
             } catch (const std::exception&) {
             }
         }
@@ -158,7 +113,7 @@ protected:
     }
 
     void create_source() {
-        exec("CREATE SCHEMA " + src + "; CREATE TABLE " + src + ".m (customer_id bigint, group_name text)");
+        exec(create_source_sql(src));
     }
 
     struct Settings {
@@ -211,17 +166,9 @@ protected:
 
     std::string log_text() { return read_file(dir / "cdp-sync.log"); }
 
-    void exec(const std::string& sql, const std::string& on_dsn = "") {
-        pqxx::connection c(on_dsn.empty() ? dsn : on_dsn);
-        pqxx::work w(c);
-        w.exec(sql);
-        w.commit();
-    }
+    void exec(const std::string& sql, const std::string& on_dsn = "") { pg_exec(on_dsn.empty() ? dsn : on_dsn, sql); }
     int64_t scalar(const std::string& sql, const std::string& on_dsn = "") {
-        pqxx::connection c(on_dsn.empty() ? dsn : on_dsn);
-        pqxx::nontransaction w(c);
-        auto r = w.exec1(sql);
-        return r[0].is_null() ? -1 : r[0].as<int64_t>();
+        return pg_scalar(on_dsn.empty() ? dsn : on_dsn, sql);
     }
 
     void add_rows(int64_t first, int64_t n, const std::string& group, const std::string& on_dsn = "") {

@@ -203,6 +203,44 @@ TEST_F(Daemon, ResyncAsksTheRunningDaemonAndReturnsItsOutcome) {
     EXPECT_TRUE(d.running());
 }
 
+// A request the daemon holds must not also run here: when waiting for it fails (the client's
+// connection is killed), resync reports it and exits 1 instead of running the resync itself.
+TEST_F(Daemon, ResyncQueuedForTheDaemonIsNeverRunHereToo) {
+    add_rows(1, 3, "alpha");
+    const auto config = write_config(Settings{});
+    // A daemon that leads the schema but never takes a request: a session holding the leader lock.
+    pqxx::connection leader(dsn);
+    pqxx::nontransaction(leader).exec1("SELECT pg_advisory_lock(215568387, hashtext('" + schema + "'))");
+    Child resync({"--config", config.string(), "resync"}, dir / "resync.out");
+    auto queued = [&] {
+        try {
+            return scalar("SELECT count(*) FROM " + schema + ".resync_request");
+        } catch (const pqxx::sql_error&) {
+            return int64_t{0};  // no table yet
+        }
+    };
+    ASSERT_TRUE(eventually([&] { return queued() == 1; }, 10s)) << read_file(dir / "resync.out");
+
+    exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'cdp-sync resync'");
+    EXPECT_EQ(resync.wait(10s), std::optional<int>(1)) << read_file(dir / "resync.out");
+    const std::string out = read_file(dir / "resync.out");
+    EXPECT_NE(out.find("the daemon may still run it"), std::string::npos) << out;
+    EXPECT_EQ(out.find("doing the resync here"), std::string::npos) << out;
+    EXPECT_EQ(runs(), 0) << "the resync ran here although the daemon holds the request";
+    EXPECT_EQ(queued(), 1) << "the request stays queued for the daemon";
+    EXPECT_EQ(members("alpha"), 0u);
+}
+
+// Without a daemon, the same command runs the resync here.
+TEST_F(Daemon, ResyncWithoutADaemonRunsHere) {
+    add_rows(1, 3, "alpha");
+    auto [code, out] = run_cli({"--config", write_config(Settings{}).string(), "resync"});
+    EXPECT_EQ(code, 0) << out;
+    EXPECT_EQ(out.find("asked it for a full resync"), std::string::npos) << out;
+    EXPECT_EQ(runs("mode = 'full' AND status = 'succeeded'"), 1);
+    EXPECT_EQ(members("alpha"), 3u);
+}
+
 TEST_F(Daemon, Sigusr1AsksForAFullResyncEvenWithThePeriodicOneOff) {
     Settings s;
     s.full_h = 0;
@@ -276,6 +314,39 @@ TEST_F(Daemon, CheckPassesWithAGoodConfigAndNamesWhatIsWrong) {
     auto [ccode, cout_] = run_cli({"--config", (dir / "broken.yaml").string(), "check"});
     EXPECT_EQ(ccode, 2) << cout_;
     EXPECT_NE(cout_.find("rate_limit_qps"), std::string::npos) << cout_;
+}
+
+// check accepts exactly what a run accepts: a trailing semicolon, a third column in the
+// memberships, desired_groups with its name alone (check used to demand three columns).
+TEST_F(Daemon, CheckAcceptsTheQueriesARunAccepts) {
+    add_rows(1, 2, "alpha");
+    exec("CREATE TABLE " + src + ".g (name text)");
+    exec("INSERT INTO " + src + ".g VALUES ('alpha')");
+    const auto path = write_config(Settings{});
+    std::string text = read_file(path);
+    const std::string from = "desired_memberships: \"SELECT customer_id, group_name FROM " + src + ".m\"";
+    ASSERT_NE(text.find(from), std::string::npos) << text;
+    text.replace(text.find(from), from.size(),
+                 "desired_memberships: \"SELECT customer_id, group_name, 'note' AS note FROM " + src + ".m;\"\n"
+                 "  desired_groups: \"SELECT name FROM " + src + ".g;\"");
+    std::ofstream(path) << text;
+
+    auto [code, out] = run_cli({"--config", path.string(), "check"});
+    EXPECT_EQ(code, 0) << out;
+    EXPECT_NE(out.find("ok    database.desired_groups runs as a sync would run it"), std::string::npos) << out;
+    auto [run_code, run_out] = run_cli({"--config", path.string(), "run", "--once"});
+    EXPECT_EQ(run_code, 0) << run_out;
+    EXPECT_EQ(members("alpha"), 2u);
+
+    // And refuses what a run refuses: memberships with one column.
+    text.replace(text.find("SELECT customer_id, group_name, 'note' AS note"),
+                 std::string("SELECT customer_id, group_name, 'note' AS note").size(), "SELECT customer_id");
+    std::ofstream(path) << text;
+    auto [bad_code, bad_out] = run_cli({"--config", path.string(), "check"});
+    EXPECT_EQ(bad_code, 1) << bad_out;
+    EXPECT_NE(bad_out.find("FAIL  database.desired_memberships does not run"), std::string::npos) << bad_out;
+    auto [bad_run, bad_run_out] = run_cli({"--config", path.string(), "run", "--once"});
+    EXPECT_EQ(bad_run, 1) << bad_run_out;
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include "daemon/notify.hpp"
 #include "daemon/schedule.hpp"
 #include "daemon_fixture.hpp"
+#include "support/shell.hpp"
 
 namespace cdpsync::testing {
 namespace {
@@ -192,18 +193,11 @@ TEST(DaemonBinary, WaitsForAnUnreachablePostgresAndStopsOnSigterm) {
 namespace cdpsync::testing {
 namespace {
 
-std::pair<int, std::string> shell(const std::string& command) {
-    std::string out;
-    FILE* p = ::popen((command + " 2>&1").c_str(), "r");
-    if (!p) return {-1, ""};
-    char buf[512];
-    while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-    const int status = ::pclose(p);
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+// The script's stdout and stderr together.
+std::pair<int, std::string> shell_all_output(const std::string& command) { return shell(command + " 2>&1"); }
 
 TEST(SystemdUnits, VerifyCleanAndSecurityExposureAtMostTwo) {
-    auto [code, out] = shell(std::string(CDP_SYNC_SOURCE_DIR) + "/scripts/check-units.sh " + binary());
+    auto [code, out] = shell_all_output(std::string(CDP_SYNC_SOURCE_DIR) + "/scripts/check-units.sh " + binary());
     std::cout << out;  // the figures, in the test log
     EXPECT_EQ(code, 0) << out;
     EXPECT_NE(out.find("clean: cdp-sync-resync.service cdp-sync.service"), std::string::npos) << out;
@@ -214,7 +208,7 @@ TEST(Install, StagesBinariesConfigAndUnitsAndUninstallKeepsTheConfig) {
     const auto root = std::filesystem::temp_directory_path() / ("cdp-sync-install-" + std::to_string(::getpid()));
     std::filesystem::remove_all(root);
     const std::string scripts = std::string(CDP_SYNC_SOURCE_DIR) + "/scripts/";
-    auto [code, out] = shell(scripts + "install.sh --no-build --build-dir " + CDP_SYNC_BINARY_DIR + " --destdir " +
+    auto [code, out] = shell_all_output(scripts + "install.sh --no-build --build-dir " + CDP_SYNC_BINARY_DIR + " --destdir " +
                              root.string() + " --prefix /opt/cdp");
     ASSERT_EQ(code, 0) << out;
     for (const char* f : {"opt/cdp/bin/cdp-sync", "opt/cdp/bin/cdp-sync-sim", "etc/cdp-sync/config.yaml",
@@ -226,17 +220,17 @@ TEST(Install, StagesBinariesConfigAndUnitsAndUninstallKeepsTheConfig) {
 
     // A second install keeps an edited config.
     std::ofstream(root / "etc/cdp-sync/config.yaml") << "# edited\n";
-    std::tie(code, out) = shell(scripts + "install.sh --no-build --build-dir " + CDP_SYNC_BINARY_DIR + " --destdir " +
+    std::tie(code, out) = shell_all_output(scripts + "install.sh --no-build --build-dir " + CDP_SYNC_BINARY_DIR + " --destdir " +
                                 root.string() + " --prefix /opt/cdp");
     ASSERT_EQ(code, 0) << out;
     EXPECT_EQ(read_file(root / "etc/cdp-sync/config.yaml"), "# edited\n");
 
-    std::tie(code, out) = shell(scripts + "uninstall.sh --destdir " + root.string() + " --prefix /opt/cdp");
+    std::tie(code, out) = shell_all_output(scripts + "uninstall.sh --destdir " + root.string() + " --prefix /opt/cdp");
     ASSERT_EQ(code, 0) << out;
     EXPECT_FALSE(std::filesystem::exists(root / "opt/cdp/bin/cdp-sync"));
     EXPECT_FALSE(std::filesystem::exists(root / "etc/systemd/system/cdp-sync.service"));
     EXPECT_TRUE(std::filesystem::exists(root / "etc/cdp-sync/config.yaml"));
-    std::tie(code, out) = shell(scripts + "uninstall.sh --destdir " + root.string() + " --prefix /opt/cdp --purge");
+    std::tie(code, out) = shell_all_output(scripts + "uninstall.sh --destdir " + root.string() + " --prefix /opt/cdp --purge");
     EXPECT_EQ(code, 0) << out;
     EXPECT_FALSE(std::filesystem::exists(root / "etc/cdp-sync"));
     std::filesystem::remove_all(root);

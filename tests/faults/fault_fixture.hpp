@@ -24,7 +24,7 @@ public:
 protected:
     void SetUp() override {
         SyncTest::SetUp();
-        if (HasFatalFailure()) return;
+        if (HasFatalFailure() || IsSkipped()) return;
         spdlog::set_level(spdlog::level::err);
         ASSERT_TRUE(std::filesystem::exists(binary())) << binary() << " is not built";
         dir = std::filesystem::temp_directory_path() / ("cdp-sync-faults-" + schema);

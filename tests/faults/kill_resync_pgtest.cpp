@@ -23,7 +23,7 @@ class KillResyncTest : public BinarySyncTest {
 protected:
     void SetUp() override {
         BinarySyncTest::SetUp();
-        if (HasFatalFailure()) return;
+        if (HasFatalFailure() || IsSkipped()) return;
         config_path = write_config(config_text("  max_deletes: 100000\n"));
     }
     std::string phase() {

@@ -8,12 +8,15 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
 
 #include "sim/server.hpp"
 #include "sim_client.hpp"
+#include "support/child_process.hpp"
 
 namespace cdpsync::sim {
 namespace {
@@ -676,51 +679,28 @@ TEST(SimTls, ServesHttpsWithTheGivenCertificate) {
 
 // Runs cdp-sync-sim with the given flags until it prints "listening on URL".
 struct SimProcess {
-    pid_t pid = -1;
-    FILE* out = nullptr;
+    std::unique_ptr<testing::ChildProcess> child;
     std::string url;
     uint16_t port = 0;
 
-    explicit SimProcess(std::vector<std::string> args) {
-        const std::string bin = std::string(CDP_SYNC_BINARY_DIR) + "/cdp-sync-sim";
-        args.insert(args.begin(), bin);
-        int fds[2];
-        if (::pipe(fds) != 0) return;
-        pid = ::fork();
-        if (pid == 0) {
-            ::dup2(fds[1], 1);
-            ::close(fds[0]);
-            std::vector<char*> argv;
-            for (auto& a : args) argv.push_back(a.data());
-            argv.push_back(nullptr);
-            ::execv(bin.c_str(), argv.data());
-            ::_exit(127);
+    explicit SimProcess(const std::vector<std::string>& args) {
+        static int n = 0;
+        testing::ChildOptions o;
+        o.stdout_path = fs::temp_directory_path() /
+                        ("cdp-sync-sim-" + std::to_string(::getpid()) + "-" + std::to_string(++n) + ".out");
+        o.stderr_path = "/dev/null";
+        child = std::make_unique<testing::ChildProcess>(testing::built_binary("cdp-sync-sim"), args, o);
+        const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (url.empty() && child->running() && std::chrono::steady_clock::now() < end) {
+            std::istringstream out(child->output());
+            for (std::string line; std::getline(out, line);)
+                if (line.rfind("listening on ", 0) == 0) url = line.substr(13);
+            if (url.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
         }
-        ::close(fds[1]);
-        out = ::fdopen(fds[0], "r");
-        char line[512];
-        while (std::fgets(line, sizeof line, out)) {
-            std::string s(line);
-            if (s.rfind("listening on ", 0) == 0) {
-                url = s.substr(13);
-                while (!url.empty() && (url.back() == '\n' || url.back() == '\r')) url.pop_back();
-                const auto colon = url.rfind(':');
-                port = static_cast<uint16_t>(std::stoi(url.substr(colon + 1)));
-                break;
-            }
-        }
+        fs::remove(o.stdout_path);
+        if (!url.empty()) port = static_cast<uint16_t>(std::stoi(url.substr(url.rfind(':') + 1)));
     }
-    int stop(int sig = SIGTERM) {
-        ::kill(pid, sig);
-        int status = 0;
-        ::waitpid(pid, &status, 0);
-        pid = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-    ~SimProcess() {
-        if (pid > 0) stop(SIGKILL);
-        if (out) std::fclose(out);
-    }
+    int stop(int sig = SIGTERM) { return child->stop(sig); }
 };
 
 bool have_binary() { return fs::exists(std::string(CDP_SYNC_BINARY_DIR) + "/cdp-sync-sim"); }
@@ -764,17 +744,17 @@ TEST(SimBinary, FlagsForTokenAuthModePrefixAndFaults) {
 
 TEST(SimBinary, RefusesBadFlags) {
     if (!have_binary()) GTEST_SKIP() << "build the cdp-sync-sim target first";
-    const std::string bin = std::string(CDP_SYNC_BINARY_DIR) + "/cdp-sync-sim";
-    auto exit_code = [&](const std::string& args) {
-        const int status = std::system((bin + " " + args + " >/dev/null 2>&1").c_str());
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    auto exit_code = [&](const std::vector<std::string>& args) {
+        testing::ChildOptions o;
+        o.stdout_path = "/dev/null";
+        return testing::run_to_end(testing::built_binary("cdp-sync-sim"), args, o).exit_code;
     };
-    EXPECT_EQ(exit_code("--help"), 0);
-    EXPECT_EQ(exit_code("--no-such-flag"), 2);
-    EXPECT_EQ(exit_code("--port x"), 2);
-    EXPECT_EQ(exit_code("--fault reset_probability=2"), 2);
-    EXPECT_EQ(exit_code("--tls-cert only.pem"), 2);
-    EXPECT_EQ(exit_code("--auth-failure maybe"), 2);
+    EXPECT_EQ(exit_code({"--help"}), 0);
+    EXPECT_EQ(exit_code({"--no-such-flag"}), 2);
+    EXPECT_EQ(exit_code({"--port", "x"}), 2);
+    EXPECT_EQ(exit_code({"--fault", "reset_probability=2"}), 2);
+    EXPECT_EQ(exit_code({"--tls-cert", "only.pem"}), 2);
+    EXPECT_EQ(exit_code({"--auth-failure", "maybe"}), 2);
 }
 
 }  // namespace

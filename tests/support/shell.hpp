@@ -1,23 +1,33 @@
-// Small helpers for tests that drive outside programs (scripts/pg-cluster.sh, pg_ctl).
+// Small helpers for tests that drive scripts (scripts/pg-cluster.sh, install.sh, pg_ctl);
+// programs of this build run through support/child_process.hpp.
 #pragma once
 
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <sys/wait.h>
+
 #include <cstdio>
 #include <string>
+#include <utility>
 
 namespace cdpsync::testing {
 
-// Runs `command` with /bin/sh and returns its stdout without trailing newlines.
-inline std::string sh(const std::string& command) {
+// Runs `command` with /bin/sh: its exit code (-1 when it did not exit) and its stdout.
+inline std::pair<int, std::string> shell(const std::string& command) {
     std::string out;
     FILE* p = ::popen(command.c_str(), "r");
-    if (!p) return out;
+    if (!p) return {-1, out};
     char buf[512];
     while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-    ::pclose(p);
+    const int status = ::pclose(p);
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+// Runs `command` with /bin/sh and returns its stdout without trailing newlines.
+inline std::string sh(const std::string& command) {
+    std::string out = shell(command).second;
     while (!out.empty() && out.back() == '\n') out.pop_back();
     return out;
 }

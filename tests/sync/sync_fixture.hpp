@@ -1,4 +1,4 @@
-// Shared set-up for the sync tests: a real PostgreSQL (CDP_SYNC_TEST_DSN, required), a
+// Shared set-up for the sync tests: a real PostgreSQL (CDP_SYNC_TEST_DSN, else skipped), a
 // schema of our own per test for cdp_sync and one for the "user's" source tables, and an
 // in-process simulator.
 #pragma once
@@ -10,6 +10,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -19,14 +20,10 @@
 
 #include "config/config.hpp"
 #include "sim/server.hpp"
+#include "support/pg.hpp"
 #include "sync/engine.hpp"
 
 namespace cdpsync::testing {
-
-inline std::string test_dsn() {
-    const char* d = std::getenv("CDP_SYNC_TEST_DSN");
-    return d ? d : "";
-}
 
 inline constexpr const char* kToken = "sync-test-token";
 
@@ -40,16 +37,10 @@ public:
 
 protected:
     void SetUp() override {
-        dsn = test_dsn();
-        ASSERT_FALSE(dsn.empty()) << "CDP_SYNC_TEST_DSN is not set: the sync tests need a PostgreSQL server "
-                                     "(scripts/pg-cluster.sh start DIR PORT prints a DSN to export)";
+        CDP_SYNC_REQUIRE_PG(dsn);
         spdlog::set_level(spdlog::level::warn);
-        static int counter = 0;
-        const std::string suffix = "t" + std::to_string(::getpid()) + "_" + std::to_string(++counter);
-        schema = "cdp_sync_" + suffix;
-        src = "src_" + suffix;
-        exec("CREATE SCHEMA " + src + "; CREATE TABLE " + src + ".m (customer_id bigint, group_name text);"
-             " CREATE TABLE " + src + ".g (name text, description text, folder text)");
+        std::tie(schema, src) = unique_schemas("t");
+        exec(create_source_sql(src) + "; CREATE TABLE " + src + ".g (name text, description text, folder text)");
         ::setenv("CDP_SYNC_TEST_TOKEN", kToken, 1);
         sim::ServerOptions o;
         o.token = kToken;
@@ -62,7 +53,7 @@ protected:
 
     void TearDown() override {
         if (server) server->stop();
-        if (!dsn.empty()) exec("DROP SCHEMA IF EXISTS " + schema + " CASCADE; DROP SCHEMA IF EXISTS " + src + " CASCADE");
+        if (!dsn.empty()) exec(drop_schemas_sql(schema, src));
     }
 
     config::Config make_config() {
@@ -81,19 +72,8 @@ protected:
         return c;
     }
 
-    void exec(const std::string& sql) {
-        pqxx::connection c(dsn);
-        pqxx::work w(c);
-        w.exec(sql);
-        w.commit();
-    }
-    int64_t scalar(const std::string& sql) {
-        pqxx::connection c(dsn);
-        pqxx::work w(c);
-        auto v = w.exec1(sql)[0].as<int64_t>();
-        w.commit();
-        return v;
-    }
+    void exec(const std::string& sql) { pg_exec(dsn, sql); }
+    int64_t scalar(const std::string& sql) { return pg_scalar(dsn, sql); }
 
     // Replaces the desired memberships.
     void desire(const std::vector<std::pair<int64_t, std::string>>& rows) {

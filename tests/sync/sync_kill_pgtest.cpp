@@ -1,17 +1,16 @@
 // Crash safety with the real binary: kill -9 during the snapshot and during the apply, then
 // resume to convergence; two processes at once do not both apply.
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <thread>
 
 #include "sim/faults.hpp"
+#include "support/child_process.hpp"
 #include "sync_fixture.hpp"
 
 namespace cdpsync::testing {
@@ -25,7 +24,7 @@ class KillTest : public SyncTest {
 protected:
     void SetUp() override {
         SyncTest::SetUp();
-        if (HasFatalFailure()) return;
+        if (HasFatalFailure() || IsSkipped()) return;
         dir = fs::temp_directory_path() / ("cdp-sync-kill-" + schema);
         fs::create_directories(dir);
         config_path = dir / "config.yaml";
@@ -47,54 +46,32 @@ protected:
           << "  level: info\n";
     }
     void TearDown() override {
-        for (pid_t p : children) {
-            ::kill(p, SIGKILL);
-            ::waitpid(p, nullptr, 0);
-        }
+        children.clear();  // kills and reaps any still running
         std::error_code ec;
         fs::remove_all(dir, ec);
         SyncTest::TearDown();
     }
 
-    pid_t spawn(const std::string& command, const std::string& log_name) {
-        const std::string binary = std::string(CDP_SYNC_BINARY_DIR) + "/cdp-sync";
-        const std::string log = (dir / log_name).string();
-        pid_t pid = ::fork();
-        if (pid == 0) {
-            int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-            ::dup2(fd, 1);
-            ::dup2(fd, 2);
-            ::execl(binary.c_str(), binary.c_str(), "--config", config_path.c_str(), command.c_str(), nullptr);
-            ::_exit(127);
-        }
-        children.push_back(pid);
-        return pid;
+    ChildProcess* spawn(const std::string& command, const std::string& log_name) {
+        ChildOptions o;
+        o.stdout_path = dir / log_name;
+        children.push_back(std::make_unique<ChildProcess>(built_binary("cdp-sync"),
+                                                          std::vector<std::string>{"--config", config_path.string(), command}, o));
+        return children.back().get();
     }
-    int wait_exit(pid_t pid) {
-        int status = 0;
-        ::waitpid(pid, &status, 0);
-        std::erase(children, pid);
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-    void kill9(pid_t pid) {
-        ::kill(pid, SIGKILL);
-        EXPECT_EQ(wait_exit(pid), 128 + SIGKILL);
-    }
+    static int wait_exit(ChildProcess* child) { return child->wait(300s).value_or(-1); }
+    static void kill9(ChildProcess* child) { EXPECT_EQ(child->stop(SIGKILL), 128 + SIGKILL); }
     std::string log_of(const std::string& name) {
         std::ifstream f(dir / name);
         return std::string(std::istreambuf_iterator<char>(f), {});
     }
     // Polls until pred() or the child exits or the deadline passes. True when pred() held.
     template <class Pred>
-    bool wait_for(pid_t pid, Pred pred, std::chrono::seconds limit = 30s) {
+    static bool wait_for(ChildProcess* child, Pred pred, std::chrono::seconds limit = 30s) {
         const auto deadline = std::chrono::steady_clock::now() + limit;
         while (std::chrono::steady_clock::now() < deadline) {
             if (pred()) return true;
-            int status;
-            if (::waitpid(pid, &status, WNOHANG) == pid) {
-                std::erase(children, pid);
-                return false;
-            }
+            if (!child->running()) return false;
             std::this_thread::sleep_for(5ms);
         }
         return false;
@@ -114,7 +91,7 @@ protected:
 
     static constexpr int kInFlight = 4;
     fs::path dir, config_path;
-    std::vector<pid_t> children;
+    std::vector<std::unique_ptr<ChildProcess>> children;
 };
 
 TEST_F(KillTest, KilledDuringSnapshotResumesFromTheSavedCursor) {
@@ -129,7 +106,7 @@ TEST_F(KillTest, KilledDuringSnapshotResumesFromTheSavedCursor) {
     desire(rows);
     set_latency("getCustomerPageByGroupId", 40);
 
-    pid_t pid = spawn("resync", "first.log");
+    ChildProcess* pid = spawn("resync", "first.log");
     ASSERT_TRUE(wait_for(pid, [&] {
         return scalar_or("SELECT coalesce(sum(next_page - 1), 0) FROM " + schema + ".snapshot_cursor", 0) >= 25;
     })) << log_of("first.log");
@@ -182,7 +159,7 @@ TEST_F(KillTest, KilledDuringApplyResendsAtMostTheCallsInFlight) {
     desire(rows);
     set_latency("customerAddGroups", 25);
 
-    pid_t pid = spawn("resync", "first.log");
+    ChildProcess* pid = spawn("resync", "first.log");
     ASSERT_TRUE(wait_for(pid, [&] {
         return scalar_or("SELECT count(*) FROM " + schema + ".op WHERE state = 'done'", 0) >= 60;
     })) << log_of("first.log");
@@ -218,8 +195,8 @@ TEST_F(KillTest, TwoProcessesAtOnceDoNotBothApply) {
     set_latency("customerAddGroups", 10);
     // Migrate first so both start on an existing schema and race for the apply lock only.
     { store::Store(dsn, schema).migrate(); }
-    pid_t a = spawn("resync", "a.log");
-    pid_t b = spawn("resync", "b.log");
+    ChildProcess* a = spawn("resync", "a.log");
+    ChildProcess* b = spawn("resync", "b.log");
     const int ea = wait_exit(a);
     const int eb = wait_exit(b);
     EXPECT_TRUE((ea == 0 && eb == 4) || (ea == 4 && eb == 0)) << "exit codes " << ea << ", " << eb << "\n"
