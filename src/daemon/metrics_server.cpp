@@ -28,9 +28,6 @@ tcp::endpoint parse_listen(const std::string& listen) {
         throw std::runtime_error("metrics.listen '" + listen + "' is not HOST:PORT");
     std::string host = listen.substr(0, colon);
     if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-    boost::system::error_code ec;
-    const auto address = net::ip::make_address(host.empty() ? "0.0.0.0" : host, ec);
-    if (ec) throw std::runtime_error("metrics.listen '" + listen + "': '" + host + "' is not an IP address");
     unsigned long port = 0;
     try {
         port = std::stoul(listen.substr(colon + 1));
@@ -38,7 +35,15 @@ tcp::endpoint parse_listen(const std::string& listen) {
         port = 65536;
     }
     if (port > 65535) throw std::runtime_error("metrics.listen '" + listen + "': bad port");
-    return {address, static_cast<unsigned short>(port)};
+    boost::system::error_code ec;
+    const auto address = net::ip::make_address(host.empty() ? "0.0.0.0" : host, ec);
+    if (!ec) return {address, static_cast<unsigned short>(port)};
+    // A host name: resolved once, at start.
+    net::io_context io;
+    tcp::resolver resolver(io);
+    const auto found = resolver.resolve(host, std::to_string(port), ec);
+    if (ec || found.empty()) throw std::runtime_error("metrics.listen '" + listen + "': cannot resolve '" + host + "'");
+    return found.begin()->endpoint();
 }
 
 }  // namespace

@@ -121,6 +121,22 @@ private:
     std::string all_;
 };
 
+TEST(ProgressWatchdog, FedWithoutARunAndWhileTheRunMovesNotWhenItStalls) {
+    daemon::ProgressWatchdog w(Duration(60000));
+    const auto t0 = Clock::time_point{} + std::chrono::hours(1);
+    EXPECT_TRUE(w.should_feed(t0, false, 0));  // idle: the loop coming round is enough
+    EXPECT_TRUE(w.should_feed(t0 + 1s, true, 0));  // a run starts
+    EXPECT_TRUE(w.should_feed(t0 + 30s, true, 0));
+    EXPECT_TRUE(w.should_feed(t0 + 50s, true, 4));  // calls answered
+    EXPECT_TRUE(w.should_feed(t0 + 100s, true, 4));
+    EXPECT_FALSE(w.should_feed(t0 + 111s, true, 4)) << "60 s without a call answered";
+    EXPECT_FALSE(w.should_feed(t0 + 200s, true, 4));
+    EXPECT_TRUE(w.should_feed(t0 + 201s, true, 5)) << "it moves again";
+    EXPECT_TRUE(w.should_feed(t0 + 400s, false, 5)) << "the run ended";
+    EXPECT_TRUE(w.should_feed(t0 + 401s, true, 5)) << "a new run gets its own allowance";
+    EXPECT_FALSE(w.should_feed(t0 + 462s, true, 5));
+}
+
 TEST(SystemdNotifier, WithoutNotifySocketIsANoOp) {
     ::unsetenv("NOTIFY_SOCKET");
     daemon::SystemdNotifier n;
