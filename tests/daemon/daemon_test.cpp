@@ -4,6 +4,9 @@
 #include <sys/un.h>
 
 #include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+
+#include "config/logging.hpp"
 
 #include "daemon/notify.hpp"
 #include "daemon/schedule.hpp"
@@ -256,6 +259,42 @@ TEST(Install, StagesBinariesConfigAndUnitsAndUninstallKeepsTheConfig) {
     EXPECT_EQ(code, 0) << out;
     EXPECT_FALSE(std::filesystem::exists(root / "etc/cdp-sync"));
     std::filesystem::remove_all(root);
+}
+
+}  // namespace
+}  // namespace cdpsync::testing
+
+namespace cdpsync::testing {
+namespace {
+
+// The terminal's progress bar (the logger's status line) and log lines never share a line:
+// the bar is erased before each log line and drawn again after it.
+TEST(StatusLine, IsErasedBeforeEachLogLineAndDrawnAgainAfterIt) {
+    const auto path = std::filesystem::temp_directory_path() / ("cdp-sync-status-line-" + std::to_string(::getpid()));
+    std::fflush(stderr);
+    const int saved = ::dup(2);
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 2);
+    ::close(fd);
+    logging::init_sinks({std::make_shared<spdlog::sinks::stderr_sink_mt>()}, "info");
+    auto log = logging::logger("status-line-test");
+    logging::set_status_line("BAR 1/2");
+    log->info("first");
+    logging::set_status_line("BAR 2/2");
+    log->info("second");
+    logging::set_status_line("");
+    std::fflush(stderr);
+    ::dup2(saved, 2);
+    ::close(saved);
+    logging::init_stderr("warn");
+    const std::string out = read_file(path);
+    std::filesystem::remove(path);
+    const std::string erase = "\r\033[K";
+    EXPECT_EQ(out.find("BAR 1/2\033[K["), std::string::npos) << "a log line was written after the bar: " << out;
+    EXPECT_NE(out.find("\rBAR 1/2\033[K" + erase + "["), std::string::npos) << out;
+    EXPECT_NE(out.find("first\n\rBAR 1/2\033[K"), std::string::npos) << "not drawn again after the line: " << out;
+    EXPECT_NE(out.find("second\n\rBAR 2/2\033[K" + erase), std::string::npos) << out;
+    EXPECT_EQ(out.substr(out.size() - erase.size()), erase) << "the bar stays after it was removed: " << out;
 }
 
 }  // namespace
