@@ -11,6 +11,7 @@
 #include "daemon/notify.hpp"
 #include "daemon/schedule.hpp"
 #include "daemon_fixture.hpp"
+#include "notify_socket.hpp"
 
 namespace cdpsync::testing {
 namespace {
@@ -85,44 +86,6 @@ TEST(Condition, LogsOncePerChangeOfStateNotPerAttempt) {
     EXPECT_EQ(count_of(text, "PostgreSQL failed: connection refused; retrying"), 1) << text;
     EXPECT_EQ(count_of(text, "PostgreSQL is back after 30 s and 6 failed attempt(s)"), 1) << text;
 }
-
-// A datagram socket standing in for systemd's notify socket.
-class NotifySocket {
-public:
-    NotifySocket() {
-        path_ = std::filesystem::temp_directory_path() / ("cdp-sync-notify-" + std::to_string(::getpid()) + "-" +
-                                                          std::to_string(++n_));
-        fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        sockaddr_un a{};
-        a.sun_family = AF_UNIX;
-        std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path_.c_str());
-        ::unlink(path_.c_str());
-        EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-        timeval tv{0, 200'000};
-        ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    }
-    ~NotifySocket() {
-        ::close(fd_);
-        ::unlink(path_.c_str());
-    }
-    std::string path() const { return path_.string(); }
-    // Every message received until `until` holds or the timeout passes, joined by '\n'.
-    std::string receive_until(const std::string& until, std::chrono::milliseconds timeout) {
-        const auto end = Clock::now() + timeout;
-        while (Clock::now() < end && all_.find(until) == std::string::npos) {
-            char buf[4096];
-            auto n = ::recv(fd_, buf, sizeof buf, 0);
-            if (n > 0) all_ += std::string(buf, static_cast<size_t>(n)) + "\n";
-        }
-        return all_;
-    }
-
-private:
-    static inline int n_ = 0;
-    std::filesystem::path path_;
-    int fd_ = -1;
-    std::string all_;
-};
 
 TEST(ProgressWatchdog, FedWithoutARunAndWhileTheRunMovesNotWhenItStalls) {
     daemon::ProgressWatchdog w(Duration(60000));
