@@ -157,6 +157,15 @@ struct Api::Impl {
     ApiStats stats;
     bool stopped = false;
     std::set<net::steady_timer*> sleepers;
+    std::atomic<uint64_t>* progress = nullptr;
+
+    // One attempt's outcome in the stats: ok, cdp_code, http_error, transport, malformed, auth
+    // or cancelled.
+    void count_attempt(const std::string& endpoint, const char* outcome, unsigned http_status) {
+        ++stats.attempts_by_endpoint[endpoint][outcome];
+        if (http_status == 429) ++stats.http_429;
+        if (progress) progress->fetch_add(1, std::memory_order_relaxed);
+    }
 
     CallError error(CallError::Kind kind, const std::string& endpoint, std::string msg, int attempts,
                     unsigned status = 0) {
@@ -234,7 +243,9 @@ struct Api::Impl {
 
             if (!result.ok()) {
                 const auto& te = *result.error;
-                if (te.kind == http::ErrorKind::cancelled || stopped)
+                const bool cancelled = te.kind == http::ErrorKind::cancelled || stopped;
+                count_attempt(endpoint, cancelled ? "cancelled" : "transport", 0);
+                if (cancelled)
                     co_return fail<Reply>(error(CallError::Kind::cancelled, endpoint, te.message, attempt));
                 failure = error(CallError::Kind::transport, endpoint, te.message, attempt);
                 failure.transport_kind = te.kind;
@@ -243,10 +254,12 @@ struct Api::Impl {
                 const http::Response& resp = *result.response;
                 const unsigned status = resp.status;
                 if (status == 401 || status == 403) {
+                    count_attempt(endpoint, "auth", status);
                     failure = error(CallError::Kind::auth, endpoint, "", attempt, status);
                     decorate_from_body(failure, resp.body);
                     auth_failure = true;
                 } else if (status < 200 || status > 299) {
+                    count_attempt(endpoint, "http_error", status);
                     failure = error(CallError::Kind::http_status, endpoint, "", attempt, status);
                     decorate_from_body(failure, resp.body);
                     retry_reason = http::transient_reason(result);
@@ -259,6 +272,9 @@ struct Api::Impl {
                     } catch (const std::exception& e) {  // ParseError, or anything nlohmann throws
                         malformed = e.what();
                     }
+                    const bool auth_msg = !malformed && env.code != 0 && is_auth_msg(env.msg);
+                    count_attempt(endpoint, malformed ? "malformed" : env.code == 0 ? "ok" : auth_msg ? "auth" : "cdp_code",
+                                  status);
                     if (malformed) {
                         failure = error(CallError::Kind::malformed, endpoint, *malformed, attempt, status);
                         // An HTML page or a cut body with 200 comes from something between us and
@@ -271,7 +287,7 @@ struct Api::Impl {
                     } else {
                         failure = error(CallError::Kind::cdp_code, endpoint, env.msg, attempt, status);
                         failure.cdp_code = env.code;
-                        if (is_auth_msg(env.msg)) {
+                        if (auth_msg) {
                             failure.kind = CallError::Kind::auth;
                             auth_failure = true;
                         } else if (env.code == -1 && is_transient_msg(env.msg)) {
@@ -656,6 +672,8 @@ ApiStats Api::stats() const { return impl_->stats; }
 http::Client& Api::http_client() { return impl_->client; }
 
 void Api::set_rate_limit(double qps) { impl_->client.set_rate_limit(qps); }
+
+void Api::count_progress_in(std::atomic<uint64_t>* counter) { impl_->progress = counter; }
 
 void Api::stop() {
     impl_->stopped = true;

@@ -11,7 +11,9 @@
 #pragma once
 
 #include <cstdint>
+#include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -89,6 +91,9 @@ struct ApiStats {
     uint64_t retries = 0;    // attempts after the first
     uint64_t failures = 0;   // calls that ended in a CallError
     uint64_t token_rereads = 0;
+    uint64_t http_429 = 0;   // attempts answered 429 Too Many Requests
+    // Attempts by endpoint path and outcome (attempt_outcome's words).
+    std::map<std::string, std::map<std::string, uint64_t>> attempts_by_endpoint;
 };
 
 class Api {
@@ -134,7 +139,12 @@ public:
     ApiStats stats() const;
     http::Client& http_client();
     void set_rate_limit(double qps);
+    // Cancels the calls in flight and the retry sleeps, for good: every call from now on
+    // ends as CallError::cancelled. Call on the executor's thread.
     void stop();
+    // Counts every attempt answered (or failed) into `counter`, which another thread may
+    // read; null stops counting. A counter that does not move means no call is answered.
+    void count_progress_in(std::atomic<uint64_t>* counter);
 
 private:
     struct Impl;

@@ -19,6 +19,7 @@
 #include "cli/commands.hpp"
 #include "config/config.hpp"
 #include "config/logging.hpp"
+#include "daemon/metrics.hpp"
 #include "daemon/resync_client.hpp"
 #include "daemon/signals.hpp"
 #include "store/store.hpp"
@@ -53,6 +54,7 @@ int run_engine(const GlobalOptions& global, const char* command, sync::RunReques
         request.stop = &signals.stop_flag();
         sync::Engine engine(*cfg, log);
         auto report = engine.run(request);
+        daemon::write_run_metrics(*cfg, engine, report);
         std::cout << report.to_text() << std::flush;
         return report.exit_code();
     } catch (const std::exception& e) {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdlib>
+#include <cstdio>
 #include <filesystem>
 #include <mutex>
 #include <set>
@@ -163,19 +164,52 @@ spdlog::sink_ptr make_stderr_sink(config::LogFormat format) {
     return err;
 }
 
+// The distributing sink also keeps a status line (a terminal's progress bar) below the log:
+// cleared before each log line and drawn again after it, under the sink's lock, so the two
+// never share a line.
+class DistSink : public spdlog::sinks::dist_sink<std::mutex> {
+public:
+    using dist_sink::dist_sink;
+
+    void set_status_line(const std::string& line) {
+        std::lock_guard lock(mutex_);
+        clear_status();
+        status_ = line;
+        draw_status();
+    }
+
+protected:
+    void sink_it_(const spdlog::details::log_msg& msg) override {
+        clear_status();
+        dist_sink::sink_it_(msg);
+        draw_status();
+    }
+
+private:
+    void clear_status() {
+        if (!status_.empty()) std::fputs("\r\033[K", stderr);
+    }
+    void draw_status() {
+        if (status_.empty()) return;
+        std::fputs(("\r" + status_ + "\033[K").c_str(), stderr);
+        std::fflush(stderr);
+    }
+
+    std::string status_;
+};
+
 // Every logger made by logger() writes to one distributing sink; init() swaps the sinks
 // behind it under the sink's own lock, so a reload never races a thread that is logging.
 struct State {
     std::mutex mu;
-    std::shared_ptr<spdlog::sinks::dist_sink_mt> dist;
+    std::shared_ptr<DistSink> dist;
     spdlog::level::level_enum level = spdlog::level::info;
     std::set<std::string> names;  // loggers created here
     bool default_set = false;
     bool flusher_started = false;
 
     State() {
-        dist = std::make_shared<spdlog::sinks::dist_sink_mt>(
-            std::vector<spdlog::sink_ptr>{make_stderr_sink(config::LogFormat::text)});
+        dist = std::make_shared<DistSink>(std::vector<spdlog::sink_ptr>{make_stderr_sink(config::LogFormat::text)});
     }
 };
 
@@ -295,5 +329,7 @@ spdlog::level::level_enum parse_level(const std::string& name) {
     if (n == "off") return spdlog::level::off;
     throw std::invalid_argument("unknown log level '" + name + "'");
 }
+
+void set_status_line(const std::string& line) { state().dist->set_status_line(line); }
 
 }  // namespace cdpsync::logging

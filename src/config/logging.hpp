@@ -42,6 +42,10 @@ std::unique_ptr<spdlog::formatter> make_journal_formatter(config::LogFormat form
 // current sinks.
 std::shared_ptr<spdlog::logger> logger(const std::string& name);
 
+// A line kept at the bottom of stderr (a terminal's progress bar), below the log lines: it
+// is cleared before each log line and drawn again after it. "" removes it.
+void set_status_line(const std::string& line);
+
 // Parses "info", "debug", ...; throws std::invalid_argument for an unknown name.
 spdlog::level::level_enum parse_level(const std::string& name);
 

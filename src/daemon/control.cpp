@@ -74,7 +74,7 @@ void ensure_daemon_tables(pqxx::connection& conn, const std::string& schema) {
 }
 
 std::unique_ptr<pqxx::connection> connect(const std::string& dsn, const std::string& application_name) {
-    auto conn = store::connect(dsn);
+    auto conn = store::connect(dsn, kControlStatementTimeout);
     pqxx::nontransaction tx(*conn);
     tx.exec_params("SELECT set_config('application_name', $1, false)", application_name);
     return conn;

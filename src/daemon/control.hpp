@@ -34,7 +34,10 @@ inline constexpr int kLeaderLock = 0x0cd95003;  // first key; the engine uses ..
 // Migrates the cdp_sync schema, which holds the daemon tables since migration 2.
 void ensure_daemon_tables(pqxx::connection& conn, const std::string& schema);
 
-// Opens a connection with reactivation off (a broken connection stays broken).
+// Opens a connection with reactivation off (a broken connection stays broken), TCP
+// keepalives, and kControlStatementTimeout: the daemon's own queries are small, and its
+// event loop waits for them.
+inline constexpr std::chrono::seconds kControlStatementTimeout{30};
 std::unique_ptr<pqxx::connection> connect(const std::string& dsn, const std::string& application_name);
 
 struct ResyncRequest {

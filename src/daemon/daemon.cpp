@@ -1,33 +1,45 @@
 #include "daemon/daemon.hpp"
 
-#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <utility>
+
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
 #include <cstdlib>
+#include <exception>
 #include <mutex>
 #include <optional>
-#include <thread>
 
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
 #include <pqxx/except>
 
+#include "cdp/api.hpp"
 #include "config/logging.hpp"
+#include "config/text.hpp"
 #include "daemon/control.hpp"
+#include "daemon/metrics.hpp"
+#include "daemon/metrics_server.hpp"
 #include "daemon/notify.hpp"
 #include "daemon/run_monitor.hpp"
 #include "daemon/schedule.hpp"
 #include "daemon/signals.hpp"
 #include "store/store.hpp"
 #include "sync/engine.hpp"
-#include "config/text.hpp"
 
 namespace cdpsync::daemon {
 namespace {
 
+namespace net = boost::asio;
 using namespace std::chrono_literals;
 
 Duration poll_period(const config::Config& c) { return std::chrono::seconds(c.sync.poll_interval_s); }
@@ -41,107 +53,125 @@ Duration max_backoff(const config::Config& c) { return std::max<Duration>(poll_p
 
 // Long runs log their progress this often.
 constexpr Duration kProgressEvery = 5s;
+// After a stop signal, calls in flight get this long to be answered (and recorded) before
+// the engine's calls and retry sleeps are cancelled; their ops stay pending.
+constexpr Duration kDrainBeforeCancel = 2s;
 
 std::string seconds_text(Duration d) { return fmt::format("{:.0f} s", std::chrono::duration<double>(d).count()); }
 
-// Pets systemd's watchdog while the main loop is alive: it came round recently, or it is
-// inside a run (the engine gives no progress callback yet; see the report).
-class Watchdog {
-public:
-    Watchdog(SystemdNotifier& notifier) : notifier_(notifier) {
-        const auto interval = std::chrono::duration_cast<Duration>(notifier.watchdog_interval());
-        if (interval.count() <= 0) return;
-        thread_ = std::thread([this, interval] {
-            std::unique_lock lock(mutex_);
-            while (!quit_) {
-                cv_.wait_for(lock, interval / 4);
-                const auto age = Clock::now() - Clock::time_point(Clock::duration(beat_.load()));
-                if (busy_.load() || age < interval / 2) notifier_.watchdog();
-            }
-        });
+std::string what(const std::exception_ptr& e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        return text::one_line(x.what());
+    } catch (...) {
+        return "unknown error";
     }
-    ~Watchdog() {
-        {
-            std::lock_guard lock(mutex_);
-            quit_ = true;
-        }
-        cv_.notify_all();
-        if (thread_.joinable()) thread_.join();
-    }
-    void beat() { beat_.store(Clock::now().time_since_epoch().count()); }
-    void set_busy(bool b) { busy_.store(b); }
+}
 
-private:
-    SystemdNotifier& notifier_;
-    std::atomic<Clock::rep> beat_{Clock::now().time_since_epoch().count()};
-    std::atomic<bool> busy_{false};
-    std::mutex mutex_;
-    std::condition_variable cv_;
-    bool quit_ = false;
-    std::thread thread_;
+// What the engine's worker thread hands back to the loop after a run.
+struct WorkerResult {
+    sync::RunReport report;
+    std::optional<store::OpenOpCounts> store_figures;
+    cdp::ApiStats api;
+    uint64_t engine = 0;  // which engine ran it (a new one after each reset)
 };
 
+// The leader's one process: an event loop (signals, schedule, NOTIFY, watchdog, metrics)
+// on the calling thread, and the engine's runs on one worker thread, whose completion is
+// posted back to the loop. PostgreSQL's small control queries run on the loop with a short
+// statement_timeout; the engine's own work never does.
 class Daemon {
 public:
     Daemon(config::Config cfg, const DaemonOptions& o)
         : cfg_(std::move(cfg)),
           options_(o),
           log_(o.log ? o.log : logging::logger("daemon")),
-          signals_(log_, o.stop_grace, [this] { stop_now(); }),
-          watchdog_(notifier_),
+          signals_(io_.get_executor(), log_,
+                   SignalHandlers{[this](bool again) { on_stop_signal(again); },
+                                  [this] { reload_asked_ = true; wake_.cancel(); },
+                                  [this] { full_signal_ = true; wake_.cancel(); }}),
           poll_("poll", poll_period(cfg_), 0.1, FirstRun::immediately, Clock::now(), ::getpid()),
           full_("full resync", full_period(cfg_), 0.01, FirstRun::after_period, Clock::now(), ::getpid() + 1),
           pg_backoff_(1s, 30s),
           run_backoff_(poll_period(cfg_), max_backoff(cfg_)),
           postgres_("PostgreSQL (" + store::redact_dsn(cfg_.database.dsn) + ")", log_),
           runs_("sync runs", log_),
-          change_query_("database.change_query", log_) {}
+          change_query_("database.change_query", log_),
+          watchdog_(std::chrono::duration_cast<Duration>(notifier_.watchdog_interval()) / 2) {}
 
     int run() {
         ::signal(SIGPIPE, SIG_IGN);
+        unblock_daemon_signals();  // every other thread (the worker, spdlog's) keeps them blocked
+        start_metrics_server();
+        net::co_spawn(io_, main_loop(), [this](std::exception_ptr e) {
+            if (e) log_->critical("the daemon's loop ended: {}", what(e));
+            finish();
+        });
+        if (notifier_.watchdog_interval().count() > 0) feed_watchdog();
+        io_.run();
+        return 0;
+    }
+
+private:
+    // --- the loop
+
+    net::awaitable<void> main_loop() {
         log_->info("cdp-sync daemon started: pid {}, schema {}, poll every {} s, full resync every {} h", ::getpid(),
                    cfg_.database.schema, cfg_.sync.poll_interval_s, cfg_.sync.full_resync_interval_h);
         notifier_.ready();
         set_status("starting");
-        while (!signals_.stop_requested()) {
-            watchdog_.beat();
-            if (signals_.take_reload()) reload();
+        while (!stop_) {
+            if (std::exchange(reload_asked_, false)) reload();
+            if (control_broken_) lose_control(control_broken_why_);
             if (!control_ && !open_control()) {
-                wait_for(pg_backoff_.next());
+                co_await wait_for(pg_backoff_.next());
                 continue;
             }
+            std::optional<Duration> wait;
             try {
-                if (!control_->leading() && !become_leader()) {
-                    wait_for(standby_period(cfg_));
-                    continue;
-                }
-                lead();
+                if (!control_->leading() && !become_leader()) wait = standby_period(cfg_);
+                else co_await lead();
             } catch (const pqxx::failure& e) {
                 lose_control(e.what());
-                wait_for(pg_backoff_.next());
+                wait = pg_backoff_.next();
             } catch (const std::exception& e) {
                 // Not expected; still no reason to stop the service.
-                const auto wait = run_backoff_.next();
-                log_->error("unexpected error: {}; going on in {}", text::one_line(e.what()), seconds_text(wait));
-                wait_for(wait);
+                wait = run_backoff_.next();
+                log_->error("unexpected error: {}; going on in {}", text::one_line(e.what()), seconds_text(*wait));
             }
+            if (wait) co_await wait_for(*wait);
         }
+        say_stopped();
+    }
+
+    void say_stopped() {
         notifier_.stopping();
         set_status("stopping");
         if (control_ && control_->leading()) {
             try {
                 control_->publish("stopped", std::nullopt);
-            } catch (const std::exception&) {
+            } catch (const std::exception& e) {
+                log_->debug("publishing 'stopped': {}", text::one_line(e.what()));
             }
         }
+    }
+
+    // Ends the loop: everything that waits on it is cancelled, the engine and the control
+    // connection closed.
+    void finish() {
+        finished_ = true;
+        signals_.cancel();
+        for (auto* t : {&wake_, &watchdog_timer_, &grace_timer_, &drain_timer_, &monitor_timer_}) t->cancel();
+        if (metrics_server_) metrics_server_->stop();
+        close_notify_watch();
         engine_.reset();
         control_.reset();
         log_->info("cdp-sync daemon stopped");
         log_->flush();
-        return 0;
+        io_.stop();
     }
 
-private:
     // --- connections and leadership
 
     bool open_control() {
@@ -149,6 +179,7 @@ private:
             control_ = std::make_unique<Control>(cfg_.database.dsn, cfg_.database.schema, log_);
             postgres_.ok(Clock::now());
             pg_backoff_.reset();
+            watch_notify();
             return true;
         } catch (const std::exception& e) {
             control_.reset();
@@ -160,11 +191,22 @@ private:
 
     void lose_control(const std::string& why) {
         const bool was_leader = control_ && control_->leading();
+        close_notify_watch();
         control_.reset();
-        engine_.reset();
+        control_broken_ = false;
+        engine_.reset();  // never during a run: the loop awaits the run before it gets here
+        metrics_.set_leader(false);
         if (was_leader) log_->error("lost the leader lock: {}; not syncing until it is held again", text::one_line(why));
         postgres_.failed(text::one_line(why), "reconnecting with backoff", Clock::now());
         set_status("waiting for PostgreSQL: " + text::one_line(why));
+    }
+
+    // Something other than the loop itself found the control connection broken: the loop
+    // replaces it when it next comes round.
+    void control_failed(const std::string& why) {
+        control_broken_ = true;
+        control_broken_why_ = why;
+        wake_.cancel();
     }
 
     bool become_leader() {
@@ -178,6 +220,7 @@ private:
             return false;
         }
         standby_ = false;
+        metrics_.set_leader(true);
         const auto now = Clock::now();
         log_->info("leader of schema {}: this process runs the sync", cfg_.database.schema);
         if (int n = control_->requeue_orphans(); n > 0)
@@ -193,69 +236,113 @@ private:
         return true;
     }
 
+    // --- NOTIFY: the control connection's socket watched on the loop
+
+    void watch_notify() {
+        close_notify_watch();
+        const int fd = ::dup(control_->socket());
+        if (fd < 0) return;  // the loop's waits still read notifications at each turn
+        notify_socket_.emplace(io_, fd);
+        arm_notify(notify_generation_);
+    }
+
+    void arm_notify(uint64_t generation) {
+        notify_socket_->async_wait(net::posix::descriptor_base::wait_read,
+                                   [this, generation](const boost::system::error_code& ec) {
+                                       if (ec || generation != notify_generation_ || !control_) return;
+                                       if (!take_notified()) return;
+                                       arm_notify(generation);
+                                   });
+    }
+
+    // Reads the notifications that arrived; false when the connection is gone.
+    bool take_notified() {
+        try {
+            if (control_->take_notified()) {
+                wake_pending_ = true;
+                wake_.cancel();
+            }
+            return true;
+        } catch (const pqxx::failure& e) {
+            control_failed(e.what());
+            return false;
+        }
+    }
+
+    void close_notify_watch() {
+        ++notify_generation_;
+        notify_socket_.reset();
+    }
+
     // --- the leader's cycle: one run, or a wait until the next thing is due
 
-    void lead() {
+    net::awaitable<void> lead() {
         auto now = Clock::now();
         if (control_->take_notified()) wake_pending_ = true;
         if (auto request = control_->claim_resync(::getpid())) {
-            run_requested(*request);
-            return;
+            co_await run_requested(*request);
+            co_return;
         }
         // SIGUSR1 asks for a full resync even when the periodic one is off (interval 0).
-        if (signals_.take_full_resync()) full_asked_ = true;
+        if (std::exchange(full_signal_, false)) full_asked_ = true;
         if (full_asked_ || full_.due(now)) {
             full_asked_ = false;
             sync::RunRequest r;
             r.kind = sync::RunKind::full;
-            run_and_schedule(r, "full resync");
-            return;
+            co_await run_and_schedule(r, "full resync");
+            co_return;
         }
         if (poll_.due(now) || wake_pending_) {
-            incremental();
-            return;
+            co_await incremental();
+            co_return;
         }
         auto next = poll_.next();
         if (full_.enabled()) next = std::min(next, full_.next());
         publish_idle(next);
-        wait_until(next);
+        co_await wait_until(next);
     }
 
-    void incremental() {
+    // The change query's value, or nullopt when there is none or it failed.
+    std::optional<std::string> change_value(Clock::time_point now) {
+        if (cfg_.database.change_query.empty()) return std::nullopt;
+        try {
+            auto value = control_->change_value(cfg_.database.change_query);
+            change_query_.ok(now);
+            return value;
+        } catch (const pqxx::broken_connection&) {
+            throw;
+        } catch (const std::exception& e) {
+            change_query_.failed(text::one_line(e.what()), "diffing at every poll until it works", now);
+            return std::nullopt;
+        }
+    }
+
+    net::awaitable<void> incremental() {
         const auto now = Clock::now();
         const bool woken = std::exchange(wake_pending_, false);
-        std::optional<std::string> value;
-        if (!cfg_.database.change_query.empty()) {
-            try {
-                value = control_->change_value(cfg_.database.change_query);
-                change_query_.ok(now);
-            } catch (const pqxx::broken_connection&) {
-                throw;
-            } catch (const std::exception& e) {
-                change_query_.failed(text::one_line(e.what()), "diffing at every poll until it works", now);
-            }
-            if (value && last_ok_value_ && *value == *last_ok_value_ && !woken) {
-                log_->debug("change query unchanged ({}): no diff", *value);
-                poll_.done(now);
-                return;
-            }
+        std::optional<std::string> value = change_value(now);
+        if (value && last_ok_value_ && *value == *last_ok_value_ && !woken) {
+            log_->debug("change query unchanged ({}): no diff", *value);
+            poll_.done(now);
+            co_return;
         }
         sync::RunRequest r;
         r.kind = sync::RunKind::incremental;
-        if (run_and_schedule(r, woken ? "incremental run (NOTIFY)" : "incremental run")) last_ok_value_ = value;
+        const bool ok = co_await run_and_schedule(r, woken ? "incremental run (NOTIFY)" : "incremental run");
+        if (ok) last_ok_value_ = value;
         else last_ok_value_.reset();
     }
 
-    void run_requested(const ResyncRequest& request) {
+    net::awaitable<void> run_requested(const ResyncRequest& request) {
         log_->info("resync request {} from {}{}", request.id, request.requested_by.empty() ? "?" : request.requested_by,
                    request.force ? " (--force)" : "");
         sync::RunRequest r;
         r.kind = sync::RunKind::full;
         r.force = request.force;
         r.only_groups = request.only_groups;
-        std::optional<sync::RunReport> report;
         std::string error;
-        run_engine(r, fmt::format("full resync (request {})", request.id), report, error);
+        const std::string label = fmt::format("full resync (request {})", request.id);
+        std::optional<sync::RunReport> report = co_await run_engine(r, label, error);
         if (report) {
             control_->finish_resync(request.id, report->run_id ? std::optional<int64_t>(report->run_id) : std::nullopt,
                                     sync::to_string(report->status), report->exit_code(), report->to_text());
@@ -266,48 +353,94 @@ private:
     }
 
     // Runs the engine and moves the schedule on; true when the run succeeded.
-    bool run_and_schedule(const sync::RunRequest& request, const std::string& label) {
-        std::optional<sync::RunReport> report;
+    net::awaitable<bool> run_and_schedule(sync::RunRequest request, std::string label) {
         std::string error;
-        run_engine(request, label, report, error);
-        if (!report) return false;
-        return after_run(*report, request.kind);
+        std::optional<sync::RunReport> report = co_await run_engine(request, label, error);
+        co_return report && after_run(*report, request.kind);
     }
 
-    void run_engine(const sync::RunRequest& request, const std::string& label, std::optional<sync::RunReport>& report,
-                    std::string& error) {
+    // --- a run: on the worker thread, while the loop goes on serving
+
+    // The report, or nullopt with `error` when the run threw (the schedule then backs off).
+    net::awaitable<std::optional<sync::RunReport>> run_engine(sync::RunRequest request, std::string label,
+                                                              std::string& error) {
         const auto now = Clock::now();
         publish(label, full_.next());
         set_status("leader: " + label);
+        request.stop = &stop_;
+        request.progress = &progress_;
+        run_active_ = true;
+        start_monitor(label);
+        std::optional<WorkerResult> result;
+        std::exception_ptr failure;
         try {
-            if (!engine_) engine_ = std::make_unique<sync::Engine>(cfg_, logging::logger("sync"));
-            signals_.set_busy(true);
-            watchdog_.set_busy(true);
-            RunMonitor monitor(cfg_.database.dsn, cfg_.database.schema, label, kProgressEvery, log_,
-                               [this](const std::string& line) { notifier_.status("leader: " + line); });
-            sync::RunRequest stoppable = request;
-            stoppable.stop = &signals_.stop_flag();
-            report = engine_->run(stoppable);
-            status_.clear();  // the monitor changed STATUS= behind set_status's back
-            signals_.set_busy(false);
-            watchdog_.set_busy(false);
-            last_run_end_ = Clock::now();
-        } catch (const std::exception& e) {
-            signals_.set_busy(false);
-            watchdog_.set_busy(false);
+            result = co_await net::co_spawn(
+                worker_, [this, request]() -> net::awaitable<WorkerResult> { co_return run_on_worker(request); },
+                net::use_awaitable);
+        } catch (...) {
+            failure = std::current_exception();
+        }
+        run_active_ = false;
+        for (auto* t : {&monitor_timer_, &drain_timer_, &grace_timer_}) t->cancel();
+        status_.clear();  // the monitor changed STATUS= behind set_status's back
+        if (result) {
+            record(*result);
+            co_return std::move(result->report);
+        }
+        metrics_.record_run_error(request.kind);
+        write_metrics_textfile();
+        error = what(failure);
+        const auto wait = run_backoff_.next();
+        runs_.failed(label + ": " + error, "retrying in " + seconds_text(wait) + " with a new connection", now);
+        poll_.trigger(Clock::now() + wait);
+        if (request.kind == sync::RunKind::full) full_.trigger(Clock::now() + wait);
+        control_->ping();  // throws when PostgreSQL itself is gone: leadership is lost
+        co_return std::nullopt;
+    }
+
+    // On the worker thread: the engine (built here when there is none), the run, and the
+    // figures the metrics want from PostgreSQL, so the loop never waits for a query of the run.
+    WorkerResult run_on_worker(const sync::RunRequest& request) {
+        try {
+            if (!engine_) {
+                auto engine = std::make_unique<sync::Engine>(cfg_, logging::logger("sync"));
+                std::lock_guard lock(engine_mutex_);
+                engine_ = std::move(engine);
+                ++engine_number_;
+            }
+            WorkerResult out;
+            out.report = engine_->run(request);
+            out.api = engine_->api_stats();
+            out.engine = engine_number_;
+            try {
+                out.store_figures = engine_->store().open_op_counts();
+            } catch (const std::exception& e) {
+                log_->debug("metrics: reading the journal's figures failed: {}", text::one_line(e.what()));
+            }
+            return out;
+        } catch (...) {
+            std::lock_guard lock(engine_mutex_);
             engine_.reset();
-            error = text::one_line(e.what());
-            const auto wait = run_backoff_.next();
-            runs_.failed(label + ": " + error, "retrying in " + seconds_text(wait) + " with a new connection", now);
-            poll_.trigger(Clock::now() + wait);
-            if (request.kind == sync::RunKind::full) full_.trigger(Clock::now() + wait);
-            control_->ping();  // throws when PostgreSQL itself is gone: leadership is lost
+            throw;
+        }
+    }
+
+    void record(const WorkerResult& r) {
+        metrics_.record_run(r.report, std::chrono::system_clock::now());
+        metrics_.set_api_stats(r.engine, r.api);
+        if (r.store_figures) metrics_.set_store_figures(*r.store_figures);
+        write_metrics_textfile();
+        if (stop_) {
+            // The engine's calls may have been cancelled for good: the next run needs a new one.
+            std::lock_guard lock(engine_mutex_);
+            engine_.reset();
         }
     }
 
     bool after_run(const sync::RunReport& r, sync::RunKind kind) {
         const auto now = Clock::now();
         last_status_ = sync::to_string(r.status);
+        last_run_end_ = now;
         if (r.status == sync::RunStatus::busy) {
             if (!busy_logged_) log_->info("another cdp-sync process is applying to schema {}; trying again next poll", cfg_.database.schema);
             busy_logged_ = true;
@@ -331,34 +464,122 @@ private:
         return false;
     }
 
-    // --- waiting
-
-    void wait_until(Clock::time_point t) {
-        auto d = std::chrono::duration_cast<Duration>(t - Clock::now());
-        wait_for(std::clamp<Duration>(d, 0ms, 5s));
+    // Every kProgressEvery during a run: the progress line, logged and published.
+    void start_monitor(std::string label) {
+        monitor_ = RunMonitor(std::move(label));
+        arm_monitor();
     }
 
-    // Sleeps until `d` passed, a signal came, or a notification arrived.
-    void wait_for(Duration d) {
-        if (signals_.stop_requested()) return;
-        pollfd fds[2] = {{signals_.wake_fd(), POLLIN, 0}, {-1, POLLIN, 0}};
-        nfds_t n = 1;
-        if (control_) {
-            fds[1].fd = control_->socket();
-            n = fds[1].fd >= 0 ? 2 : 1;
-        }
-        const auto wd = std::chrono::duration_cast<Duration>(notifier_.watchdog_interval());
-        if (wd.count() > 0) d = std::min<Duration>(d, wd / 3);
-        ::poll(fds, n, static_cast<int>(std::max<int64_t>(0, d.count())));
-        signals_.drain();
-        watchdog_.beat();
-        if (n == 2 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+    void arm_monitor() {
+        monitor_timer_.expires_after(kProgressEvery);
+        monitor_timer_.async_wait([this](const boost::system::error_code& ec) {
+            if (ec || !run_active_ || !control_ || control_broken_) return;
             try {
-                if (control_->take_notified()) wake_pending_ = true;
-            } catch (const pqxx::failure& e) {
-                lose_control(e.what());
+                if (auto p = running_run(control_->connection(), cfg_.database.schema)) {
+                    const std::string line = monitor_->line(*p, Clock::now());
+                    log_->info("{}", line);
+                    set_leader_phase(control_->connection(), cfg_.database.schema, line);
+                    notifier_.status("leader: " + line);
+                }
+            } catch (const pqxx::broken_connection& e) {
+                control_failed(e.what());
+                return;
+            } catch (const std::exception& e) {
+                log_->debug("progress: {}", text::one_line(e.what()));
             }
+            if (!take_notified()) return;  // the queries above may have read a notification
+            arm_monitor();
+        });
+    }
+
+    // --- stopping
+
+    void on_stop_signal(bool again) {
+        if (again) stop_now();
+        stop_ = true;
+        wake_.cancel();
+        if (!run_active_) return;
+        log_->info("the run in progress stops at its next safe point; calls still unanswered in {} are cancelled "
+                   "(their ops stay pending)",
+                   seconds_text(kDrainBeforeCancel));
+        drain_timer_.expires_after(kDrainBeforeCancel);
+        drain_timer_.async_wait([this](const boost::system::error_code& ec) {
+            if (ec || !run_active_) return;
+            std::lock_guard lock(engine_mutex_);
+            if (engine_) engine_->cancel_calls();
+        });
+        grace_timer_.expires_after(options_.stop_grace);
+        grace_timer_.async_wait([this](const boost::system::error_code& ec) {
+            if (ec || !run_active_) return;
+            log_->warn("the run did not end within {} of the stop signal", seconds_text(options_.stop_grace));
+            stop_now();
+        });
+    }
+
+    [[noreturn]] void stop_now() {
+        log_->warn("exiting now; the run in progress stays in the journal and the next leader resumes it");
+        log_->flush();
+        notifier_.stopping();
+        std::_Exit(0);
+    }
+
+    // --- the watchdog: fed from the loop, on progress
+
+    void feed_watchdog() {
+        const auto interval = std::chrono::duration_cast<Duration>(notifier_.watchdog_interval());
+        watchdog_timer_.expires_after(interval / 4);
+        watchdog_timer_.async_wait([this](const boost::system::error_code& ec) {
+            if (ec || finished_) return;
+            if (watchdog_.should_feed(Clock::now(), run_active_, progress_.load())) notifier_.watchdog();
+            else log_->warn("watchdog: the run made no progress (no CDP call answered) for a while; not feeding it");
+            feed_watchdog();
+        });
+    }
+
+    // --- metrics
+
+    void start_metrics_server() {
+        if (cfg_.metrics.listen.empty()) return;
+        try {
+            metrics_server_.emplace(io_.get_executor(), cfg_.metrics.listen, [this] { return render_metrics(); }, log_);
+            log_->info("metrics on http://{}/metrics", cfg_.metrics.listen);
+        } catch (const std::exception& e) {
+            log_->error("metrics.listen: {}; serving no metrics", e.what());
         }
+    }
+
+    std::string render_metrics() {
+        metrics_.set_rate_limit(cfg_.cdp.rate_limit_qps);
+        return metrics_.render();
+    }
+
+    void write_metrics_textfile() {
+        if (cfg_.metrics.textfile.empty()) return;
+        try {
+            write_textfile(cfg_.metrics.textfile, render_metrics());
+        } catch (const std::exception& e) {
+            log_->warn("metrics.textfile: {}", e.what());
+        }
+    }
+
+    // --- waiting
+
+    net::awaitable<void> wait_until(Clock::time_point t) {
+        auto d = std::chrono::duration_cast<Duration>(t - Clock::now());
+        co_await wait_for(std::clamp<Duration>(d, 0ms, 5s));
+    }
+
+    // Until `d` passed, a signal came, or a notification arrived (each cancels wake_).
+    net::awaitable<void> wait_for(Duration d) {
+        if (stop_ || reload_asked_ || control_broken_) co_return;
+        if (control_) {
+            // The loop's own queries may have read a notification from the socket already.
+            if (!take_notified()) co_return;
+            if (control_->leading() && (wake_pending_ || full_signal_)) co_return;
+        }
+        wake_.expires_after(d);
+        boost::system::error_code ec;
+        co_await wake_.async_wait(net::redirect_error(net::use_awaitable, ec));
     }
 
     // --- reporting
@@ -430,7 +651,9 @@ private:
         engine_.reset();  // the next run builds one with the new settings
         last_ok_value_.reset();
         if (reconnect) {
+            close_notify_watch();
             control_.reset();
+            metrics_.set_leader(false);
             postgres_ = Condition("PostgreSQL (" + store::redact_dsn(cfg_.database.dsn) + ")", log_);
         }
         std::string list;
@@ -439,27 +662,41 @@ private:
         notifier_.ready();
     }
 
-    void stop_now() {
-        log_->warn("exiting now; the run in progress stays in the journal and the next leader resumes it");
-        log_->flush();
-        notifier_.stopping();
-        std::_Exit(0);
-    }
-
+    // Declared first: destroyed last, after everything that waits on it.
+    net::io_context io_{1};
+    // The engine's runs, one at a time; its thread starts with the signals blocked.
+    net::thread_pool worker_{1};
     config::Config cfg_;
     DaemonOptions options_;
     std::shared_ptr<spdlog::logger> log_;
     SystemdNotifier notifier_;
-    SignalWatcher signals_;
-    Watchdog watchdog_;
+    LoopSignals signals_;
+    net::steady_timer wake_{io_}, watchdog_timer_{io_}, grace_timer_{io_}, drain_timer_{io_}, monitor_timer_{io_};
     std::unique_ptr<Control> control_;
+    std::optional<net::posix::stream_descriptor> notify_socket_;
+    uint64_t notify_generation_ = 0;
+    bool control_broken_ = false;
+    std::string control_broken_why_;
+    // Written by the worker (under engine_mutex_) while a run is active, by the loop otherwise.
+    std::mutex engine_mutex_;
     std::unique_ptr<sync::Engine> engine_;
+    uint64_t engine_number_ = 0;
+    std::atomic<bool> stop_{false};        // RunRequest::stop
+    std::atomic<uint64_t> progress_{0};    // RunRequest::progress
+    bool run_active_ = false;
+    bool finished_ = false;
+    std::optional<RunMonitor> monitor_;
     Periodic poll_, full_;
     Backoff pg_backoff_, run_backoff_;
     Condition postgres_, runs_, change_query_;
+    ProgressWatchdog watchdog_;
+    Metrics metrics_;
+    std::optional<MetricsServer> metrics_server_;
     std::optional<std::string> last_ok_value_;
     bool wake_pending_ = false;
     bool full_asked_ = false;
+    bool full_signal_ = false;
+    bool reload_asked_ = false;
     bool standby_ = false;
     bool busy_logged_ = false;
     std::string status_;

@@ -3,11 +3,14 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include <fmt/format.h>
 #include <pqxx/pqxx>
 
+#include "config/logging.hpp"
 #include "config/text.hpp"
 #include "daemon/control.hpp"
 
@@ -124,30 +127,26 @@ DaemonResync resync_through_daemon(const config::Config& cfg, const ResyncAsk& a
     }
 }
 
-TerminalProgress::TerminalProgress(const config::Config& cfg, std::ostream& err, std::optional<int64_t> snapshot_id) {
-    thread_ = std::thread([this, dsn = cfg.database.dsn, schema = cfg.database.schema, &err, snapshot_id] {
+TerminalProgress::TerminalProgress(const config::Config& cfg, std::ostream&, std::optional<int64_t> snapshot_id) {
+    thread_ = std::jthread([dsn = cfg.database.dsn, schema = cfg.database.schema, snapshot_id](std::stop_token stop) {
         std::unique_ptr<pqxx::connection> conn;
-        bool drew = false;
-        while (!quit_) {
+        std::mutex mutex;
+        std::condition_variable_any cv;
+        while (!stop.stop_requested()) {
             try {
                 if (!conn) conn = connect(dsn, "cdp-sync progress");
                 auto p = snapshot_id ? snapshot_progress(*conn, schema, *snapshot_id) : running_run(*conn, schema);
-                if (p) {
-                    err << "\r" << bar(*p) << "\033[K" << std::flush;
-                    drew = true;
-                }
+                if (p) logging::set_status_line(bar(*p));
             } catch (const std::exception&) {
                 conn.reset();
             }
-            for (int i = 0; i < 3 && !quit_; ++i) std::this_thread::sleep_for(100ms);
+            std::unique_lock lock(mutex);
+            cv.wait_for(lock, stop, 300ms, [] { return false; });
         }
-        if (drew) err << "\r\033[K" << std::flush;
+        logging::set_status_line("");
     });
 }
 
-TerminalProgress::~TerminalProgress() {
-    quit_ = true;
-    thread_.join();
-}
+TerminalProgress::~TerminalProgress() = default;  // the jthread asks it to stop and joins
 
 }  // namespace cdpsync::daemon

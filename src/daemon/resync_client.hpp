@@ -3,7 +3,6 @@
 // returns the run's exit code. Two processes never apply at once.
 #pragma once
 
-#include <atomic>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -42,19 +41,20 @@ DaemonResync resync_through_daemon(const config::Config& config, const ResyncAsk
                                    std::ostream& err);
 
 // A progress bar on a terminal for a run this process makes (the no-daemon path of resync):
-// a thread with its own connection redraws one line from the run and op tables every 300 ms
-// until destroyed. Draws nothing when PostgreSQL cannot be read.
+// a thread with its own connection reads the run and op tables every 300 ms and sets the
+// logger's status line (logging::set_status_line, on stderr), which log lines never share
+// a line with; removed when destroyed. Draws nothing when PostgreSQL cannot be read.
 class TerminalProgress {
 public:
-    // With `snapshot_id`: the progress of that snapshot instead (plan --full).
+    // With `snapshot_id`: the progress of that snapshot instead (plan --full). The bar goes
+    // to stderr, whatever `err` is.
     TerminalProgress(const config::Config& config, std::ostream& err, std::optional<int64_t> snapshot_id = {});
     ~TerminalProgress();
     TerminalProgress(const TerminalProgress&) = delete;
     TerminalProgress& operator=(const TerminalProgress&) = delete;
 
 private:
-    std::atomic<bool> quit_{false};
-    std::thread thread_;
+    std::jthread thread_;
 };
 
 }  // namespace cdpsync::daemon

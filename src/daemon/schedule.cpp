@@ -57,4 +57,16 @@ bool Condition::ok(Clock::time_point now) {
     return true;
 }
 
+bool ProgressWatchdog::should_feed(Clock::time_point now, bool run_active, uint64_t progress) {
+    if (!run_active) {
+        last_progress_.reset();
+        return true;
+    }
+    if (last_progress_ != progress) {  // a run that just started counts as moving
+        last_progress_ = progress;
+        last_moved_ = now;
+    }
+    return now - last_moved_ < stall_limit_;
+}
+
 }  // namespace cdpsync::daemon

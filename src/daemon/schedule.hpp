@@ -90,4 +90,21 @@ private:
     Clock::time_point since_{};
 };
 
+// systemd's watchdog fed on progress: while a run is active, a ping only when its progress
+// counter (CDP calls answered) moved within `stall_limit`, so a run stuck in a PostgreSQL
+// call or a hung call stops the pings and systemd restarts the service. Without a run the
+// loop itself coming round is the proof of life.
+class ProgressWatchdog {
+public:
+    explicit ProgressWatchdog(Duration stall_limit) : stall_limit_(stall_limit) {}
+
+    // Asked at every watchdog tick: send WATCHDOG=1 now?
+    bool should_feed(Clock::time_point now, bool run_active, uint64_t progress);
+
+private:
+    Duration stall_limit_;
+    std::optional<uint64_t> last_progress_;
+    Clock::time_point last_moved_{};
+};
+
 }  // namespace cdpsync::daemon

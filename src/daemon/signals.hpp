@@ -1,5 +1,6 @@
-// Signals for the daemon, received on a thread of their own (sigtimedwait) and turned into
-// flags the loop reads, plus a wake-up file descriptor the loop's wait includes.
+// Signals. The daemon takes them on its event loop (LoopSignals, a net::signal_set); a
+// one-shot run of the CLI (`run --once`, `resync`) on a thread of its own (SignalWatcher,
+// sigtimedwait), turned into flags the run reads.
 //
 // | signal          | effect                                                               |
 // |-----------------|----------------------------------------------------------------------|
@@ -8,7 +9,8 @@
 // | SIGHUP          | reload the configuration                                             |
 // | SIGUSR1         | a full resync as the next run                                        |
 //
-// Construct it before any other thread starts: it blocks these signals for the process.
+// block_daemon_signals() first thing in main: only the thread that takes them (the event
+// loop, or SignalWatcher's) has them unblocked.
 #pragma once
 
 #include <atomic>
@@ -17,6 +19,7 @@
 #include <memory>
 #include <thread>
 
+#include <boost/asio/any_io_executor.hpp>
 #include <spdlog/logger.h>
 
 namespace cdpsync::daemon {
@@ -25,6 +28,29 @@ namespace cdpsync::daemon {
 // first thing in main, before anything starts a thread (spdlog's flusher does): a thread
 // that does not block them would take the default action, which ends the process.
 void block_daemon_signals();
+// Unblocks them in the calling thread (the daemon's event loop thread, once every other
+// thread has started).
+void unblock_daemon_signals();
+
+// The daemon's signals, handled on its event loop.
+struct SignalHandlers {
+    std::function<void(bool again)> stop;  // SIGTERM, SIGINT; again: not the first one
+    std::function<void()> reload;          // SIGHUP
+    std::function<void()> full_resync;     // SIGUSR1
+};
+
+class LoopSignals {
+public:
+    LoopSignals(boost::asio::any_io_executor executor, std::shared_ptr<spdlog::logger> log, SignalHandlers handlers);
+    ~LoopSignals();
+    LoopSignals(const LoopSignals&) = delete;
+    LoopSignals& operator=(const LoopSignals&) = delete;
+    void cancel();
+
+private:
+    struct Impl;
+    std::shared_ptr<Impl> impl_;
+};
 
 class SignalWatcher {
 public:

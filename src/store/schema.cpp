@@ -177,6 +177,22 @@ int migrate_schema(pqxx::connection& conn, const std::string& schema, spdlog::lo
 
 int Store::migrate() { return migrate_schema(*conn_, schema_, *log_); }
 
+std::optional<ApplyLock> Store::lock_apply() {
+    if (!try_lock_apply()) return std::nullopt;
+    return std::optional<ApplyLock>(std::in_place, *this);
+}
+
+ApplyLock::~ApplyLock() {
+    if (!store_) return;
+    try {
+        store_->unlock_apply();
+    } catch (const pqxx::broken_connection&) {
+        // The session is gone, and the lock with it.
+    } catch (const std::exception& e) {
+        spdlog::warn("releasing the apply lock failed: {}", e.what());
+    }
+}
+
 bool Store::try_lock_apply() {
     pqxx::nontransaction tx(*conn_);
     return tx.exec_params1("SELECT pg_try_advisory_lock($1, hashtext($2))", kApplyLock, schema_)[0].as<bool>();

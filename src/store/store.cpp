@@ -94,12 +94,24 @@ json PlanSummary::to_json() const {
             {"groups", gs}};
 }
 
-std::unique_ptr<pqxx::connection> connect(const std::string& dsn) {
-    auto conn = std::make_unique<pqxx::connection>(dsn);
+std::string with_keepalives(const std::string& dsn) {
+    if (dsn.find("keepalives") != std::string::npos) return dsn;  // the user's choice
+    const bool uri = dsn.rfind("postgresql://", 0) == 0 || dsn.rfind("postgres://", 0) == 0;
+    if (!uri) return dsn + (dsn.empty() ? "" : " ") + "keepalives=1 keepalives_idle=30 keepalives_interval=10 keepalives_count=3";
+    return dsn + (dsn.find('?') == std::string::npos ? "?" : "&") +
+           "keepalives=1&keepalives_idle=30&keepalives_interval=10&keepalives_count=3";
+}
+
+std::unique_ptr<pqxx::connection> connect(const std::string& dsn, std::chrono::seconds statement_timeout) {
+    auto conn = std::make_unique<pqxx::connection>(with_keepalives(dsn));
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
     conn->inhibit_reactivation(true);
 #pragma GCC diagnostic pop
+    // Only where neither the DSN's options nor the role/database settings chose one.
+    pqxx::nontransaction tx(*conn);
+    tx.exec_params("SELECT set_config('statement_timeout', $1, false) WHERE current_setting('statement_timeout') = '0'",
+                   std::to_string(statement_timeout.count()) + "s");
     return conn;
 }
 

@@ -19,12 +19,14 @@
 // | op               | the journal: one planned write call per row and its outcome         |
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -171,6 +173,7 @@ struct RunCounts {
     int64_t ops_done = 0, ops_failed = 0, ops_permanent = 0;
     int64_t calls = 0, retries = 0, failures = 0, member_pages = 0;
     int64_t groups_created = 0, group_errors = 0;
+    int64_t drift_corrections = 0;  // memberships the CDP changed behind our back, put back (not stored yet)
 };
 
 struct RunRow {
@@ -202,7 +205,15 @@ std::vector<QueryCheck> check_source_queries(pqxx::connection& conn, const confi
 
 // A connection that fails after PostgreSQL restarts instead of reconnecting behind the
 // caller's back (pqxx 6 would, losing advisory locks and temp tables without a word).
-std::unique_ptr<pqxx::connection> connect(const std::string& dsn);
+// TCP keepalives are on unless the DSN sets them (a dead server or network is noticed in
+// about a minute, not hours), and a statement running longer than `statement_timeout` is
+// cancelled by the server (unless the DSN's options set one), so a stalled PostgreSQL
+// ends in an error instead of a process blocked for ever.
+inline constexpr std::chrono::seconds kEngineStatementTimeout{600};
+std::unique_ptr<pqxx::connection> connect(const std::string& dsn,
+                                          std::chrono::seconds statement_timeout = kEngineStatementTimeout);
+// `dsn` with libpq's keepalive keywords added when it sets none (key=value or URI form).
+std::string with_keepalives(const std::string& dsn);
 
 // `tmpl` with every "@." replaced by `quoted_schema` and a dot.
 std::string with_schema(const std::string& tmpl, const std::string& quoted_schema);
@@ -210,6 +221,29 @@ std::string with_schema(const std::string& tmpl, const std::string& quoted_schem
 // Applies missing migrations of the cdp_sync schema named `schema` in one transaction under
 // an advisory lock; idempotent and safe with concurrent callers. Returns the version.
 int migrate_schema(pqxx::connection& conn, const std::string& schema, spdlog::logger& log);
+
+class Store;
+
+// The one-writer lock (a session advisory lock on the schema), held while this lives.
+class [[nodiscard]] ApplyLock {
+public:
+    explicit ApplyLock(Store& store) : store_(&store) {}
+    ApplyLock(ApplyLock&& other) noexcept : store_(std::exchange(other.store_, nullptr)) {}
+    ApplyLock& operator=(ApplyLock&&) = delete;
+    ApplyLock(const ApplyLock&) = delete;
+    ~ApplyLock();  // unlocks; a broken connection has released it already
+
+private:
+    Store* store_;
+};
+
+// Journal ops by state, for monitoring. A state listed in kOpenOpStates is counted (0 when
+// no op is in it): a new state is one more entry there.
+inline constexpr const char* kOpenOpStates[] = {"pending", "backoff", "failed", "permanent"};
+struct OpenOpCounts {
+    std::map<std::string, int64_t> by_state;  // every kOpenOpStates entry
+    int64_t mirror_memberships = 0;           // rows of the mirror (remote_member)
+};
 
 class Store {
 public:
@@ -228,9 +262,15 @@ public:
     // --- schema.cpp
     static constexpr int kSchemaVersion = 3;
     int migrate();  // migrate_schema on this connection
-    // The one-writer lock (session level, released when the connection closes).
+    // The one-writer lock (session level, released when the connection closes); nullopt
+    // when another session holds it.
+    std::optional<ApplyLock> lock_apply();
     bool try_lock_apply();
     void unlock_apply();
+
+    // --- gauges.cpp
+    // Open journal ops of every run by state, and the mirror's size (monitoring).
+    OpenOpCounts open_op_counts();
 
     // --- source.cpp
     // Runs the desired queries into session temp tables, validating every row. Only groups

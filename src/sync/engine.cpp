@@ -10,6 +10,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
 #include "cdp/api.hpp"
@@ -344,10 +345,18 @@ Engine::~Engine() = default;
 
 store::Store& Engine::store() { return impl_->store; }
 
+void Engine::cancel_calls() {
+    net::post(impl_->io, [impl = impl_.get()] { impl->api.stop(); });
+}
+
+cdp::ApiStats Engine::api_stats() const { return impl_->api.stats(); }
+
 RunReport Engine::run(const RunRequest& request) {
     auto& im = *impl_;
     auto& st = im.store;
-    if (!st.try_lock_apply()) {
+    im.api.count_progress_in(request.progress);
+    auto lock = st.lock_apply();
+    if (!lock) {
         RunReport r;
         r.kind = request.kind;
         r.status = RunStatus::busy;
@@ -355,16 +364,6 @@ RunReport Engine::run(const RunRequest& request) {
         im.log->warn("{}", r.error);
         return r;
     }
-    struct Unlock {
-        store::Store& s;
-        ~Unlock() {
-            try {
-                s.unlock_apply();
-            } catch (...) {
-            }
-        }
-    } unlock{st};
-
     if (auto prev = st.interrupted_run()) {
         const RunKind prev_kind = prev->mode == "full" ? RunKind::full : RunKind::incremental;
         im.log->warn("resuming run {} ({}), interrupted in phase {}", prev->id, prev->mode, prev->phase);
@@ -412,15 +411,18 @@ PlanReport Engine::plan(const PlanRequest& request) {
     std::vector<store::ManagedGroup> to_read = request.full ? g.existing : g.unsnapshotted;
     if (!to_read.empty()) {
         // Refreshing the mirror is a write to shared state: only without a run applying.
-        if (!st.try_lock_apply()) {
-            p.error = "another cdp-sync is applying; cannot refresh the mirror now (try again, or plan without --full)";
-            return p;
+        SnapshotResult s;
+        {
+            auto lock = st.lock_apply();
+            if (!lock) {
+                p.error = "another cdp-sync is applying; cannot refresh the mirror now (try again, or plan without --full)";
+                return p;
+            }
+            const int64_t snap = plan_snapshot_id();
+            st.snapshot_gc();
+            s = im.block_on(steps.snapshot(snap, to_read));
+            st.snapshot_discard(snap);
         }
-        const int64_t snap = plan_snapshot_id();
-        st.snapshot_gc();
-        SnapshotResult s = im.block_on(steps.snapshot(snap, to_read));
-        st.snapshot_discard(snap);
-        st.unlock_apply();
         p.member_pages_read = s.pages;
         for (auto& e : s.errors) p.group_errors.push_back(e);
         Impl::drop_failed(g.managed, s.failed);

@@ -29,6 +29,10 @@
 #include "config/config.hpp"
 #include "store/store.hpp"
 
+namespace cdpsync::cdp {
+struct ApiStats;
+}
+
 namespace cdpsync::sync {
 
 using json = nlohmann::json;
@@ -44,6 +48,8 @@ struct RunRequest {
     // pages, or once the apply's calls in flight are answered. The run is then recorded as
     // 'interrupted' and the next run resumes it.
     const std::atomic<bool>* stop = nullptr;
+    // Counts every CDP call answered during the run (another thread may watch it move).
+    std::atomic<uint64_t>* progress = nullptr;
 };
 
 // Exit codes of resync / run --once, in this order of precedence.
@@ -130,6 +136,13 @@ public:
     PlanReport plan(const PlanRequest& request);
 
     store::Store& store();
+
+    // Thread-safe: ends the calls in flight and the retry sleeps of the run in progress (each
+    // op stays pending), for good; with `stop` set the run then ends 'interrupted'. Destroy
+    // this engine afterwards.
+    void cancel_calls();
+    // The CDP calls of this engine's life (call where run() is called).
+    cdp::ApiStats api_stats() const;
 
 private:
     struct Impl;

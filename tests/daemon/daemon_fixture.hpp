@@ -123,6 +123,8 @@ protected:
         std::string change_query;
         std::string level = "info";
         std::string dsn;  // "" = the test's
+        int retry_attempts = 2, retry_base_ms = 5, retry_max_ms = 20;
+        std::string metrics_listen, metrics_textfile;  // "" = off
     };
 
     std::filesystem::path write_config(const Settings& s, const std::string& name = "config.yaml") {
@@ -133,7 +135,8 @@ protected:
             << "  token_env: CDP_SYNC_DAEMON_TEST_TOKEN\n"
             << "  rate_limit_qps: " << s.qps << "\n"
             << "  max_in_flight: 4\n  page_size: 100\n  timeout_ms: 3000\n"
-            << "  retry: {max_attempts: 2, base_delay_ms: 5, max_delay_ms: 20}\n"
+            << "  retry: {max_attempts: " << s.retry_attempts << ", base_delay_ms: " << s.retry_base_ms
+            << ", max_delay_ms: " << s.retry_max_ms << "}\n"
             << "database:\n"
             << "  dsn: \"" << (s.dsn.empty() ? dsn : s.dsn) << "\"\n"
             << "  desired_memberships: \"SELECT customer_id, group_name FROM " << src << ".m\"\n"
@@ -142,6 +145,9 @@ protected:
             << "sync:\n"
             << "  poll_interval_s: " << s.poll_s << "\n"
             << "  full_resync_interval_h: " << s.full_h << "\n"
+            << "metrics:\n"
+            << "  listen: \"" << s.metrics_listen << "\"\n"
+            << "  textfile: \"" << s.metrics_textfile << "\"\n"
             << "logging:\n"
             << "  file: " << (dir / "cdp-sync.log").string() << "\n"
             << "  level: " << s.level << "\n";
@@ -153,6 +159,14 @@ protected:
         daemons.push_back(std::make_unique<Child>(std::vector<std::string>{"--config", config.string(), "run"},
                                                   dir / ("daemon" + std::to_string(daemons.size()) + ".out"), env));
         return *daemons.back();
+    }
+
+    // A daemon started with `s` that leads and finished a run successfully.
+    Child& settled(const Settings& s) {
+        auto& d = start_daemon(write_config(s));
+        EXPECT_TRUE(eventually([&] { return leader_pid() == d.pid(); }, 15s)) << log_text();
+        EXPECT_TRUE(eventually([&] { return runs("status = 'succeeded'") >= 1; }, 20s)) << log_text();
+        return d;
     }
 
     // Runs the binary to completion; returns (exit code, output).

@@ -5,15 +5,7 @@
 namespace cdpsync::testing {
 namespace {
 
-class Daemon : public DaemonTest {
-protected:
-    Child& settled(const Settings& s) {
-        auto& d = start_daemon(write_config(s));
-        EXPECT_TRUE(eventually([&] { return leader_pid() == d.pid(); }, 15s)) << log_text();
-        EXPECT_TRUE(eventually([&] { return runs("status = 'succeeded'") >= 1; }, 20s)) << log_text();
-        return d;
-    }
-};
+using Daemon = DaemonTest;
 
 TEST_F(Daemon, RowChangeReachesTheCdpWithinOnePollInterval) {
     add_rows(1, 20, "alpha");

@@ -4,10 +4,14 @@
 #include <sys/un.h>
 
 #include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+
+#include "config/logging.hpp"
 
 #include "daemon/notify.hpp"
 #include "daemon/schedule.hpp"
 #include "daemon_fixture.hpp"
+#include "notify_socket.hpp"
 #include "support/shell.hpp"
 
 namespace cdpsync::testing {
@@ -84,43 +88,21 @@ TEST(Condition, LogsOncePerChangeOfStateNotPerAttempt) {
     EXPECT_EQ(count_of(text, "PostgreSQL is back after 30 s and 6 failed attempt(s)"), 1) << text;
 }
 
-// A datagram socket standing in for systemd's notify socket.
-class NotifySocket {
-public:
-    NotifySocket() {
-        path_ = std::filesystem::temp_directory_path() / ("cdp-sync-notify-" + std::to_string(::getpid()) + "-" +
-                                                          std::to_string(++n_));
-        fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        sockaddr_un a{};
-        a.sun_family = AF_UNIX;
-        std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path_.c_str());
-        ::unlink(path_.c_str());
-        EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-        timeval tv{0, 200'000};
-        ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    }
-    ~NotifySocket() {
-        ::close(fd_);
-        ::unlink(path_.c_str());
-    }
-    std::string path() const { return path_.string(); }
-    // Every message received until `until` holds or the timeout passes, joined by '\n'.
-    std::string receive_until(const std::string& until, std::chrono::milliseconds timeout) {
-        const auto end = Clock::now() + timeout;
-        while (Clock::now() < end && all_.find(until) == std::string::npos) {
-            char buf[4096];
-            auto n = ::recv(fd_, buf, sizeof buf, 0);
-            if (n > 0) all_ += std::string(buf, static_cast<size_t>(n)) + "\n";
-        }
-        return all_;
-    }
-
-private:
-    static inline int n_ = 0;
-    std::filesystem::path path_;
-    int fd_ = -1;
-    std::string all_;
-};
+TEST(ProgressWatchdog, FedWithoutARunAndWhileTheRunMovesNotWhenItStalls) {
+    daemon::ProgressWatchdog w(Duration(60000));
+    const auto t0 = Clock::time_point{} + std::chrono::hours(1);
+    EXPECT_TRUE(w.should_feed(t0, false, 0));  // idle: the loop coming round is enough
+    EXPECT_TRUE(w.should_feed(t0 + 1s, true, 0));  // a run starts
+    EXPECT_TRUE(w.should_feed(t0 + 30s, true, 0));
+    EXPECT_TRUE(w.should_feed(t0 + 50s, true, 4));  // calls answered
+    EXPECT_TRUE(w.should_feed(t0 + 100s, true, 4));
+    EXPECT_FALSE(w.should_feed(t0 + 111s, true, 4)) << "60 s without a call answered";
+    EXPECT_FALSE(w.should_feed(t0 + 200s, true, 4));
+    EXPECT_TRUE(w.should_feed(t0 + 201s, true, 5)) << "it moves again";
+    EXPECT_TRUE(w.should_feed(t0 + 400s, false, 5)) << "the run ended";
+    EXPECT_TRUE(w.should_feed(t0 + 401s, true, 5)) << "a new run gets its own allowance";
+    EXPECT_FALSE(w.should_feed(t0 + 462s, true, 5));
+}
 
 TEST(SystemdNotifier, WithoutNotifySocketIsANoOp) {
     ::unsetenv("NOTIFY_SOCKET");
@@ -234,6 +216,42 @@ TEST(Install, StagesBinariesConfigAndUnitsAndUninstallKeepsTheConfig) {
     EXPECT_EQ(code, 0) << out;
     EXPECT_FALSE(std::filesystem::exists(root / "etc/cdp-sync"));
     std::filesystem::remove_all(root);
+}
+
+}  // namespace
+}  // namespace cdpsync::testing
+
+namespace cdpsync::testing {
+namespace {
+
+// The terminal's progress bar (the logger's status line) and log lines never share a line:
+// the bar is erased before each log line and drawn again after it.
+TEST(StatusLine, IsErasedBeforeEachLogLineAndDrawnAgainAfterIt) {
+    const auto path = std::filesystem::temp_directory_path() / ("cdp-sync-status-line-" + std::to_string(::getpid()));
+    std::fflush(stderr);
+    const int saved = ::dup(2);
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 2);
+    ::close(fd);
+    logging::init_sinks({std::make_shared<spdlog::sinks::stderr_sink_mt>()}, "info");
+    auto log = logging::logger("status-line-test");
+    logging::set_status_line("BAR 1/2");
+    log->info("first");
+    logging::set_status_line("BAR 2/2");
+    log->info("second");
+    logging::set_status_line("");
+    std::fflush(stderr);
+    ::dup2(saved, 2);
+    ::close(saved);
+    logging::init_stderr("warn");
+    const std::string out = read_file(path);
+    std::filesystem::remove(path);
+    const std::string erase = "\r\033[K";
+    EXPECT_EQ(out.find("BAR 1/2\033[K["), std::string::npos) << "a log line was written after the bar: " << out;
+    EXPECT_NE(out.find("\rBAR 1/2\033[K" + erase + "["), std::string::npos) << out;
+    EXPECT_NE(out.find("first\n\rBAR 1/2\033[K"), std::string::npos) << "not drawn again after the line: " << out;
+    EXPECT_NE(out.find("second\n\rBAR 2/2\033[K" + erase), std::string::npos) << out;
+    EXPECT_EQ(out.substr(out.size() - erase.size()), erase) << "the bar stays after it was removed: " << out;
 }
 
 }  // namespace
