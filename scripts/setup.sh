@@ -11,6 +11,7 @@ packages=(
   libgtest-dev libgmock-dev libsystemd-dev
   postgresql-15 postgresql-client-15
   clang libclang-rt-14-dev openssl ca-certificates procps
+  curl prometheus  # the metrics tests scrape /metrics and lint it with promtool check metrics
 )
 
 missing=()
