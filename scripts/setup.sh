@@ -12,6 +12,7 @@ packages=(
   postgresql-15 postgresql-client-15
   clang libclang-rt-14-dev openssl ca-certificates procps
   dpkg-dev lintian systemd  # scripts/package.sh: dpkg-shlibdeps, lintian; package-test.sh: systemd-analyze
+  curl  # the metrics tests scrape /metrics
 )
 
 missing=()

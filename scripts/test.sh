@@ -35,11 +35,13 @@ run_suite() {
   (cd "$dir" && ctest --output-on-failure --timeout 600 -j "$jobs")
 }
 
-run_suite build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo
-# The monitoring files (alert rules, dashboard), then the Debian package: built, installed,
-# upgraded, purged.
+# The monitoring files (alert rules, dashboard). It also puts promtool (taken out of Debian's
+# prometheus package, not installed) in build/tools, where the metrics tests find it.
+export PATH="$root/build/tools/usr/bin:$PATH"
 echo "== contrib"
 bash scripts/check-contrib.sh
+run_suite build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo
+# The Debian package: built, installed, upgraded, purged.
 echo "== package"
 bash scripts/package-test.sh
 if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
