@@ -25,6 +25,7 @@ const Subcommand kSubcommands[] = {
     {"resync", cdpsync::cli::resync_dispatch, "one-off full resync, exit 0 when converged"},
     {"plan", cdpsync::cli::plan_command, "dry run: print what a sync would do, change nothing"},
     {"status", cdpsync::cli::status_command, "last runs, pending/failed ops, checkpoint, lag"},
+    {"retry-failed", cdpsync::cli::retry_failed_command, "send failed ops on the next run (clears backoff waits)"},
     {"check", cdpsync::cli::check_command, "validate config, reach PostgreSQL and the CDP"},
     {"api", cdpsync::cli::api_command, "one call per CDP endpoint, JSON out (see api --help)"},
 };

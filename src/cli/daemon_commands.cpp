@@ -31,6 +31,11 @@ constexpr const char* kStatusHelp =
     "The leader and its phase, recent runs, time since the last successful sync, open ops and\n"
     "their most common errors, queued resync requests. Exit 0, 1 when PostgreSQL is unreachable.\n";
 
+constexpr const char* kRetryFailedHelp =
+    "usage: cdp-sync [--config FILE] retry-failed\n"
+    "Clears the backoff waits and permanent marks of the failed ops (see `status`), so the next\n"
+    "run sends them. Exit 0, 1 when PostgreSQL is unreachable, 2 invalid configuration.\n";
+
 constexpr const char* kCheckHelp =
     "usage: cdp-sync [--config FILE] check\n"
     "Validates the configuration, connects to PostgreSQL and tries the configured queries\n"
@@ -123,6 +128,32 @@ int status_command(const GlobalOptions& global, const Args& args) {
         return 0;
     } catch (const std::exception& e) {
         std::cerr << "cdp-sync status: cannot read the status from PostgreSQL: " << e.what() << std::endl;
+        return 1;
+    }
+}
+
+int retry_failed_command(const GlobalOptions& global, const Args& args) {
+    for (const auto& a : args) {
+        if (a == "-h" || a == "--help") {
+            std::cout << kRetryFailedHelp;
+            return 0;
+        }
+        std::cerr << "cdp-sync retry-failed: unexpected argument '" << a << "'\n" << kRetryFailedHelp;
+        return 2;
+    }
+    config::Config cfg;
+    try {
+        cfg = config::load_file(config::default_path(global.config_path));
+    } catch (const std::exception& e) {
+        std::cerr << "cdp-sync retry-failed: " << e.what() << std::endl;
+        return 2;
+    }
+    try {
+        const int64_t n = daemon::retry_failed_now(cfg);
+        std::cout << n << " failed op(s) will be sent on the next run\n";
+        return 0;
+    } catch (const std::exception& e) {
+        std::cerr << "cdp-sync retry-failed: " << e.what() << std::endl;
         return 1;
     }
 }

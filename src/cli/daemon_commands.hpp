@@ -13,6 +13,7 @@ int daemon_run(const GlobalOptions& global, const Args& args);
 int resync_dispatch(const GlobalOptions& global, const Args& args);
 // `status [--json]`
 int status_command(const GlobalOptions& global, const Args& args);
+int retry_failed_command(const GlobalOptions& global, const Args& args);
 // `check`
 int check_command(const GlobalOptions& global, const Args& args);
 

@@ -208,9 +208,11 @@ net::awaitable<Applier::Sent> Applier::on_refusal(const store::Op& op, const cdp
     co_return on_failure(op, e, std::move(o));
 }
 
-// A failure to retry later: held back while it may be part of an outage.
+// A failure to retry later: held back while it may be part of an outage. A refusal waits its
+// backoff; a transient failure (already retried with backoff within the call) goes again on
+// the next run.
 Applier::Sent Applier::on_failure(const store::Op& op, const cdp::CallError& e, store::OpOutcome o) {
-    o.retry_in = op_backoff(op.attempts + 1);
+    if (!e.transient()) o.retry_in = op_backoff(op.attempts + 1);
     const FailureKey key = key_of(e);
     if (streak_key_ && !(*streak_key_ == key)) flush_streak();
     streak_key_ = key;

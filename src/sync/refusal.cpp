@@ -67,7 +67,11 @@ net::awaitable<std::optional<store::Op>> Steps::keep_unmanaged(store::Op op, con
         error = "not replacing the customer's groups: reading them first failed: " + held.error->describe();
         co_return std::nullopt;
     }
-    std::set<int64_t> ids(op.group_ids.begin(), op.group_ids.end());
+    // The managed groups the plan wants, and every unmanaged group the customer holds now
+    // (not the mirror's idea of them, which may be stale).
+    std::set<int64_t> ids;
+    for (int64_t gid : op.group_ids)
+        if (managed.count(gid)) ids.insert(gid);
     for (const auto& g : *held.value)
         if (!managed.count(g.id)) ids.insert(g.id);
     op.group_ids.assign(ids.begin(), ids.end());
