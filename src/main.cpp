@@ -15,7 +15,8 @@ constexpr const char* kVersion = "0.1.0";
 
 // Every subcommand, in the order --help lists them.
 constexpr AddCommand kCommands[] = {
-    add_run_command, add_resync_command, add_plan_command, add_status_command, add_check_command, add_api_command,
+    add_run_command, add_resync_command, add_plan_command, add_status_command, add_retry_failed_command,
+    add_check_command, add_api_command,
 };
 
 }  // namespace

@@ -34,6 +34,9 @@ bool is_5xx_429_408(unsigned status) {
     return status == 408 || status == 429 || (status >= 500 && status <= 599);
 }
 
+// A body `code` that is an HTTP status the transport would retry (429, 5xx, 408).
+bool is_http_status_code(int code) { return code > 0 && is_5xx_429_408(static_cast<unsigned>(code)); }
+
 }  // namespace
 
 const char* to_string(CallError::Kind kind) {
@@ -86,7 +89,8 @@ bool CallError::transient() const {
         return !transport_kind || (*transport_kind != http::ErrorKind::tls_verify &&
                                    *transport_kind != http::ErrorKind::cancelled);
     case Kind::http_status: return is_5xx_429_408(http_status);
-    case Kind::cdp_code: return cdp_code && *cdp_code == -1 && is_transient_msg(msg);
+    case Kind::cdp_code:
+        return cdp_code && ((*cdp_code == -1 && is_transient_msg(msg)) || is_http_status_code(*cdp_code));
     case Kind::malformed: return not_json;
     default: return false;
     }
@@ -97,6 +101,23 @@ bool is_transient_msg(const std::string& msg) {
     return contains_any(m, {"系统繁忙", "繁忙", "稍后再试", "稍后重试", "请求过于频繁", "频繁",
                             "超时", "限流", "busy", "timeout", "timed out", "too many requests",
                             "rate limit", "try again", "temporarily unavailable"});
+}
+
+bool is_unknown_customer_msg(const std::string& msg) {
+    const std::string m = lower_ascii(msg);
+    return contains_any(m, {"客户不存在", "customer not exist", "customer does not exist", "customer not found",
+                            "no such customer"});
+}
+
+bool is_unknown_group_msg(const std::string& msg) {
+    const std::string m = lower_ascii(msg);
+    return contains_any(m, {"群组不存在", "group not exist", "group does not exist", "group not found",
+                            "no such group"});
+}
+
+bool is_smart_group_msg(const std::string& msg) {
+    const std::string m = lower_ascii(msg);
+    return contains_any(m, {"智能群组", "smart group"});
 }
 
 bool is_auth_msg(const std::string& msg) {
@@ -292,6 +313,9 @@ struct Api::Impl {
                             auth_failure = true;
                         } else if (env.code == -1 && is_transient_msg(env.msg)) {
                             retry_reason = "code -1: " + env.msg;
+                        } else if (is_http_status_code(env.code)) {
+                            // A gateway or the CDP itself putting the HTTP status in the body.
+                            retry_reason = "code " + std::to_string(env.code) + " in an HTTP 200 body";
                         }
                     }
                 }

@@ -75,6 +75,11 @@ struct Result {
 // Classifiers of a `code != 0` reply's msg (exposed for tests and the simulator's faults).
 bool is_transient_msg(const std::string& msg);
 bool is_auth_msg(const std::string& msg);
+// Refusals of a membership write known to be about the request itself (the API document and
+// the simulator use 客户不存在 / 群组不存在 / 智能群组...).
+bool is_unknown_customer_msg(const std::string& msg);
+bool is_unknown_group_msg(const std::string& msg);
+bool is_smart_group_msg(const std::string& msg);
 
 struct ApiOptions {
     http::ClientOptions http;

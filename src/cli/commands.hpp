@@ -27,6 +27,7 @@ using AddCommand = void (*)(CLI::App& app, const GlobalOptions& global, Action& 
 void add_run_command(CLI::App& app, const GlobalOptions& global, Action& action);     // daemon_commands.cpp
 void add_resync_command(CLI::App& app, const GlobalOptions& global, Action& action);  // daemon_commands.cpp
 void add_status_command(CLI::App& app, const GlobalOptions& global, Action& action);  // daemon_commands.cpp
+void add_retry_failed_command(CLI::App& app, const GlobalOptions& global, Action& action);  // daemon_commands.cpp
 void add_check_command(CLI::App& app, const GlobalOptions& global, Action& action);   // daemon_commands.cpp
 void add_plan_command(CLI::App& app, const GlobalOptions& global, Action& action);    // sync_commands.cpp
 void add_api_command(CLI::App& app, const GlobalOptions& global, Action& action);     // api_command.cpp

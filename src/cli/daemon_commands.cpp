@@ -102,6 +102,24 @@ int status_command(const GlobalOptions& global, const StatusArgs& args) {
 
 struct NoArgs {};
 
+int retry_failed_command(const GlobalOptions& global, const NoArgs&) {
+    config::Config cfg;
+    try {
+        cfg = config::load_file(config::default_path(global.config_path));
+    } catch (const std::exception& e) {
+        std::cerr << "cdp-sync retry-failed: " << e.what() << std::endl;
+        return kExitUsage;
+    }
+    try {
+        const int64_t n = daemon::retry_failed_now(cfg);
+        std::cout << n << " failed op(s) will be sent on the next run\n";
+        return 0;
+    } catch (const std::exception& e) {
+        std::cerr << "cdp-sync retry-failed: " << e.what() << std::endl;
+        return 1;
+    }
+}
+
 int check_command(const GlobalOptions& global, const NoArgs&) {
     logging::init_stderr("warn");
     return daemon::run_checks(config::default_path(global.config_path), std::cout);
@@ -145,6 +163,14 @@ void add_status_command(CLI::App& app, const GlobalOptions& global, Action& acti
         "their most common errors, queued resync requests. Exit 0, 1 when PostgreSQL is unreachable.");
     auto args = run_when_selected<StatusArgs>(status, global, action, status_command);
     status.add_flag("--json", args->as_json, "print JSON");
+}
+
+void add_retry_failed_command(CLI::App& app, const GlobalOptions& global, Action& action) {
+    CLI::App& retry = add_command(
+        app, "retry-failed", "send failed ops on the next run (clears backoff waits)",
+        "Clears the backoff waits and permanent marks of the failed ops (see `status`), so the next\n"
+        "run sends them. Exit 0, 1 when PostgreSQL is unreachable, 2 invalid configuration.");
+    run_when_selected<NoArgs>(retry, global, action, retry_failed_command);
 }
 
 void add_check_command(CLI::App& app, const GlobalOptions& global, Action& action) {

@@ -18,6 +18,21 @@ json opt(const pqxx::field& f) {
     return f.as<double>();
 }
 
+// Failed/permanent ops whose next attempt is ahead: how many, why, when the next one is due.
+json waiting_ops(pqxx::work& tx, const std::string& q, const std::string& schema) {
+    json out = json::array();
+    if (!tx.exec1("SELECT count(*) FROM information_schema.columns WHERE table_schema = " + tx.quote(schema) +
+                  " AND table_name = 'op' AND column_name = 'next_attempt_at'")[0].as<bool>())
+        return out;
+    for (const auto& r : tx.exec("SELECT state, coalesce(nullif(msg, ''), '(no message)'), count(*),"
+                                 " extract(epoch FROM min(next_attempt_at) - now())::float8 FROM " + q +
+                                 ".op WHERE state IN ('failed', 'permanent') AND next_attempt_at > now()"
+                                 " GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 5"))
+        out.push_back({{"state", r[0].as<std::string>()}, {"msg", r[1].as<std::string>()},
+                       {"count", r[2].as<int64_t>()}, {"next_in_s", r[3].as<double>()}});
+    return out;
+}
+
 std::string ago(const json& seconds) {
     if (!seconds.is_number()) return "never";
     double s = seconds.get<double>();
@@ -96,6 +111,14 @@ json collect_status(const config::Config& cfg, int runs) {
             e["cdp_code"] = r[2].is_null() ? json(nullptr) : json(r[2].as<int>());
             out["ops"]["top_errors"].push_back(e);
         }
+        out["ops"]["waiting"] = waiting_ops(tx, q, schema);
+    }
+    if (exists("cdp_state")) {
+        auto b = tx.exec1("SELECT breaker, breaker_reason, to_char(breaker_since, 'YYYY-MM-DD HH24:MI:SS'),"
+                          " max_groups_per_call FROM " + q + ".cdp_state");
+        out["breaker"] = {{"state", b[0].as<std::string>()}, {"reason", b[1].as<std::string>()},
+                          {"since", b[2].as<std::string>()}};
+        out["max_groups_per_call_learned"] = b[3].is_null() ? json(nullptr) : json(b[3].as<int>());
     }
     if (exists("resync_request")) {
         auto r = tx.exec1("SELECT count(*) FILTER (WHERE started_at IS NULL),"
@@ -132,6 +155,16 @@ std::string status_text(const json& s) {
     const auto& ops = s["ops"];
     o += fmt::format("Open ops:     {} pending, {} failed (retried next run), {} permanent\n",
                      ops["pending"].get<int64_t>(), ops["failed"].get<int64_t>(), ops["permanent"].get<int64_t>());
+    if (s.contains("breaker") && s["breaker"]["state"] != "closed")
+        o += fmt::format("CDP breaker:  {} since {} ({}); the next run probes with one op\n",
+                         s["breaker"]["state"].get<std::string>(), s["breaker"]["since"].get<std::string>(),
+                         s["breaker"]["reason"].get<std::string>());
+    if (ops.contains("waiting") && !ops["waiting"].empty()) {
+        o += "Waiting (backoff; `cdp-sync retry-failed` sends them on the next run):\n";
+        for (const auto& w : ops["waiting"])
+            o += fmt::format("  {:>6} x {:<9} next in {}: {}\n", w["count"].get<int64_t>(),
+                             w["state"].get<std::string>(), ago(w["next_in_s"]), w["msg"].get<std::string>());
+    }
     if (!ops["top_errors"].empty()) {
         o += "Most common errors:\n";
         for (const auto& e : ops["top_errors"])
@@ -156,6 +189,12 @@ std::string status_text(const json& s) {
         }
     }
     return o;
+}
+
+int64_t retry_failed_now(const config::Config& config) {
+    store::Store st(config.database.dsn, config.database.schema);
+    st.migrate();
+    return st.clear_op_waits();
 }
 
 }  // namespace cdpsync::daemon

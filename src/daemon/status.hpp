@@ -14,5 +14,9 @@ namespace cdpsync::daemon {
 // Throws when PostgreSQL cannot be reached.
 nlohmann::json collect_status(const config::Config& config, int runs = 10);
 std::string status_text(const nlohmann::json& status);
+// `cdp-sync retry-failed`: clears the backoff waits and permanent marks of every failed op so
+// the next run sends them. Returns how many ops were cleared. Throws when PostgreSQL cannot
+// be reached.
+int64_t retry_failed_now(const config::Config& config);
 
 }  // namespace cdpsync::daemon

@@ -132,7 +132,8 @@ std::chrono::milliseconds Backoff::delay(int attempt, std::optional<std::chrono:
     cap = std::min(cap, max_delay);
     std::uniform_int_distribution<int64_t> dist(0, cap.count());
     milliseconds d(dist(rng_));
-    if (retry_after) d = std::max(d, std::min(*retry_after, max_delay));
+    // A server asking for more than max_delay is believed, up to kMaxRetryAfter.
+    if (retry_after) d = std::max(d, std::min(*retry_after, std::max(max_delay, kMaxRetryAfter)));
     return d;
 }
 

@@ -27,12 +27,16 @@ std::optional<std::chrono::milliseconds> parse_retry_after(
     const std::string& value,
     std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
 
+// The longest Retry-After honoured (when it exceeds retry.max_delay_ms): a server asking for
+// more gets this much, and the call then fails if still refused.
+inline constexpr std::chrono::milliseconds kMaxRetryAfter{5 * 60 * 1000};
+
 class Backoff {
 public:
     explicit Backoff(RetryOptions options, uint64_t seed = std::random_device{}());
     // Delay before attempt `attempt + 1` after `attempt` (1-based) failed: uniform in
     // [0, min(max_delay, base * 2^(attempt-1))], but at least retry_after when given
-    // (capped at max_delay).
+    // (capped at max(max_delay, kMaxRetryAfter)).
     std::chrono::milliseconds delay(int attempt,
                                     std::optional<std::chrono::milliseconds> retry_after = {});
     const RetryOptions& options() const { return options_; }

@@ -769,6 +769,7 @@ struct Server::Impl {
         case Ep::customer_update_groups: {
             customer_id = *body_long(body, "customerId", true);
             ids = body_long_list(body, "customerGroupIdList");
+            if (auto outage = state.take_write_outage()) return envelope(outage->code, outage->msg);
             if (ep == Ep::customer_add_groups) return done(state.customer_add_groups(customer_id, ids));
             if (ep == Ep::customer_delete_groups) return done(state.customer_delete_groups(customer_id, ids));
             return done(state.customer_update_groups(customer_id, ids));

@@ -122,10 +122,30 @@ struct State::Data {
                                                       const std::vector<int64_t>& group_ids,
                                                       const char* smart_group_msg) {
         if (!customers.count(customer_id)) return kMsgNoCustomer;
+        if (auto capped = refuse_over_cap(group_ids)) return capped;
         for (int64_t gid : group_ids) {
             const GroupRec* g = find_group(gid);
             if (!g) return kMsgNoGroup;
             if (g->type != cdp::kStaticGroup) return smart_group_msg;
+        }
+        return std::nullopt;
+    }
+    // Quirk write.max_groups_per_call.
+    std::optional<std::string> refuse_over_cap(const std::vector<int64_t>& group_ids) const {
+        const int cap = quirks.write.max_groups_per_call;
+        if (cap > 0 && group_ids.size() > static_cast<size_t>(cap))
+            return "customerGroupIdList最多" + std::to_string(cap) + "个";
+        return std::nullopt;
+    }
+    // Quirk write.refuse_already_applied: an add of a held membership, a delete of one not held.
+    std::optional<std::string> refuse_applied(int64_t customer_id, const std::vector<int64_t>& group_ids,
+                                              bool adding) const {
+        if (!quirks.write.refuse_already_applied) return std::nullopt;
+        const auto& held = customers.at(customer_id);
+        for (int64_t gid : group_ids) {
+            const bool has = std::find(held.begin(), held.end(), gid) != held.end();
+            if (adding && has) return "客户已在该群组中";
+            if (!adding && !has) return "客户不在该群组中";
         }
         return std::nullopt;
     }
@@ -606,6 +626,7 @@ Outcome<None> State::customer_add_groups(int64_t customer_id,
     std::lock_guard lock(mutex_);
     if (auto refusal = d_->refuse_membership_write(customer_id, group_ids, "智能群组不能手动添加客户"))
         return Outcome<None>::failure(*refusal);
+    if (auto refusal = d_->refuse_applied(customer_id, group_ids, true)) return Outcome<None>::failure(*refusal);
     for (int64_t gid : group_ids) d_->add(customer_id, *d_->find_group(gid));
     return {};
 }
@@ -615,6 +636,7 @@ Outcome<None> State::customer_delete_groups(int64_t customer_id,
     std::lock_guard lock(mutex_);
     if (auto refusal = d_->refuse_membership_write(customer_id, group_ids, "智能群组不能手动删除客户"))
         return Outcome<None>::failure(*refusal);
+    if (auto refusal = d_->refuse_applied(customer_id, group_ids, false)) return Outcome<None>::failure(*refusal);
     for (int64_t gid : group_ids) d_->remove(customer_id, *d_->find_group(gid));
     return {};
 }
@@ -624,6 +646,7 @@ Outcome<None> State::customer_update_groups(int64_t customer_id,
     std::lock_guard lock(mutex_);
     auto it = d_->customers.find(customer_id);
     if (it == d_->customers.end()) return Outcome<None>::failure(kMsgNoCustomer);
+    if (auto capped = d_->refuse_over_cap(group_ids)) return Outcome<None>::failure(*capped);
     for (int64_t gid : group_ids) {
         GroupRec* g = d_->find_group(gid);
         if (!g) return Outcome<None>::failure(kMsgNoGroup);
@@ -638,6 +661,14 @@ Outcome<None> State::customer_update_groups(int64_t customer_id,
             d_->remove(customer_id, d_->groups.at(gid));
     for (int64_t gid : group_ids) d_->add(customer_id, d_->groups.at(gid));
     return {};
+}
+
+std::optional<WriteOutage> State::take_write_outage() {
+    std::lock_guard lock(mutex_);
+    WriteQuirks& w = d_->quirks.write;
+    if (w.outage_writes == 0) return std::nullopt;
+    if (w.outage_writes > 0) --w.outage_writes;
+    return WriteOutage{w.outage_code, w.outage_msg};
 }
 
 Outcome<std::vector<cdp::CustomerGroup>> State::customer_groups(int64_t customer_id, int type) {

@@ -43,6 +43,11 @@ struct Outcome {
     static Outcome failure(std::string msg) { return Outcome{T{}, std::move(msg)}; }
 };
 struct None {};
+// A membership write answered with a failure and not applied (quirk write.outage_writes).
+struct WriteOutage {
+    int code = -1;
+    std::string msg;
+};
 
 // One write call as the simulator handled it (tests look for duplicates here).
 struct WriteLogEntry {
@@ -147,6 +152,9 @@ public:
     Outcome<None> customer_update_groups(int64_t customer_id,
                                          const std::vector<int64_t>& group_ids);
     Outcome<std::vector<cdp::CustomerGroup>> customer_groups(int64_t customer_id, int type);
+    // Quirk write.outage_writes: the reply owed to this membership write (one write of the
+    // window consumed), or nullopt outside an outage.
+    std::optional<WriteOutage> take_write_outage();
 
     // ---- quirks (how this CDP behaves where the document is silent) ----
     Quirks quirks();

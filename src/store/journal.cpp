@@ -166,9 +166,12 @@ void Store::record_op(const Op& op, const OpOutcome& o) {
     } else {
         std::optional<int> status;
         if (o.http_status) status = o.http_status;
+        std::optional<int64_t> wait_s;
+        if (o.retry_in) wait_s = o.retry_in->count();
         tx.exec_params(sql("UPDATE @.op SET state = $2, attempts = attempts + 1, http_status = $3, cdp_code = $4,"
-                           " msg = $5, updated_at = now() WHERE id = $1"),
-                       op.id, o.permanent ? "permanent" : "failed", status, o.cdp_code, o.msg);
+                           " msg = $5, next_attempt_at = now() + make_interval(secs => $6), updated_at = now()"
+                           " WHERE id = $1"),
+                       op.id, o.permanent ? "permanent" : "failed", status, o.cdp_code, o.msg, wait_s);
     }
     tx.commit();
 }
@@ -183,24 +186,116 @@ OpTotals Store::op_totals(int64_t run_id) {
     return {r[0].as<int64_t>(), r[1].as<int64_t>(), r[2].as<int64_t>(), r[3].as<int64_t>()};
 }
 
+namespace {
+
+const char* kFailedColumns =
+    "id, run_id, customer_id, kind, group_ids::text, attempts, state, coalesce(http_status, 0),"
+    " cdp_code, coalesce(msg, ''),"
+    " coalesce(to_char(next_attempt_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '')";
+
+FailedOp read_failed(const pqxx::row& r) {
+    FailedOp f;
+    f.op = read_op(r);
+    f.state = r[6].as<std::string>();
+    f.http_status = r[7].as<int>();
+    if (!r[8].is_null()) f.cdp_code = r[8].as<int>();
+    f.msg = r[9].as<std::string>();
+    f.next_attempt_at = r[10].as<std::string>();
+    return f;
+}
+
+}  // namespace
+
 std::vector<FailedOp> Store::failed_ops(int64_t run_id, int limit) {
     pqxx::work tx(*conn_);
     std::vector<FailedOp> out;
-    for (const auto& r : tx.exec_params(
-             sql("SELECT id, run_id, customer_id, kind, group_ids::text, attempts, state, coalesce(http_status, 0),"
-                 " cdp_code, coalesce(msg, '') FROM @.op WHERE run_id = $1 AND state IN ('failed', 'permanent')"
-                 " ORDER BY id LIMIT $2"),
-             run_id, limit)) {
-        FailedOp f;
-        f.op = read_op(r);
-        f.state = r[6].as<std::string>();
-        f.http_status = r[7].as<int>();
-        if (!r[8].is_null()) f.cdp_code = r[8].as<int>();
-        f.msg = r[9].as<std::string>();
-        out.push_back(std::move(f));
-    }
+    for (const auto& r : tx.exec_params(sql(std::string("SELECT ") + kFailedColumns +
+                                            " FROM @.op WHERE run_id = $1 AND state IN ('failed', 'permanent')"
+                                            " ORDER BY id LIMIT $2"),
+                                        run_id, limit))
+        out.push_back(read_failed(r));
     tx.commit();
     return out;
+}
+
+std::vector<FailedOp> Store::waiting_ops(int limit) {
+    pqxx::work tx(*conn_);
+    std::vector<FailedOp> out;
+    for (const auto& r : tx.exec_params(
+             sql(std::string("SELECT ") + kFailedColumns + " FROM @.op WHERE state IN ('failed', 'permanent')"
+                 " AND run_id = (SELECT max(run_id) FROM @.op WHERE state IN ('failed', 'permanent'))"
+                 " ORDER BY next_attempt_at NULLS FIRST, id LIMIT $1"),
+             limit))
+        out.push_back(read_failed(r));
+    tx.commit();
+    return out;
+}
+
+int64_t Store::clear_op_waits() {
+    pqxx::work tx(*conn_);
+    auto r = tx.exec(sql("UPDATE @.op SET next_attempt_at = NULL, attempts = 0, updated_at = now()"
+                         " WHERE state IN ('failed', 'permanent')"));
+    tx.commit();
+    return static_cast<int64_t>(r.affected_rows());
+}
+
+std::vector<Op> Store::split_op(const Op& op, const std::vector<std::vector<int64_t>>& parts) {
+    pqxx::work tx(*conn_);
+    std::vector<Op> out;
+    for (const auto& ids : parts) {
+        Op part = op;
+        part.group_ids = ids;
+        part.attempts = 0;
+        part.id = tx.exec_params1(sql("INSERT INTO @.op (run_id, customer_id, kind, group_ids)"
+                                      " VALUES ($1, $2, $3, $4::bigint[]) RETURNING id"),
+                                  op.run_id, op.customer_id, to_string(op.kind), to_pg_array(ids))[0]
+                      .as<int64_t>();
+        out.push_back(std::move(part));
+    }
+    tx.exec_params(sql("UPDATE @.op SET state = 'superseded', updated_at = now() WHERE id = $1"), op.id);
+    tx.exec_params(sql("UPDATE @.run SET ops_planned = ops_planned + $2 WHERE id = $1"), op.run_id,
+                   static_cast<int64_t>(parts.size()) - 1);
+    tx.commit();
+    return out;
+}
+
+const char* to_string(Breaker b) {
+    switch (b) {
+    case Breaker::closed: return "closed";
+    case Breaker::open: return "open";
+    case Breaker::half_open: return "half_open";
+    }
+    return "closed";
+}
+
+CdpState Store::cdp_state() {
+    pqxx::work tx(*conn_);
+    auto r = tx.exec1(sql("SELECT breaker, breaker_reason, max_groups_per_call FROM @.cdp_state WHERE id = 1"));
+    tx.commit();
+    CdpState s;
+    const auto b = r[0].as<std::string>();
+    s.breaker = b == "open" ? Breaker::open : b == "half_open" ? Breaker::half_open : Breaker::closed;
+    s.breaker_reason = r[1].as<std::string>();
+    if (!r[2].is_null()) s.max_groups_per_call = r[2].as<int>();
+    return s;
+}
+
+bool Store::set_breaker(Breaker b, const std::string& reason) {
+    pqxx::work tx(*conn_);
+    auto r = tx.exec_params(sql("UPDATE @.cdp_state SET breaker = $1, breaker_reason = $2, breaker_since = now()"
+                       " WHERE id = 1 AND breaker <> $1"),
+                   to_string(b), reason);
+    tx.commit();
+    return r.affected_rows() > 0;
+}
+
+void Store::learn_group_cap(int cap) {
+    if (cap < 1) return;
+    pqxx::work tx(*conn_);
+    tx.exec_params(sql("UPDATE @.cdp_state SET max_groups_per_call = $1"
+                       " WHERE id = 1 AND (max_groups_per_call IS NULL OR max_groups_per_call > $1)"),
+                   cap);
+    tx.commit();
 }
 
 }  // namespace cdpsync::store

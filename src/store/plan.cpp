@@ -35,10 +35,15 @@ PlanSummary Store::compute_plan(const PlanOptions& o) {
     tx.exec0("ANALYZE pg_temp.cdp_plan_remove");
     tx.exec0("CREATE TEMP TABLE cdp_plan_op (customer_id bigint NOT NULL, kind text NOT NULL, group_ids bigint[] NOT NULL)");
     if (!o.owns_all) {
-        tx.exec0("INSERT INTO pg_temp.cdp_plan_op SELECT customer_id, 'add', array_agg(group_id ORDER BY group_id)"
-                 " FROM pg_temp.cdp_plan_add GROUP BY customer_id");
-        tx.exec0("INSERT INTO pg_temp.cdp_plan_op SELECT customer_id, 'remove', array_agg(group_id ORDER BY group_id)"
-                 " FROM pg_temp.cdp_plan_remove GROUP BY customer_id");
+        // One call per customer and kind, in chunks of at most max_groups_per_call groups.
+        for (const char* kind : {"add", "remove"}) {
+            const std::string table = std::string("pg_temp.cdp_plan_") + kind;
+            tx.exec_params("INSERT INTO pg_temp.cdp_plan_op SELECT customer_id, $1, array_agg(group_id ORDER BY group_id)"
+                           " FROM (SELECT customer_id, group_id, CASE WHEN $2 > 0 THEN (row_number() OVER"
+                           "   (PARTITION BY customer_id ORDER BY group_id) - 1) / $2 ELSE 0 END AS chunk"
+                           "   FROM " + table + ") s GROUP BY customer_id, chunk",
+                           kind, o.max_groups_per_call);
+        }
     } else {
         // customerUpdateGroups replaces the customer's whole static list: the wanted groups,
         // plus mirrored groups we no longer manage (left alone), plus in additive mode every
@@ -115,22 +120,25 @@ std::vector<std::pair<int64_t, std::string>> Store::sample_removals(int limit) {
     return out;
 }
 
-void Store::journal_plan(int64_t run_id, const RunCounts& c) {
+void Store::journal_plan(int64_t run_id, const RunCounts& c, const CarryOver& carry) {
     pqxx::work tx(*conn_);
-    // An op identical to one that failed before inherits its attempts (and its permanence),
-    // looked up before the older ops are superseded by this plan.
+    // An op identical to one that failed before (looked up before the older ops are
+    // superseded) keeps its attempts, for the backoff, and waits as it did while its
+    // next_attempt_at is ahead; a full run ($2) carries nothing.
     tx.exec_params(sql(
-        "INSERT INTO @.op (run_id, customer_id, kind, group_ids, state, attempts, http_status, cdp_code, msg)"
+        "INSERT INTO @.op (run_id, customer_id, kind, group_ids, state, attempts, http_status, cdp_code, msg,"
+        "                  next_attempt_at)"
         " SELECT $1, n.customer_id, n.kind, n.group_ids,"
-        "        CASE WHEN p.state = 'permanent' THEN 'permanent' ELSE 'pending' END,"
-        "        coalesce(p.attempts, 0), p.http_status, p.cdp_code, p.msg"
+        "        CASE WHEN p.next_attempt_at > now() THEN p.state ELSE 'pending' END,"
+        "        coalesce(p.attempts, 0), p.http_status, p.cdp_code, p.msg,"
+        "        CASE WHEN p.next_attempt_at > now() THEN p.next_attempt_at END"
         " FROM pg_temp.cdp_plan_op n"
-        " LEFT JOIN LATERAL (SELECT o.state, o.attempts, o.http_status, o.cdp_code, o.msg FROM @.op o"
-        "   WHERE o.state IN ('failed', 'permanent') AND o.run_id <> $1"
+        " LEFT JOIN LATERAL (SELECT o.state, o.attempts, o.http_status, o.cdp_code, o.msg, o.next_attempt_at"
+        "   FROM @.op o WHERE NOT $2 AND o.state IN ('failed', 'permanent') AND o.run_id <> $1"
         "     AND o.customer_id = n.customer_id AND o.kind = n.kind AND o.group_ids = n.group_ids"
         "   ORDER BY o.id DESC LIMIT 1) p ON true"
         " ORDER BY n.customer_id, n.kind"),
-        run_id);
+        run_id, carry.reset);
     tx.exec_params(sql("UPDATE @.op SET state = 'superseded', updated_at = now()"
                        " WHERE run_id <> $1 AND state IN ('pending', 'failed', 'permanent')"),
                    run_id);

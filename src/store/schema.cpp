@@ -129,6 +129,22 @@ CREATE INDEX run_open ON @.run (status) WHERE status IN ('running', 'interrupted
     {3, "group_map.recheck: a write said the group does not exist", R"SQL(
 ALTER TABLE @.group_map ADD COLUMN recheck boolean NOT NULL DEFAULT false;
 )SQL"},
+    // A failed or permanent op waits until next_attempt_at (carried onto the identical op of
+    // the next incremental run; a full run or `retry-failed` clears it). The circuit breaker
+    // and the customerGroupIdList cap learned from refusals live in cdp_state, so that a
+    // `run --once` from a timer sees what the last process learned. Ops of version 3 have no
+    // next_attempt_at: they are retried on the next run.
+    {4, "op.next_attempt_at; cdp_state (circuit breaker, learned group list cap)", R"SQL(
+ALTER TABLE @.op ADD COLUMN next_attempt_at timestamptz;
+CREATE TABLE @.cdp_state (
+    id int PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+    breaker text NOT NULL DEFAULT 'closed' CHECK (breaker IN ('closed', 'open', 'half_open')),
+    breaker_since timestamptz NOT NULL DEFAULT now(),
+    breaker_reason text NOT NULL DEFAULT '',
+    max_groups_per_call int CHECK (max_groups_per_call > 0)
+);
+INSERT INTO @.cdp_state DEFAULT VALUES;
+)SQL"},
 };
 
 }  // namespace

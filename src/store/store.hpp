@@ -17,6 +17,7 @@
 // | snapshot_member  | pages read of a group whose snapshot is not finished yet            |
 // | run              | one row per run: mode, phase, status, counts, error                 |
 // | op               | the journal: one planned write call per row and its outcome         |
+// | cdp_state        | one row: the circuit breaker, the group list cap learned             |
 #pragma once
 
 #include <chrono>
@@ -106,6 +107,7 @@ struct ManagedGroup {
 struct PlanOptions {
     bool additive = false;       // never remove
     bool owns_all = false;       // one customerUpdateGroups per changed customer
+    int max_groups_per_call = 0; // add/remove lists longer than this are split (0 = no cap)
     int samples = 5;             // sample customers per group
 };
 
@@ -147,7 +149,9 @@ struct Op {
 
 struct OpOutcome {
     bool ok = false;
-    bool permanent = false;  // stop retrying (set by the caller's policy)
+    bool permanent = false;  // known to be refused for good (retried after retry_in anyway)
+    // Failed: the identical op of a later incremental run waits this long (next_attempt_at).
+    std::optional<std::chrono::seconds> retry_in;
     int http_status = 0;
     std::optional<int> cdp_code;
     std::string msg;
@@ -164,6 +168,23 @@ struct FailedOp {
     int http_status = 0;
     std::optional<int> cdp_code;
     std::string msg;
+    std::string next_attempt_at;  // ISO time, "" when not waiting
+};
+
+// How journal_plan treats a new op identical to one that failed before.
+struct CarryOver {
+    bool reset = false;  // a full run: every op is sent, marks and attempts start over
+};
+
+// The circuit breaker over membership writes (shared/DESIGN.md: an outage is many ops in a
+// row failing the same way): open stops the apply; the next run probes with one op.
+enum class Breaker { closed, open, half_open };
+const char* to_string(Breaker b);
+
+struct CdpState {
+    Breaker breaker = Breaker::closed;
+    std::string breaker_reason;
+    std::optional<int> max_groups_per_call;  // learned from refusals
 };
 
 // Counters kept on the run row.
@@ -260,7 +281,7 @@ public:
     std::string sql(const std::string& tmpl) const;
 
     // --- schema.cpp
-    static constexpr int kSchemaVersion = 3;
+    static constexpr int kSchemaVersion = 4;
     int migrate();  // migrate_schema on this connection
     // The one-writer lock (session level, released when the connection closes); nullopt
     // when another session holds it.
@@ -310,9 +331,10 @@ public:
     // Up to `limit` planned removals (customer, group name), for the guard's log.
     std::vector<std::pair<int64_t, std::string>> sample_removals(int limit);
     // Writes the computed plan to the journal and moves the run to phase 'apply', in one
-    // transaction. Failed/permanent ops of earlier runs are superseded; an identical op that
-    // failed before keeps its attempt count, and stays permanent if it was.
-    void journal_plan(int64_t run_id, const RunCounts& counts);
+    // transaction. Failed/permanent ops of earlier runs are superseded; unless carry.reset, an
+    // identical op that failed before keeps its attempt count, and its state while its
+    // next_attempt_at is in the future (else it is pending again).
+    void journal_plan(int64_t run_id, const RunCounts& counts, const CarryOver& carry = {});
 
     // --- journal.cpp
     int64_t create_run(const std::string& mode, bool force);
@@ -334,6 +356,21 @@ public:
     void record_op(const Op& op, const OpOutcome& outcome);
     OpTotals op_totals(int64_t run_id);
     std::vector<FailedOp> failed_ops(int64_t run_id, int limit);
+    // Replaces a pending op by one pending op per part (same run), in one transaction; the
+    // original becomes 'superseded'. Returns the new ops.
+    std::vector<Op> split_op(const Op& op, const std::vector<std::vector<int64_t>>& parts);
+    // Failed/permanent ops of the newest run that has any, waiting to be sent again.
+    std::vector<FailedOp> waiting_ops(int limit);
+    // The operator's "retry now": clears the waits and attempts of every failed/permanent op
+    // so the next run sends them. Returns how many.
+    int64_t clear_op_waits();
+
+    // --- cdp_state (journal.cpp)
+    CdpState cdp_state();
+    // True when the state changed (the caller logs it once).
+    bool set_breaker(Breaker b, const std::string& reason);
+    // Stores `cap` when no smaller one is known.
+    void learn_group_cap(int cap);
 
 private:
     std::shared_ptr<spdlog::logger> log_;

@@ -211,7 +211,7 @@ struct Engine::Impl {
 
                         // journal: the plan is durable before the first write call
                         st.throw_if_stopped();
-                        store.journal_plan(run_id, r.counts);
+                        store.journal_plan(run_id, r.counts, store::CarryOver{kind == RunKind::full});
                         prune_groups = std::move(prune.groups);
                     }
                 }
@@ -318,11 +318,21 @@ struct Engine::Impl {
         return "";
     }
 
-    store::PlanOptions plan_options() const {
+    store::PlanOptions plan_options() {
         store::PlanOptions o;
         o.additive = cfg.sync.mode == config::SyncMode::additive;
         o.owns_all = cfg.sync.owns_all_static_groups;
+        o.max_groups_per_call = group_cap();
         return o;
+    }
+
+    // The customerGroupIdList cap: cdp.max_groups_per_call, or a smaller one learned from
+    // refusals (cdp_state), 0 when none is known.
+    int group_cap() {
+        int cap = cfg.cdp.max_groups_per_call;
+        if (auto learned = store.cdp_state().max_groups_per_call)
+            cap = cap > 0 ? std::min(cap, *learned) : *learned;
+        return cap;
     }
 
     static void drop_failed(std::vector<store::ManagedGroup>& managed, const std::set<int64_t>& failed) {

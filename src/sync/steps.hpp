@@ -3,8 +3,10 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <stdexcept>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -22,12 +24,27 @@ namespace cdpsync::sync {
 
 namespace net = boost::asio;
 
-// After a CallError that is neither transient nor an auth/transport problem, an op is
-// retried on later runs until it has been refused this many times, then it is permanent.
-inline constexpr int kPermanentAfterAttempts = 3;
-// This many consecutive transient failures stop the apply phase (the CDP is down): the
-// rest stay pending instead of each burning its full retry budget.
+// An outage: this many ops in a row failing the same way (same HTTP status, code and msg;
+// every transient failure counts as one way), or this many failing in any way, open the
+// circuit breaker. The apply stops and those ops are not charged an attempt.
+inline constexpr int kOutageAfterSameFailures = 5;
 inline constexpr int kAbortAfterTransientFailures = 20;
+
+// What a refused membership write turned out to be (Steps::judge_refusal).
+enum class Refusal {
+    done,           // the CDP already holds what the op wanted: done, mirror updated
+    split,          // a multi-group op: send its halves instead
+    retry_later,    // failed; the identical op of a later run waits op_backoff(attempts)
+    permanent,      // known permanent (unknown customer, smart group): waits the long interval
+    group_missing,  // "group does not exist": the group is rechecked; retry later
+};
+const char* to_string(Refusal r);
+
+// The wait before an op that failed `attempts` times (>= 1) is sent again on a later run:
+// 1 min doubling up to 1 h.
+std::chrono::seconds op_backoff(int attempts);
+// The wait of a permanent refusal (sync.permanent_retry_interval_h).
+std::chrono::seconds permanent_wait(const config::Config& cfg);
 
 struct GroupsResult {
     std::vector<store::ManagedGroup> managed;        // what the planner diffs
@@ -80,8 +97,17 @@ struct Steps {
     net::awaitable<GroupsResult> resolve_groups(bool full, bool dry_run);
     // Pages each group into the mirror under `snapshot_id`, continuing saved cursors.
     net::awaitable<SnapshotResult> snapshot(int64_t snapshot_id, std::vector<store::ManagedGroup> groups);
-    // Sends the run's pending ops, max_in_flight at a time, recording each outcome.
+    // Sends the run's pending ops, max_in_flight at a time, recording each outcome; first one
+    // op alone when the circuit breaker is not closed (executor.cpp).
     net::awaitable<ApplyResult> apply(int64_t run_id);
+    // A membership write refused with `e`: reads the customer's static groups to tell a write
+    // already applied from a real refusal (refusal.cpp).
+    net::awaitable<Refusal> judge_refusal(const store::Op& op, const cdp::CallError& e);
+    // owns_all: the op's list plus the static groups the customer holds that cdp-sync does
+    // not manage (`managed`), read just before the replace; nullopt with `error` set when the
+    // read failed (the replace is then not sent).
+    net::awaitable<std::optional<store::Op>> keep_unmanaged(store::Op op, const std::set<int64_t>& managed,
+                                                            std::string& error);
     // sync.prune_groups: the static groups cdp-sync created that `desired` (the loaded
     // source's groups) no longer names, and their deletion (a group already gone counts as
     // deleted).

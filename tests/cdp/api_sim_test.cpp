@@ -271,6 +271,41 @@ TEST_F(ApiSim, ARefusedCallIsACdpCodeErrorWithTheServersMessage) {
     EXPECT_EQ(h.api.stats().failures, 1u);
 }
 
+// A CDP (or gateway) putting an HTTP status in the body of an HTTP 200: retried like the
+// HTTP 429 / 503 it stands for.
+TEST_F(ApiSim, Code429Or503InA200BodyIsRetriedLikeItsHttpTwin) {
+    const int64_t g = server.state().add_group("g");
+    server.state().ensure_customer(42);
+    for (int code : {429, 503}) {
+        sim::Quirks q;
+        q.write.outage_writes = 1;
+        q.write.outage_code = code;
+        q.write.outage_msg = "Too Many Requests";
+        server.state().set_quirks(q);
+        const auto before = h.api.stats();
+        auto r = h.run(h.api.customer_add_groups({42, {g}}));
+        ASSERT_TRUE(r.ok()) << r.error->describe();
+        EXPECT_EQ(h.api.stats().retries - before.retries, 1u) << code;
+    }
+    EXPECT_TRUE(server.state().is_member(42, g));
+    CallError e;
+    e.kind = CallError::Kind::cdp_code;
+    e.http_status = 200;
+    e.cdp_code = 429;
+    EXPECT_TRUE(e.transient());
+    e.cdp_code = 400;
+    EXPECT_FALSE(e.transient());
+}
+
+TEST(RefusalMessages, KnownPermanentAndMissingGroupAreTold) {
+    EXPECT_TRUE(is_unknown_customer_msg("客户不存在"));
+    EXPECT_FALSE(is_unknown_customer_msg("群组不存在"));
+    EXPECT_TRUE(is_unknown_group_msg("群组不存在"));
+    EXPECT_TRUE(is_smart_group_msg("智能群组不能手动添加客户"));
+    EXPECT_FALSE(is_unknown_customer_msg("服务异常"));
+    EXPECT_FALSE(is_unknown_group_msg("客户已在该群组中"));
+}
+
 TEST_F(ApiSim, QueryAllGroupsCollectsEveryPage) {
     for (int i = 0; i < 47; ++i) server.state().add_group("g" + std::to_string(i));
     auto r = h.run(h.api.query_all_groups());

@@ -278,6 +278,28 @@ TEST_F(Daemon, StatusShowsTheLeaderItsPhaseAndTheRuns) {
     EXPECT_NE(text.find("Recent runs:"), std::string::npos) << text;
 }
 
+TEST_F(Daemon, StatusShowsOpsWaitingAndRetryFailedClearsTheWait) {
+    add_rows(1, 2, "alpha");
+    add_rows(5000, 1, "alpha");  // no such customer in the CDP: a known permanent refusal
+    const auto config = write_config(Settings{});
+    auto [rcode, rout] = run_cli({"--config", config.string(), "run", "--once"});
+    EXPECT_NE(rcode, 0) << rout;
+    auto [code, out] = run_cli({"--config", config.string(), "status", "--json"});
+    ASSERT_EQ(code, 0) << out;
+    auto j = nlohmann::json::parse(out);
+    ASSERT_EQ(j["ops"]["waiting"].size(), 1u) << out;
+    EXPECT_EQ(j["ops"]["waiting"][0]["state"], "permanent");
+    EXPECT_EQ(j["ops"]["waiting"][0]["msg"], "客户不存在");
+    auto [tcode, text] = run_cli({"--config", config.string(), "status"});
+    EXPECT_NE(text.find("Waiting (backoff"), std::string::npos) << text;
+
+    auto [fcode, fout] = run_cli({"--config", config.string(), "retry-failed"});
+    EXPECT_EQ(fcode, 0) << fout;
+    EXPECT_NE(fout.find("1 failed op(s)"), std::string::npos) << fout;
+    auto [code2, out2] = run_cli({"--config", config.string(), "status", "--json"});
+    EXPECT_TRUE(nlohmann::json::parse(out2)["ops"]["waiting"].empty()) << out2;
+}
+
 TEST_F(Daemon, StatusWithoutADaemonSaysThereIsNoLeader) {
     auto [code, out] = run_cli({"--config", write_config(Settings{}).string(), "status"});
     EXPECT_EQ(code, 0) << out;

@@ -188,5 +188,54 @@ TEST_F(KillResyncTest, TwentyRandomKillsDuringOneFullResync) {
             writes.in_flight});
 }
 
+// A CDP that refuses an add already applied (quirk write.refuse_already_applied): the writes
+// in flight at each kill -9 are applied, then sent again by the next process and refused.
+// Each refusal is checked against the customer's groups and found done.
+TEST_F(KillResyncTest, KillsMidApplyWhereTheResentWritesAreRefusedAsAlreadyApplied) {
+    sim::Quirks q;
+    q.write.refuse_already_applied = true;
+    server->state().set_quirks(q);
+    Rows rows;
+    add_range(rows, 1, 600, "kill-applied");
+    desire(rows);
+    sim::FaultConfig fc;
+    fc.endpoints["customerAddGroups"].latency_ms = 8;
+    server->faults().configure(fc);
+
+    Ledger ledger(kTimeoutMs);
+    int killed = 0;
+    for (int64_t target : {60, 180, 300, 420, 540}) {
+        child = std::make_unique<Child>(std::vector<std::string>{"--config", config_path.string(), "resync"},
+                                        dir / "resync.out");
+        const bool reached = eventually([&] {
+            return !child->running() ||
+                   query_or("SELECT count(*) FROM " + schema + ".op WHERE state = 'done'", 0) >= target;
+        }, 60s);
+        ASSERT_TRUE(reached) << read_file(dir / "resync.out");
+        ASSERT_TRUE(child->running()) << "the resync finished before the kill\n" << read_file(dir / "resync.out");
+        child->signal(SIGKILL);
+        ASSERT_TRUE(child->wait(10s));
+        ++killed;
+        std::this_thread::sleep_for(60ms);
+        const auto open = journal_keys(dsn, schema, "state IN ('pending', 'failed', 'permanent')");
+        EXPECT_LE(ledger.after_kill(server->state().write_log(), open), kInFlight);
+    }
+    child.reset();
+    Child last({"--config", config_path.string(), "resync"}, dir / "resync.out");
+    const int final_code = last.wait(120s).value_or(-1);
+    EXPECT_EQ(final_code, 0) << read_file(dir / "resync.out");
+    server->faults().clear();
+
+    int64_t refused = 0;
+    const auto log = server->state().write_log();
+    for (const auto& e : log) refused += e.code != 0 ? 1 : 0;
+    const auto [writes, lost, dup] = check_end_state(ledger, log, server->state(), rows);
+    expect_converged(rows);
+    EXPECT_EQ(scalar("SELECT count(*) FROM " + schema + ".op WHERE state IN ('failed', 'permanent')"), 0);
+    record({"kill -9 mid-apply, resent adds refused as already applied (quirk)",
+            "kill -9 x" + std::to_string(killed) + ", " + std::to_string(refused) + " resent writes refused",
+            run_retries(dsn, schema), final_code == 0 && lost == 0 && dup == 0, lost, dup, writes.in_flight});
+}
+
 }  // namespace
 }  // namespace cdpsync::testing::faults

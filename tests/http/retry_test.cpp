@@ -113,14 +113,17 @@ TEST(Backoff, HugeAttemptNumbersStayCapped) {
     for (int i = 0; i < 100; ++i) EXPECT_LE(backoff.delay(1000), milliseconds(30000));
 }
 
-TEST(Backoff, RetryAfterIsAMinimumCappedAtMaxDelay) {
+TEST(Backoff, RetryAfterIsAMinimumHonouredBeyondMaxDelayUpToFiveMinutes) {
     Backoff backoff(RetryOptions{6, milliseconds(100), milliseconds(5000)}, 3);
     for (int i = 0; i < 200; ++i) {
         const auto d = backoff.delay(1, milliseconds(2000));
         EXPECT_GE(d, milliseconds(2000));
         EXPECT_LE(d, milliseconds(2000));  // jitter for attempt 1 is at most 100 ms
     }
-    for (int i = 0; i < 200; ++i) EXPECT_EQ(backoff.delay(2, milliseconds(60000)), milliseconds(5000));
+    // Longer than max_delay: honoured, up to kMaxRetryAfter.
+    for (int i = 0; i < 200; ++i) EXPECT_EQ(backoff.delay(2, milliseconds(60000)), milliseconds(60000));
+    EXPECT_EQ(kMaxRetryAfter, std::chrono::minutes(5));
+    for (int i = 0; i < 200; ++i) EXPECT_EQ(backoff.delay(2, std::chrono::hours(2)), kMaxRetryAfter);
     // A Retry-After below the drawn delay does not shorten it.
     Backoff wide(RetryOptions{6, milliseconds(10000), milliseconds(10000)}, 5);
     bool above = false;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "sim/quirks.hpp"
+#include "sim/state.hpp"
 
 namespace cdpsync::sim {
 namespace {
@@ -25,6 +26,46 @@ TEST(Quirks, UnknownSectionsKeysAndBadFlagsAreRefusedByName) {
     EXPECT_THROW(q.set_flag("write"), std::invalid_argument);
     EXPECT_THROW(q.set_flag("novalue"), std::invalid_argument);
     EXPECT_THROW(Quirks::from_json({{"read", 5}}), std::invalid_argument);
+}
+
+TEST(WriteQuirks, FlagsSetEveryKey) {
+    Quirks q;
+    q.set_flag("write.refuse_already_applied=true");
+    q.set_flag("write.max_groups_per_call=2");
+    q.set_flag("write.outage_writes=3");
+    q.set_flag("write.outage_code=503");
+    q.set_flag("write.outage_msg=维护中");
+    EXPECT_TRUE(q.write.refuse_already_applied);
+    EXPECT_EQ(q.write.max_groups_per_call, 2);
+    EXPECT_EQ(q.write.outage_writes, 3);
+    EXPECT_EQ(q.write.outage_code, 503);
+    EXPECT_EQ(q.write.outage_msg, "维护中");
+    EXPECT_EQ(Quirks::from_json(q.to_json()).to_json(), q.to_json());
+    EXPECT_THROW(q.set_flag("write.max_groups_per_call=\"two\""), std::invalid_argument);
+}
+
+TEST(WriteQuirks, RefusalsCapAndOutageWindowAct) {
+    State st;
+    const int64_t a = st.add_group("a"), b = st.add_group("b"), c = st.add_group("c");
+    st.ensure_customer(1);
+    Quirks q;
+    q.write.refuse_already_applied = true;
+    q.write.max_groups_per_call = 2;
+    q.write.outage_writes = 2;
+    st.set_quirks(q);
+    EXPECT_FALSE(st.customer_add_groups(1, {a, b, c}).ok());  // over the cap
+    EXPECT_FALSE(st.is_member(1, a));
+    ASSERT_TRUE(st.customer_add_groups(1, {a, b}).ok());
+    EXPECT_EQ(st.customer_add_groups(1, {a}).error, "客户已在该群组中");
+    EXPECT_EQ(st.customer_delete_groups(1, {c}).error, "客户不在该群组中");
+    EXPECT_FALSE(st.customer_update_groups(1, {a, b, c}).ok());
+    // The outage window: two writes, then over.
+    for (int i = 0; i < 2; ++i) {
+        auto o = st.take_write_outage();
+        ASSERT_TRUE(o);
+        EXPECT_EQ(o->code, -1);
+    }
+    EXPECT_FALSE(st.take_write_outage());
 }
 
 }  // namespace

@@ -245,7 +245,7 @@ TEST_F(SyncTest, SmartGroupNameIsAnErrorForThatGroupOnly) {
     EXPECT_EQ(server->state().find_groups_by_name("smart-one").size(), 1u);
 }
 
-TEST_F(SyncTest, PerOpErrorsAreRecordedRetriedAndEventuallyPermanent) {
+TEST_F(SyncTest, PerOpErrorsWaitTheirBackoffAndKnownPermanentOnesTheLongInterval) {
     // Customer 5000 does not exist in the CDP: refused with code -1 every time.
     Rows rows = {{1, "alpha"}, {2, "alpha"}, {5000, "alpha"}};
     desire(rows);
@@ -261,7 +261,6 @@ TEST_F(SyncTest, PerOpErrorsAreRecordedRetriedAndEventuallyPermanent) {
     auto r1 = resync();
     EXPECT_EQ(r1.status, sync::RunStatus::failed);
     ASSERT_EQ(r1.failures.size(), 2u) << r1.to_text();
-    EXPECT_EQ(r1.counts.ops_failed, 2);
     const auto sql_state = [&](int64_t customer, int64_t run) {
         pqxx::connection c(dsn);
         pqxx::work w(c);
@@ -270,25 +269,44 @@ TEST_F(SyncTest, PerOpErrorsAreRecordedRetriedAndEventuallyPermanent) {
                            ".op WHERE customer_id = " + std::to_string(customer) + " AND run_id = " + std::to_string(run));
         return row[0].as<std::string>();
     };
-    EXPECT_EQ(sql_state(5000, r1.run_id), "failed:1:200:-1:客户不存在");
+    const auto wait_s = [&](int64_t customer, int64_t run) {
+        return scalar("SELECT coalesce(extract(epoch FROM next_attempt_at - now())::bigint, -1) FROM " + schema +
+                      ".op WHERE customer_id = " + std::to_string(customer) + " AND run_id = " + std::to_string(run));
+    };
+    // Known permanent at once (the customer is unknown), waiting sync.permanent_retry_interval_h.
+    EXPECT_EQ(sql_state(5000, r1.run_id), "permanent:1:200:-1:客户不存在");
+    EXPECT_NEAR(wait_s(5000, r1.run_id), 24 * 3600, 60);
+    // The transient failure (retried within the call already) waits for no backoff.
     EXPECT_EQ(sql_state(1, r1.run_id).substr(0, 13), "failed:1:503:");
+    EXPECT_EQ(wait_s(1, r1.run_id), -1);
 
-    // Next run: the transient one goes through, the refused one is tried again.
+    // An incremental run sends customer 1 again, not the permanent one, whose mark it carries.
+    const int64_t adds = endpoint_calls("customer-group-ref/customerAddGroups");
     auto r2 = once();
     EXPECT_EQ(r2.status, sync::RunStatus::failed);
     EXPECT_TRUE(server->state().is_member(1, *group_id("alpha")));
-    EXPECT_EQ(sql_state(5000, r2.run_id), "failed:2:200:-1:客户不存在");
-    auto r3 = once();
-    EXPECT_EQ(sql_state(5000, r3.run_id), "permanent:3:200:-1:客户不存在");
-    // Permanent: reported, no longer sent.
-    const int64_t adds = endpoint_calls("customer-group-ref/customerAddGroups");
-    auto r4 = once();
-    EXPECT_EQ(r4.status, sync::RunStatus::failed);
-    EXPECT_EQ(r4.counts.ops_permanent, 1);
-    EXPECT_EQ(endpoint_calls("customer-group-ref/customerAddGroups"), adds);
-    EXPECT_NE(r4.to_text().find("permanent"), std::string::npos);
+    EXPECT_EQ(endpoint_calls("customer-group-ref/customerAddGroups"), adds + 1);
+    EXPECT_EQ(sql_state(5000, r2.run_id), "permanent:1:200:-1:客户不存在");
+    EXPECT_NE(r2.to_text().find("permanent"), std::string::npos);
 
-    // Once the customer exists (or the row goes), the run converges.
+    // A refusal of unknown meaning waits its backoff: 1 min after the first.
+    exec("UPDATE " + schema + ".op SET state = 'failed', msg = 'x', next_attempt_at = now() + interval '50 s'"
+         " WHERE customer_id = 5000 AND run_id = " + std::to_string(r2.run_id));
+    auto r3 = once();
+    EXPECT_EQ(endpoint_calls("customer-group-ref/customerAddGroups"), adds + 1);
+    EXPECT_EQ(sql_state(5000, r3.run_id), "failed:1:200:-1:x");
+    exec("UPDATE " + schema + ".op SET next_attempt_at = now() WHERE customer_id = 5000 AND run_id = " +
+         std::to_string(r3.run_id));
+    auto r3b = once();
+    EXPECT_EQ(endpoint_calls("customer-group-ref/customerAddGroups"), adds + 2);
+    EXPECT_EQ(sql_state(5000, r3b.run_id), "permanent:2:200:-1:客户不存在");
+
+    // A full resync never copies a mark: the permanent one is tried again (and refused).
+    auto r4 = resync();
+    EXPECT_EQ(endpoint_calls("customer-group-ref/customerAddGroups"), adds + 3);
+    EXPECT_EQ(sql_state(5000, r4.run_id), "permanent:1:200:-1:客户不存在");
+
+    // Once the row goes, the run converges.
     desire({{1, "alpha"}, {2, "alpha"}});
     auto r5 = once();
     EXPECT_EQ(r5.status, sync::RunStatus::succeeded) << r5.to_text();
