@@ -129,6 +129,17 @@ CREATE INDEX run_open ON @.run (status) WHERE status IN ('running', 'interrupted
     {3, "group_map.recheck: a write said the group does not exist", R"SQL(
 ALTER TABLE @.group_map ADD COLUMN recheck boolean NOT NULL DEFAULT false;
 )SQL"},
+    {5, "member identity confirmations; unreliable group reads; run.drift_corrections", R"SQL(
+CREATE TABLE @.identity_confirmation (
+    field text PRIMARY KEY,           -- cdp.customer_id_field as set: 'auto' or a field name
+    resolved_field text NOT NULL,     -- the record field the ids were read from
+    group_id bigint NOT NULL,
+    customer_ids bigint[] NOT NULL,
+    confirmed_at timestamptz NOT NULL DEFAULT now()
+);
+ALTER TABLE @.snapshot_cursor ADD COLUMN IF NOT EXISTS unreliable boolean NOT NULL DEFAULT false;
+ALTER TABLE @.run ADD COLUMN IF NOT EXISTS drift_corrections bigint NOT NULL DEFAULT 0;
+)SQL"},
 };
 
 }  // namespace
