@@ -140,7 +140,7 @@ ApiOptions ApiOptions::from_config(const config::CdpConfig& cdp) {
     o.retry.max_attempts = cdp.retry.max_attempts;
     o.retry.base_delay = std::chrono::milliseconds(cdp.retry.base_delay_ms);
     o.retry.max_delay = std::chrono::milliseconds(cdp.retry.max_delay_ms);
-    o.customer_id_field = cdp.customer_id_field.empty() ? "id" : cdp.customer_id_field;
+    o.customer_id_field = cdp.customer_id_field;  // "" = customerId when present, else id
     o.page_size = cdp.page_size;
     o.max_pages_in_flight = std::max(1, cdp.max_in_flight);
     return o;

@@ -84,7 +84,7 @@ bool is_smart_group_msg(const std::string& msg);
 struct ApiOptions {
     http::ClientOptions http;
     http::RetryOptions retry;
-    std::string customer_id_field = "id";
+    std::string customer_id_field;  // "" = auto: customerId when present, else id
     int64_t page_size = 200;
     int max_pages_in_flight = 8;
 

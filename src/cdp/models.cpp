@@ -220,11 +220,22 @@ CustomerGroup parse_customer_group(const json& j) {
     return g;
 }
 
+std::string member_id_field(const json& record, const std::string& id_field) {
+    if (!id_field.empty()) return id_field;
+    if (record.is_object()) {
+        auto it = record.find("customerId");
+        if (it != record.end() && !it->is_null()) return "customerId";
+    }
+    return "id";
+}
+
 Member parse_member(const json& j, const std::string& id_field) {
     if (!j.is_object()) throw ParseError("member record is not an object");
-    std::optional<int64_t> id = get_long(j, id_field.c_str());
-    if (!id && id_field != "customerId") id = get_long(j, "customerId");
-    if (!id) throw ParseError("member record has neither '" + id_field + "' nor 'customerId'");
+    const std::string field = member_id_field(j, id_field);
+    std::optional<int64_t> id = get_long(j, field.c_str());
+    if (!id)
+        throw ParseError("member record has no '" + field + "'" +
+                         (id_field.empty() ? " (nor 'customerId')" : " (cdp.customer_id_field)"));
     return Member{*id, j};
 }
 

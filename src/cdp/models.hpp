@@ -133,13 +133,23 @@ json to_json(const MembershipChange& r);
 Group parse_group(const json& j);
 Folder parse_folder(const json& j);
 CustomerGroup parse_customer_group(const json& j);
-// id_field first, then "customerId"; throws ParseError when neither holds a Long.
-Member parse_member(const json& j, const std::string& id_field = "id");
+// The customer id of a member record. id_field "" (auto): `customerId` when the record has
+// one, else `id` (a record may carry both, `id` then being an internal row id). A named
+// id_field is read alone. Throws ParseError naming the field when it holds no Long.
+Member parse_member(const json& j, const std::string& id_field = "");
+// The field parse_member reads for this record under id_field ("" = auto).
+std::string member_id_field(const json& record, const std::string& id_field);
+// A page reply's `data`. `data: null` (or no `records`) is an empty page with total 0.
+// `current` is 0 when the reply does not say which page it is.
 template <class T, class F>
 Page<T> parse_page(const json& data, F&& parse_record) {
-    if (!data.is_object()) throw ParseError("page: data is not an object");
     Page<T> page;
-    page.current = get_long(data, "current").value_or(1);
+    if (data.is_null()) {
+        page.current = 0;
+        return page;
+    }
+    if (!data.is_object()) throw ParseError("page: data is not an object");
+    page.current = get_long(data, "current").value_or(0);
     page.size = get_long(data, "size").value_or(0);
     page.total = get_long(data, "total").value_or(0);
     if (auto it = data.find("records"); it != data.end() && !it->is_null()) {

@@ -14,6 +14,7 @@
 #include "config/text.hpp"
 #include "config/token.hpp"
 #include "store/store.hpp"
+#include "sync/identity.hpp"
 
 namespace cdpsync::daemon {
 namespace {
@@ -30,6 +31,43 @@ struct Report {
     }
     void warn(const std::string& what) { out << "warn  " << what << "\n"; }
 };
+
+// Confirms on the live CDP that member records are read for customer ids (sync/identity.hpp)
+// and stores the confirmation, which a run needs before its first removal.
+void check_identity(Report& r, const config::Config& cfg, cdp::Api& api, net::io_context& io) {
+    std::optional<store::Store> st;
+    std::vector<store::ManagedGroup> groups;
+    try {
+        st.emplace(cfg.database.dsn, cfg.database.schema);
+        st->migrate();
+        for (const auto& [name, g] : st->group_map())
+            if (g.group_id && g.type == cdp::kStaticGroup) groups.push_back({name, *g.group_id});
+    } catch (const std::exception& e) {
+        r.fail("member identity: cannot read the group map: " + text::one_line(e.what()));
+        return;
+    }
+    std::optional<sync::IdentityCheck> result;
+    std::exception_ptr error;
+    net::co_spawn(io, sync::check_member_identity(api, groups, cfg.cdp.customer_id_field),
+                  [&](std::exception_ptr e, sync::IdentityCheck c) {
+                      error = e;
+                      if (!e) result = std::move(c);
+                  });
+    io.restart();
+    io.run();
+    if (error) std::rethrow_exception(error);
+    switch (result->outcome) {
+    case sync::IdentityCheck::Outcome::confirmed:
+        st->confirm_identity(sync::identity_setting(cfg.cdp.customer_id_field), result->field, result->group_id,
+                             result->customer_ids);
+        r.ok(result->describe());
+        break;
+    case sync::IdentityCheck::Outcome::no_sample:
+        r.warn(result->describe() + " (a run confirms it before its first removal)");
+        break;
+    default: r.fail(result->describe());
+    }
+}
 
 }  // namespace
 
@@ -110,6 +148,7 @@ int run_checks(const std::filesystem::path& path, std::ostream& out) {
         if (result->ok()) {
             r.ok(fmt::format("CDP at {} answered: {} customer group(s) visible to this token", cfg.cdp.base_url,
                              result->value->total));
+            check_identity(r, cfg, api, io);
         } else {
             const auto& e = *result->error;
             std::string why = e.describe();

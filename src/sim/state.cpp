@@ -103,6 +103,8 @@ const char* const kMsgNoFolder = "分组不存在";
 
 struct State::Data {
     Quirks quirks;
+    int64_t churned_reads = 0;                          // ReadQuirks::churn_reads spent
+    int64_t next_foreign_customer = 8'000'000'000'000;  // customers "other parties" add
     std::map<int64_t, FolderRec> folders;
     std::map<int64_t, GroupRec> groups;
     std::unordered_map<int64_t, std::vector<int64_t>> customers;  // id -> group ids
@@ -206,6 +208,25 @@ struct State::Data {
         g.members.erase(customer);
         --memberships;
         return true;
+    }
+
+    // ReadQuirks churn: other parties change the group while it is paged (before this read).
+    void churn(GroupRec& g) {
+        const ReadQuirks& q = quirks.read;
+        if (q.churn_adds <= 0 && q.churn_removes <= 0) return;
+        if (q.churn_reads >= 0 && churned_reads >= q.churn_reads) return;
+        ++churned_reads;
+        g.members.compact();
+        for (int64_t i = 0; i < q.churn_removes && !g.members.sorted.empty(); ++i) {
+            const int64_t lowest = g.members.sorted.front();
+            remove(lowest, g);
+            g.members.compact();
+        }
+        for (int64_t i = 0; i < q.churn_adds; ++i) {
+            const int64_t customer = next_foreign_customer++;
+            customers.try_emplace(customer);
+            add(customer, g);
+        }
     }
 
     cdp::Group to_group(GroupRec& g) const {
@@ -606,6 +627,7 @@ Outcome<cdp::Page<int64_t>> State::members_page(int64_t group_id, int64_t curren
     std::lock_guard lock(mutex_);
     GroupRec* g = d_->find_group(group_id);
     if (!g) return Outcome<cdp::Page<int64_t>>::failure(kMsgNoGroup);
+    d_->churn(*g);
     g->members.compact();
     const auto& all = g->members.sorted;
     cdp::Page<int64_t> page;
@@ -615,9 +637,15 @@ Outcome<cdp::Page<int64_t>> State::members_page(int64_t group_id, int64_t curren
     if ((current - 1) < (page.total + size - 1) / size) {
         const size_t from = static_cast<size_t>((current - 1) * size);
         const size_t to = std::min(all.size(), from + static_cast<size_t>(size));
-        page.records.assign(all.begin() + static_cast<std::ptrdiff_t>(from),
-                            all.begin() + static_cast<std::ptrdiff_t>(to));
+        if (d_->quirks.read.newest_first) {
+            page.records.assign(all.rbegin() + static_cast<std::ptrdiff_t>(from),
+                                all.rbegin() + static_cast<std::ptrdiff_t>(to));
+        } else {
+            page.records.assign(all.begin() + static_cast<std::ptrdiff_t>(from),
+                                all.begin() + static_cast<std::ptrdiff_t>(to));
+        }
     }
+    if (page.total > 0) page.total += d_->quirks.read.total_overcount;
     return Outcome<cdp::Page<int64_t>>::success(std::move(page));
 }
 
@@ -726,7 +754,7 @@ json to_json(const WriteLogEntry& e) {
 
 // ---------------------------------------------------------------- customer records
 
-void append_customer_record(std::string& out, int64_t customer_id) {
+void append_customer_record(std::string& out, int64_t customer_id, bool with_internal_id) {
     static const char* const provinces[] = {"云南省", "安徽省", "河南省", "广东省", "浙江省",
                                             "四川省", "江苏省", "山东省"};
     static const char* const cities[] = {"昆明市", "合肥市", "郑州市", "广州市", "杭州市",
@@ -737,15 +765,19 @@ void append_customer_record(std::string& out, int64_t customer_id) {
     const size_t place = h % 8;
     const long long id = static_cast<long long>(customer_id);
     // Written by hand: a page of 1000 records is the simulator's largest hot reply.
-    char buf[1024];
+    char head[64] = "\"id\":";
+    if (with_internal_id)
+        std::snprintf(head, sizeof head, "\"id\":%lld,\"customerId\":",
+                      static_cast<long long>(internal_member_row_id(customer_id)));
+    char buf[1100];
     const int n = std::snprintf(
         buf, sizeof buf,
-        "{\"id\":%lld,\"nickName\":\"%s\",\"gender\":%d,\"email\":\"user%lld@example.com\","
+        "{%s%lld,\"nickName\":\"%s\",\"gender\":%d,\"email\":\"user%lld@example.com\","
         "\"emailVerified\":%d,\"birthday\":\"%04d-%02d-%02d\",\"province\":\"%s\",\"city\":\"%s\","
         "\"district\":\"\",\"openId\":\"o%016llx\",\"appId\":\"wx0000sim\",\"source\":\"%s\","
         "\"createMethod\":\"api\",\"editable\":0,\"isEmployee\":1,"
         "\"extendAttrList\":[{\"attrKey\":\"level\",\"attrName\":\"会员等级\",\"attrValue\":\"%d\"}]}",
-        id, names[(h >> 4) % 8], static_cast<int>((h >> 12) % 3), id, static_cast<int>((h >> 20) % 2),
+        head, id, names[(h >> 4) % 8], static_cast<int>((h >> 12) % 3), id, static_cast<int>((h >> 20) % 2),
         1950 + static_cast<int>(h % 55), 1 + static_cast<int>((h >> 8) % 12),
         1 + static_cast<int>((h >> 16) % 28), provinces[place], cities[place],
         static_cast<unsigned long long>(h), sources[(h >> 24) % 5], static_cast<int>((h >> 28) % 5));
@@ -766,6 +798,7 @@ Quirks State::quirks() {
 void State::set_quirks(Quirks quirks) {
     std::lock_guard lock(mutex_);
     d_->quirks = std::move(quirks);
+    d_->churned_reads = 0;
 }
 
 }  // namespace cdpsync::sim

@@ -175,6 +175,8 @@ private:
 // every time for the same id).
 json customer_record(int64_t customer_id);
 // The same record, appended to `out` as JSON text (fast path for pages).
-void append_customer_record(std::string& out, int64_t customer_id);
+// with_internal_id (ReadQuirks::customer_id_records): `id` is an internal row id and the
+// customer's id is in `customerId`.
+void append_customer_record(std::string& out, int64_t customer_id, bool with_internal_id = false);
 
 }  // namespace cdpsync::sim

@@ -11,7 +11,7 @@ namespace {
 const char* kRunColumns =
     "id, mode, phase, status, force, rows_read, rows_rejected, duplicates, adds, removes, ops_planned,"
     " ops_done, ops_failed, ops_permanent, calls, retries, failures, member_pages, groups_created,"
-    " group_errors, coalesce(error, ''), details::text";
+    " group_errors, drift_corrections, coalesce(error, ''), details::text";
 
 RunRow read_run(const pqxx::row& r) {
     RunRow run;
@@ -24,7 +24,7 @@ RunRow read_run(const pqxx::row& r) {
     int i = 5;
     for (int64_t* f : {&c.rows_read, &c.rows_rejected, &c.duplicates, &c.adds, &c.removes, &c.ops_planned,
                        &c.ops_done, &c.ops_failed, &c.ops_permanent, &c.calls, &c.retries, &c.failures,
-                       &c.member_pages, &c.groups_created, &c.group_errors})
+                       &c.member_pages, &c.groups_created, &c.group_errors, &c.drift_corrections})
         *f = r[i++].as<int64_t>();
     run.error = r[i++].as<std::string>();
     run.details = json::parse(r[i].as<std::string>());
@@ -64,10 +64,10 @@ void Store::save_counts(int64_t run_id, const RunCounts& c, const json& details)
     tx.exec_params(sql("UPDATE @.run SET rows_read = $2, rows_rejected = $3, duplicates = $4, adds = $5,"
                        " removes = $6, ops_planned = $7, ops_done = $8, ops_failed = $9, ops_permanent = $10,"
                        " calls = $11, retries = $12, failures = $13, member_pages = $14, groups_created = $15,"
-                       " group_errors = $16, details = $17::jsonb WHERE id = $1"),
+                       " group_errors = $16, details = $17::jsonb, drift_corrections = $18 WHERE id = $1"),
                    run_id, c.rows_read, c.rows_rejected, c.duplicates, c.adds, c.removes, c.ops_planned, c.ops_done,
                    c.ops_failed, c.ops_permanent, c.calls, c.retries, c.failures, c.member_pages, c.groups_created,
-                   c.group_errors, details.dump());
+                   c.group_errors, details.dump(), c.drift_corrections);
     tx.commit();
 }
 

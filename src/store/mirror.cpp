@@ -92,9 +92,11 @@ std::map<int64_t, SnapshotCursor> Store::snapshot_cursors(int64_t snapshot_id) {
     pqxx::work tx(*conn_);
     std::map<int64_t, SnapshotCursor> out;
     for (const auto& row : tx.exec_params(
-             sql("SELECT group_id, next_page, page_size, done FROM @.snapshot_cursor WHERE snapshot_id = $1"),
+             sql("SELECT group_id, next_page, page_size, done, unreliable FROM @.snapshot_cursor"
+                 " WHERE snapshot_id = $1"),
              snapshot_id))
-        out[row[0].as<int64_t>()] = {row[0].as<int64_t>(), row[1].as<int64_t>(), row[2].as<int>(), row[3].as<bool>()};
+        out[row[0].as<int64_t>()] = {row[0].as<int64_t>(), row[1].as<int64_t>(), row[2].as<int>(), row[3].as<bool>(),
+                                     row[4].as<bool>()};
     tx.commit();
     return out;
 }
@@ -120,7 +122,7 @@ bool Store::snapshot_page(int64_t snapshot_id, int64_t group_id, int64_t page,
     return true;
 }
 
-int64_t Store::snapshot_finish_group(int64_t snapshot_id, int64_t group_id) {
+int64_t Store::snapshot_finish_group(int64_t snapshot_id, int64_t group_id, bool unreliable) {
     pqxx::work tx(*conn_);
     tx.exec_params(sql("DELETE FROM @.remote_member WHERE group_id = $1"), group_id);
     auto ins = tx.exec_params(sql("INSERT INTO @.remote_member (group_id, customer_id)"
@@ -129,8 +131,9 @@ int64_t Store::snapshot_finish_group(int64_t snapshot_id, int64_t group_id) {
                               snapshot_id, group_id);
     tx.exec_params(sql("DELETE FROM @.snapshot_member WHERE snapshot_id = $1 AND group_id = $2"), snapshot_id,
                    group_id);
-    tx.exec_params(sql("UPDATE @.snapshot_cursor SET done = true WHERE snapshot_id = $1 AND group_id = $2"),
-                   snapshot_id, group_id);
+    tx.exec_params(sql("UPDATE @.snapshot_cursor SET done = true, unreliable = $3"
+                       " WHERE snapshot_id = $1 AND group_id = $2"),
+                   snapshot_id, group_id, unreliable);
     tx.exec_params(sql("UPDATE @.group_map SET snapshot_at = now() WHERE group_id = $1"), group_id);
     tx.commit();
     return static_cast<int64_t>(ins.affected_rows());
@@ -147,6 +150,47 @@ void Store::snapshot_gc() {
     pqxx::work tx(*conn_);
     tx.exec0(sql("DELETE FROM @.snapshot_member WHERE snapshot_id NOT IN (SELECT id FROM @.run WHERE status IN ('running', 'interrupted'))"));
     tx.exec0(sql("DELETE FROM @.snapshot_cursor WHERE snapshot_id NOT IN (SELECT id FROM @.run WHERE status IN ('running', 'interrupted'))"));
+    tx.commit();
+}
+
+Store::PassCount Store::snapshot_pass_count(int64_t snapshot_id, int64_t group_id) {
+    pqxx::work tx(*conn_);
+    auto r = tx.exec_params1(sql("SELECT count(*), count(DISTINCT customer_id) FROM @.snapshot_member"
+                                 " WHERE snapshot_id = $1 AND group_id = $2"),
+                             snapshot_id, group_id);
+    tx.commit();
+    return {r[0].as<int64_t>(), r[1].as<int64_t>()};
+}
+
+std::map<int64_t, int64_t> Store::mirror_counts(const std::vector<int64_t>& group_ids) {
+    pqxx::work tx(*conn_);
+    std::map<int64_t, int64_t> out;
+    for (int64_t g : group_ids) out[g] = 0;
+    for (const auto& row : tx.exec_params(sql("SELECT group_id, count(*) FROM @.remote_member"
+                                              " WHERE group_id = ANY($1::bigint[]) GROUP BY group_id"),
+                                          to_pg_array(group_ids)))
+        out[row[0].as<int64_t>()] = row[1].as<int64_t>();
+    tx.commit();
+    return out;
+}
+
+bool Store::identity_confirmed(const std::string& field) {
+    pqxx::work tx(*conn_);
+    const bool yes = tx.exec_params1(sql("SELECT EXISTS (SELECT 1 FROM @.identity_confirmation WHERE field = $1)"),
+                                     field)[0]
+                         .as<bool>();
+    tx.commit();
+    return yes;
+}
+
+void Store::confirm_identity(const std::string& field, const std::string& resolved_field, int64_t group_id,
+                             const std::vector<int64_t>& customer_ids) {
+    pqxx::work tx(*conn_);
+    tx.exec_params(sql("INSERT INTO @.identity_confirmation (field, resolved_field, group_id, customer_ids)"
+                       " VALUES ($1, $2, $3, $4::bigint[])"
+                       " ON CONFLICT (field) DO UPDATE SET resolved_field = excluded.resolved_field,"
+                       " group_id = excluded.group_id, customer_ids = excluded.customer_ids, confirmed_at = now()"),
+                   field, resolved_field, group_id, to_pg_array(customer_ids));
     tx.commit();
 }
 

@@ -10,9 +10,10 @@ namespace cdpsync::store {
 void Store::set_managed(const std::vector<ManagedGroup>& groups) {
     pqxx::work tx(*conn_);
     tx.exec0("DROP TABLE IF EXISTS pg_temp.cdp_managed, pg_temp.cdp_wanted");
-    tx.exec0("CREATE TEMP TABLE cdp_managed (group_id bigint PRIMARY KEY, name text NOT NULL UNIQUE)");
+    tx.exec0("CREATE TEMP TABLE cdp_managed (group_id bigint PRIMARY KEY, name text NOT NULL UNIQUE,"
+             " hold_removals boolean NOT NULL DEFAULT false)");
     for (const auto& g : groups)
-        tx.exec_params("INSERT INTO pg_temp.cdp_managed VALUES ($1, $2)", g.group_id, g.name);
+        tx.exec_params("INSERT INTO pg_temp.cdp_managed VALUES ($1, $2, $3)", g.group_id, g.name, g.hold_removals);
     tx.exec0("ANALYZE pg_temp.cdp_managed");
     tx.exec0("CREATE TEMP TABLE cdp_wanted AS SELECT m.group_id, d.customer_id"
              " FROM pg_temp.cdp_desired d JOIN pg_temp.cdp_managed m ON m.name = d.group_name");
@@ -28,7 +29,7 @@ PlanSummary Store::compute_plan(const PlanOptions& o) {
                  "                   WHERE r.group_id = w.group_id AND r.customer_id = w.customer_id)"));
     tx.exec0(sql("CREATE TEMP TABLE cdp_plan_remove AS SELECT r.customer_id, r.group_id"
                  " FROM @.remote_member r JOIN pg_temp.cdp_managed m ON m.group_id = r.group_id"
-                 " WHERE " + std::string(o.additive ? "false" : "true") +
+                 " WHERE NOT m.hold_removals AND " + std::string(o.additive ? "false" : "true") +
                  " AND NOT EXISTS (SELECT 1 FROM pg_temp.cdp_wanted w"
                  "                 WHERE w.group_id = r.group_id AND w.customer_id = r.customer_id)"));
     tx.exec0("ANALYZE pg_temp.cdp_plan_add");
@@ -56,7 +57,8 @@ PlanSummary Store::compute_plan(const PlanOptions& o) {
             "   SELECT w.customer_id, w.group_id FROM pg_temp.cdp_wanted w JOIN changed USING (customer_id)"
             "   UNION SELECT r.customer_id, r.group_id FROM @.remote_member r JOIN changed USING (customer_id)"
             "   WHERE " + std::string(o.additive ? "true" : "false") +
-            "      OR NOT EXISTS (SELECT 1 FROM pg_temp.cdp_managed m WHERE m.group_id = r.group_id))"
+            "      OR NOT EXISTS (SELECT 1 FROM pg_temp.cdp_managed m"
+            "                     WHERE m.group_id = r.group_id AND NOT m.hold_removals))"
             " SELECT c.customer_id,"
             "        CASE WHEN t.ids IS NULL THEN 'remove' ELSE 'set' END,"
             "        coalesce(t.ids, (SELECT array_agg(p.group_id ORDER BY p.group_id) FROM pg_temp.cdp_plan_remove p"

@@ -145,6 +145,17 @@ CREATE TABLE @.cdp_state (
 );
 INSERT INTO @.cdp_state DEFAULT VALUES;
 )SQL"},
+    {5, "member identity confirmations; unreliable group reads; run.drift_corrections", R"SQL(
+CREATE TABLE @.identity_confirmation (
+    field text PRIMARY KEY,           -- cdp.customer_id_field as set: 'auto' or a field name
+    resolved_field text NOT NULL,     -- the record field the ids were read from
+    group_id bigint NOT NULL,
+    customer_ids bigint[] NOT NULL,
+    confirmed_at timestamptz NOT NULL DEFAULT now()
+);
+ALTER TABLE @.snapshot_cursor ADD COLUMN IF NOT EXISTS unreliable boolean NOT NULL DEFAULT false;
+ALTER TABLE @.run ADD COLUMN IF NOT EXISTS drift_corrections bigint NOT NULL DEFAULT 0;
+)SQL"},
 };
 
 }  // namespace

@@ -18,6 +18,7 @@
 // | run              | one row per run: mode, phase, status, counts, error                 |
 // | op               | the journal: one planned write call per row and its outcome         |
 // | cdp_state        | one row: the circuit breaker, the group list cap learned             |
+// | identity_confirmation | member id fields confirmed against getGroupsByCustomerId       |
 #pragma once
 
 #include <chrono>
@@ -102,6 +103,7 @@ struct GroupMapping {
 struct ManagedGroup {
     std::string name;
     int64_t group_id = 0;
+    bool hold_removals = false;  // its read this run cannot be trusted: plan no removal in it
 };
 
 struct PlanOptions {
@@ -194,7 +196,7 @@ struct RunCounts {
     int64_t ops_done = 0, ops_failed = 0, ops_permanent = 0;
     int64_t calls = 0, retries = 0, failures = 0, member_pages = 0;
     int64_t groups_created = 0, group_errors = 0;
-    int64_t drift_corrections = 0;  // memberships the CDP changed behind our back, put back (not stored yet)
+    int64_t drift_corrections = 0;  // groups re-read because simpleQuery's count differed from the mirror
 };
 
 struct RunRow {
@@ -213,6 +215,7 @@ struct SnapshotCursor {
     int64_t next_page = 1;
     int page_size = 0;  // page numbers count pages of this size
     bool done = false;
+    bool unreliable = false;  // done, but no pass of the read was consistent
 };
 
 // One configured query tried the way a run uses it, without reading rows (`check`).
@@ -281,7 +284,7 @@ public:
     std::string sql(const std::string& tmpl) const;
 
     // --- schema.cpp
-    static constexpr int kSchemaVersion = 4;
+    static constexpr int kSchemaVersion = 5;
     int migrate();  // migrate_schema on this connection
     // The one-writer lock (session level, released when the connection closes); nullopt
     // when another session holds it.
@@ -316,8 +319,23 @@ public:
     // One page, atomically with its cursor; ignored (false) unless page == next_page.
     bool snapshot_page(int64_t snapshot_id, int64_t group_id, int64_t page,
                        const std::vector<int64_t>& customer_ids);
-    // Replaces the group's mirror with the pages read, marks the cursor done. Returns members.
-    int64_t snapshot_finish_group(int64_t snapshot_id, int64_t group_id);
+    // Replaces the group's mirror with the pages read, marks the cursor done (and unreliable
+    // when no pass of the read was consistent). Returns members.
+    int64_t snapshot_finish_group(int64_t snapshot_id, int64_t group_id, bool unreliable = false);
+    // The pages read so far of an unfinished group: rows, and distinct customers among them.
+    struct PassCount {
+        int64_t rows = 0;
+        int64_t distinct = 0;
+    };
+    PassCount snapshot_pass_count(int64_t snapshot_id, int64_t group_id);
+    // Mirror members of each of `group_ids` (0 for a group the mirror holds nothing of).
+    std::map<int64_t, int64_t> mirror_counts(const std::vector<int64_t>& group_ids);
+    // Member identity: whether reading customer ids under the setting `field` ("auto" or a
+    // field name) was confirmed (by check, or a run before its first removal), and the record
+    // of a confirmation (`resolved_field`: the record field the ids came from).
+    bool identity_confirmed(const std::string& field);
+    void confirm_identity(const std::string& field, const std::string& resolved_field, int64_t group_id,
+                          const std::vector<int64_t>& customer_ids);
     void snapshot_discard(int64_t snapshot_id);
     // Drops the pages and cursors of every snapshot that no running run owns (call with the
     // apply lock held).

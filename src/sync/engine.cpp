@@ -15,6 +15,7 @@
 
 #include "cdp/api.hpp"
 #include "config/token.hpp"
+#include "sync/identity.hpp"
 #include "sync/steps.hpp"
 #include "config/text.hpp"
 
@@ -162,13 +163,15 @@ struct Engine::Impl {
                     if (fatal.empty()) {
                         // snapshot
                         std::vector<store::ManagedGroup> to_read = kind == RunKind::full ? g.existing : g.unsnapshotted;
+                        std::set<int64_t> unreliable;
                         if (!to_read.empty()) {
                             store.set_phase(run_id, "snapshot");
                             SnapshotResult s = block_on(st.snapshot(run_id, to_read));
-                            r.counts.member_pages += s.pages;
-                            for (auto& e : s.errors) r.group_errors.push_back(e);
-                            drop_failed(g.managed, s.failed);
+                            take_snapshot(s, g.managed, r, unreliable);
                         }
+                        if (kind == RunKind::incremental && cfg.sync.drift_check)
+                            correct_drift(st, run_id, g.managed, to_read, r, unreliable);
+                        hold_unreliable(g.managed, unreliable);
 
                         // plan
                         st.throw_if_stopped();
@@ -176,6 +179,7 @@ struct Engine::Impl {
                         const auto tp = Clock::now();
                         store.set_managed(g.managed);
                         r.plan = store.compute_plan(plan_options());
+                        if (r.plan.removes > 0) hold_removals_until_identity_confirmed(g.managed, r);
                         r.plan_seconds = since(tp);
                         r.counts.adds = r.plan.adds;
                         r.counts.removes = r.plan.removes;
@@ -333,6 +337,54 @@ struct Engine::Impl {
         if (auto learned = store.cdp_state().max_groups_per_call)
             cap = cap > 0 ? std::min(cap, *learned) : *learned;
         return cap;
+    }
+
+    // Snapshot results into the run: pages, errors, failed groups out of the plan.
+    static void take_snapshot(const SnapshotResult& s, std::vector<store::ManagedGroup>& managed, RunReport& r,
+                              std::set<int64_t>& unreliable) {
+        r.counts.member_pages += s.pages;
+        for (const auto& e : s.errors) r.group_errors.push_back(e);
+        drop_failed(managed, s.failed);
+        unreliable.insert(s.unreliable.begin(), s.unreliable.end());
+    }
+
+    // sync.drift_check: groups whose CDP count differs from the mirror are read again now.
+    void correct_drift(Steps& st, int64_t run_id, std::vector<store::ManagedGroup>& managed,
+                       const std::vector<store::ManagedGroup>& read, RunReport& r, std::set<int64_t>& unreliable) {
+        std::set<int64_t> already_read;
+        for (const auto& g : read) already_read.insert(g.group_id);
+        DriftResult d = block_on(st.detect_drift(run_id, managed, std::move(already_read)));
+        if (d.corrections == 0) return;
+        r.counts.drift_corrections += d.corrections;
+        take_snapshot(d.snapshot, managed, r, unreliable);
+        log->info("run {}: drift: {} group(s) changed in the CDP since the last read; re-read, this cycle corrects them",
+                  run_id, d.corrections);
+    }
+
+    static void hold_unreliable(std::vector<store::ManagedGroup>& managed, const std::set<int64_t>& unreliable) {
+        for (auto& m : managed)
+            if (unreliable.count(m.group_id)) m.hold_removals = true;
+    }
+
+    // No removal is sent before the member identity was confirmed once (check, or here):
+    // otherwise removals are held this run (adds go on) and the log says why.
+    void hold_removals_until_identity_confirmed(std::vector<store::ManagedGroup>& managed, RunReport& r) {
+        const std::string setting = identity_setting(cfg.cdp.customer_id_field);
+        if (store.identity_confirmed(setting)) return;
+        IdentityCheck c = block_on(check_member_identity(api, managed, cfg.cdp.customer_id_field));
+        if (c.confirmed()) {
+            store.confirm_identity(setting, c.field, c.group_id, c.customer_ids);
+            log->info("run {}: {}", r.run_id, c.describe());
+            return;
+        }
+        (c.outcome == IdentityCheck::Outcome::mismatch ? log->error("run {}: {}", r.run_id, c.describe())
+                                                       : log->warn("run {}: {}", r.run_id, c.describe()));
+        log->warn("run {}: holding {} removal(s) until the member identity is confirmed (cdp-sync check); adds go on",
+                  r.run_id, r.plan.removes);
+        r.group_errors.push_back({"(member identity)", c.describe() + "; removals held"});
+        for (auto& m : managed) m.hold_removals = true;
+        store.set_managed(managed);
+        r.plan = store.compute_plan(plan_options());
     }
 
     static void drop_failed(std::vector<store::ManagedGroup>& managed, const std::set<int64_t>& failed) {

@@ -58,10 +58,19 @@ struct GroupsResult {
     std::string fatal;                               // no group could be resolved
 };
 
+// Passes over a group whose listing shifted during the read, before its read is unreliable.
+inline constexpr int kMaxReadPasses = 3;
+
 struct SnapshotResult {
     int64_t pages = 0;
     std::vector<GroupIssue> errors;
-    std::set<int64_t> failed;  // group ids whose snapshot failed (left out of the plan)
+    std::set<int64_t> failed;      // group ids whose snapshot failed (left out of the plan)
+    std::set<int64_t> unreliable;  // no consistent pass: hold this group's removals this run
+};
+
+struct DriftResult {
+    int64_t corrections = 0;  // groups whose CDP count differed from the mirror, read again
+    SnapshotResult snapshot;  // their re-read
 };
 
 struct PruneResult {
@@ -97,6 +106,11 @@ struct Steps {
     net::awaitable<GroupsResult> resolve_groups(bool full, bool dry_run);
     // Pages each group into the mirror under `snapshot_id`, continuing saved cursors.
     net::awaitable<SnapshotResult> snapshot(int64_t snapshot_id, std::vector<store::ManagedGroup> groups);
+    // sync.drift_check: lists the groups (simpleQuery) and re-reads, into the mirror under
+    // `snapshot_id`, each managed group whose customerTotal differs from the mirror's count.
+    // Groups in `already_read` (read this run) are not compared.
+    net::awaitable<DriftResult> detect_drift(int64_t snapshot_id, std::vector<store::ManagedGroup> managed,
+                                             std::set<int64_t> already_read);
     // Sends the run's pending ops, max_in_flight at a time, recording each outcome; first one
     // op alone when the circuit breaker is not closed (executor.cpp).
     net::awaitable<ApplyResult> apply(int64_t run_id);

@@ -91,9 +91,9 @@ TEST(ApiReply, NullListDataIsAnEmptyList) {
     EXPECT_TRUE(r.value->empty());
 }
 
-TEST(ApiReply, MemberIdFallsBackToCustomerIdAndHonoursTheConfiguredField) {
+TEST(ApiReply, MemberIdHonoursTheConfiguredField) {
     const json page = json::parse(R"({"current":1,"size":10,"total":3,"records":[
-        {"cid": "11", "id": 999}, {"customerId": 12}, {"cid": 13, "nickName": "x"}]})");
+        {"cid": "11", "id": 999}, {"cid": 12, "customerId": 5}, {"cid": 13, "nickName": "x"}]})");
     TestServer server({}, [&](const TestRequest&) { return reply(ok_body(page)); });
     auto options = fast_options(server.base_url());
     options.customer_id_field = "cid";
@@ -104,6 +104,37 @@ TEST(ApiReply, MemberIdFallsBackToCustomerIdAndHonoursTheConfiguredField) {
     for (const auto& m : r.value->records) ids.push_back(m.customer_id);
     EXPECT_EQ(ids, (std::vector<int64_t>{11, 12, 13}));
     EXPECT_EQ(r.value->records[2].record["nickName"], "x");
+}
+
+TEST(ApiReply, MemberIdByDefaultIsCustomerIdWhenTheRecordHasOne) {
+    const json page = json::parse(R"({"current":1,"size":10,"total":2,"records":[
+        {"id": 90001, "customerId": "11"}, {"id": 12}]})");
+    TestServer server({}, [&](const TestRequest&) { return reply(ok_body(page)); });
+    Harness h(fast_options(server.base_url()));
+    auto r = h.run(h.api.members_page(1, 1, 10));
+    ASSERT_TRUE(r.ok()) << r.error->describe();
+    ASSERT_EQ(r.value->records.size(), 2u);
+    EXPECT_EQ(r.value->records[0].customer_id, 11);
+    EXPECT_EQ(r.value->records[1].customer_id, 12);
+}
+
+TEST(ApiReply, NullDataOnPagedEndpointsIsAnEmptyList) {
+    TestServer server({}, [&](const TestRequest&) { return reply(R"({"code":0,"msg":"success","data":null})"); });
+    Harness h(fast_options(server.base_url()));
+    auto groups = h.run(h.api.query_all_groups("nobody"));
+    ASSERT_TRUE(groups.ok()) << groups.error->describe();
+    EXPECT_TRUE(groups.value->empty());
+    int pages = 0;
+    cdp::Api::MemberPageHandler on_page = [&](int64_t, Page<Member>&& p) {
+        ++pages;
+        EXPECT_TRUE(p.records.empty());
+    };
+    auto members = h.run(h.api.for_each_member_page(7, std::move(on_page)));
+    ASSERT_TRUE(members.ok()) << members.error->describe();
+    EXPECT_EQ(pages, 1);
+    auto of_customer = h.run(h.api.groups_of_customer(5));
+    ASSERT_TRUE(of_customer.ok()) << of_customer.error->describe();
+    EXPECT_TRUE(of_customer.value->empty());
 }
 
 struct MalformedCase {
@@ -428,6 +459,7 @@ TEST(ApiOptionsTest, FromConfigMapsEveryCdpKey) {
     c.timeout_ms = 1234;
     c.retry = {9, 50, 7000};
     c.customer_id_field = "customerId";
+    EXPECT_EQ(ApiOptions::from_config(config::CdpConfig{}).customer_id_field, "") << "'' stays auto";
     const ApiOptions o = ApiOptions::from_config(c);
     EXPECT_EQ(o.http.base_url, c.base_url);
     EXPECT_EQ(o.http.ca_file, c.ca_file);

@@ -363,5 +363,30 @@ TEST_F(Daemon, CheckAcceptsTheQueriesARunAccepts) {
     EXPECT_EQ(bad_run, 1) << bad_run_out;
 }
 
+TEST_F(Daemon, CheckConfirmsTheMemberIdentityAndNamesAWrongField) {
+    add_rows(1, 3, "alpha");
+    auto good = write_config(Settings{});
+    auto [rcode, rout] = run_cli({"--config", good.string(), "resync"});
+    ASSERT_EQ(rcode, 0) << rout;
+    sim::Quirks q;
+    q.read.customer_id_records = true;  // `id` is an internal row id, `customerId` the customer
+    server->state().set_quirks(q);
+
+    auto wrong = write_config(Settings{}, "wrong.yaml");
+    std::string text = read_file(wrong);
+    text.replace(text.find("cdp:\n"), 5, "cdp:\n  customer_id_field: id\n");
+    std::ofstream(wrong) << text;
+    auto [wcode, wout] = run_cli({"--config", wrong.string(), "check"});
+    EXPECT_EQ(wcode, 1) << wout;
+    EXPECT_NE(wout.find("FAIL  member identity mismatch: the customer id was read from field 'id'"), std::string::npos)
+        << wout;
+
+    auto [code, out] = run_cli({"--config", good.string(), "check"});
+    EXPECT_EQ(code, 0) << out;
+    EXPECT_NE(out.find("ok    member identity confirmed: customer ids read from field 'customerId'"), std::string::npos)
+        << out;
+    EXPECT_EQ(scalar("SELECT count(*) FROM " + schema + ".identity_confirmation WHERE field = 'auto'"), 1);
+}
+
 }  // namespace
 }  // namespace cdpsync::testing

@@ -1,6 +1,8 @@
 // Daemon pieces without PostgreSQL: the schedule, backoff, once-per-change logging, the
 // systemd notify protocol (against a socket of the test's own), and the binary's signals.
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <sys/un.h>
 
 #include <spdlog/sinks/ostream_sink.h>

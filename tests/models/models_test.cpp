@@ -96,11 +96,25 @@ TEST(Folder, TreeWithStringNameAndSubLists) {
     EXPECT_THROW(parse_folder(json::parse(R"({"id":1,"subList":{}})")), ParseError);
 }
 
-TEST(Member, IdFieldThenCustomerIdFallback) {
+TEST(Member, AutoReadsCustomerIdWhenPresentElseId) {
     EXPECT_EQ(parse_member(json::parse(R"({"id":"77","email":"a@b"})")).customer_id, 77);
     EXPECT_EQ(parse_member(json::parse(R"({"customerId":78})")).customer_id, 78);
-    EXPECT_EQ(parse_member(json::parse(R"({"cid":79})"), "cid").customer_id, 79);
+    // Both present: `id` is the membership row's own id, not the customer's.
+    EXPECT_EQ(parse_member(json::parse(R"({"id":5000001,"customerId":"79"})")).customer_id, 79);
+    EXPECT_EQ(member_id_field(json::parse(R"({"id":1,"customerId":2})"), ""), "customerId");
+    EXPECT_EQ(member_id_field(json::parse(R"({"id":1,"customerId":null})"), ""), "id");
     EXPECT_THROW(parse_member(json::parse(R"({"email":"a@b"})")), ParseError);
+}
+
+TEST(Member, ConfiguredFieldOverridesAndIsReadAlone) {
+    EXPECT_EQ(parse_member(json::parse(R"({"cid":79,"customerId":1})"), "cid").customer_id, 79);
+    EXPECT_EQ(parse_member(json::parse(R"({"id":5000001,"customerId":79})"), "id").customer_id, 5000001);
+    try {
+        (void)parse_member(json::parse(R"({"customerId":78})"), "cid");
+        FAIL() << "a record without the configured field must not parse";
+    } catch (const ParseError& e) {
+        EXPECT_NE(std::string(e.what()).find("'cid'"), std::string::npos) << e.what();
+    }
 }
 
 TEST(Page, ShortAndMissingRecords) {
@@ -113,7 +127,22 @@ TEST(Page, ShortAndMissingRecords) {
     EXPECT_TRUE(empty.records.empty());
     EXPECT_THROW(parse_page<Member>(json::parse(R"({"records":{}})"), [](const json& r) { return parse_member(r); }),
                  ParseError);
-    EXPECT_THROW(parse_page<Member>(json(nullptr), [](const json& r) { return parse_member(r); }), ParseError);
+    EXPECT_THROW(parse_page<Member>(json::parse("[]"), [](const json& r) { return parse_member(r); }), ParseError);
+    EXPECT_EQ(parse_page<Member>(json::parse(R"({"records":[]})"), [](const json& r) { return parse_member(r); }).current, 0)
+        << "a reply that does not say its page is not taken for page 1";
+}
+
+TEST(Page, NullDataIsAnEmptyPageWithTotalZero) {
+    auto page = parse_page<Member>(json(nullptr), [](const json& r) { return parse_member(r); });
+    EXPECT_TRUE(page.records.empty());
+    EXPECT_EQ(page.total, 0);
+    auto groups = parse_page<Group>(json(nullptr), parse_group);
+    EXPECT_TRUE(groups.records.empty());
+    EXPECT_EQ(groups.total, 0);
+    auto nulls = parse_page<Group>(json::parse(R"({"current":1,"size":10,"total":null,"records":null})"), parse_group);
+    EXPECT_TRUE(nulls.records.empty());
+    EXPECT_EQ(nulls.total, 0);
+    EXPECT_TRUE(decode_list<CustomerGroup>(json(nullptr), parse_customer_group).empty());
 }
 
 TEST(Requests, BodiesUseTheApiFieldNames) {

@@ -68,5 +68,23 @@ TEST(WriteQuirks, RefusalsCapAndOutageWindowAct) {
     EXPECT_FALSE(st.take_write_outage());
 }
 
+TEST(Quirks, ReadFlagsSetEachKey) {
+    Quirks q;
+    q.set_flag("read.newest_first=true");
+    q.set_flag("read.churn_adds=3");
+    q.set_flag("read.churn_reads=2");
+    q.set_flag("read.total_overcount=9");
+    q.set_flag("read.customer_id_records=true");
+    q.set_flag("read.null_data=true");
+    EXPECT_TRUE(q.read.newest_first);
+    EXPECT_EQ(q.read.churn_adds, 3);
+    EXPECT_EQ(q.read.churn_reads, 2);
+    EXPECT_EQ(q.read.total_overcount, 9);
+    EXPECT_TRUE(q.read.customer_id_records && q.read.null_data);
+    EXPECT_FALSE(ReadQuirks().newest_first);
+    EXPECT_EQ(ReadQuirks().churn_adds, 0);
+    EXPECT_THROW(q.set_flag("read.churn_adds=\"many\""), std::invalid_argument);
+}
+
 }  // namespace
 }  // namespace cdpsync::sim

@@ -152,6 +152,40 @@ TEST_F(SimHttp, GetCustomerPageByGroupIdPagesMembersWithRecords) {
     EXPECT_EQ(client->cdp_get("/customer-group/getCustomerPageByGroupId?customerGroupId=9&current=1&size=10")["msg"], "群组不存在");
 }
 
+TEST_F(SimHttp, ReadQuirksShapeMemberPagesAndEmptyLists) {
+    const int64_t g = st().add_group("g");
+    const int64_t empty = st().add_group("empty");
+    for (int64_t c = 1; c <= 25; ++c) st().add_membership(c, g);
+    Quirks q;
+    q.read.newest_first = true;
+    q.read.total_overcount = 4;
+    q.read.customer_id_records = true;
+    q.read.null_data = true;
+    q.read.churn_adds = 2;
+    q.read.churn_removes = 1;
+    q.read.churn_reads = 1;
+    st().set_quirks(q);
+    auto page = [&](int64_t group, int current) {
+        return client->cdp_get("/customer-group/getCustomerPageByGroupId?customerGroupId=" + std::to_string(group) +
+                               "&current=" + std::to_string(current) + "&size=10");
+    };
+    json r = page(g, 1);  // churn first: customer 1 removed, two new customers added (newest)
+    ASSERT_EQ(r["code"], 0) << r;
+    EXPECT_EQ(r["data"]["total"], 25 - 1 + 2 + 4);
+    const auto& first = r["data"]["records"][0];
+    EXPECT_GE(first["customerId"].get<int64_t>(), 8'000'000'000'000) << "newest first";
+    EXPECT_EQ(first["id"], internal_member_row_id(first["customerId"].get<int64_t>()));
+    EXPECT_EQ(r["data"]["records"][2]["customerId"], 25);
+    json again = page(g, 1);  // the churn budget (1 read) is spent
+    EXPECT_EQ(again["data"]["total"], 26 + 4);
+    EXPECT_EQ(st().members_of(g).size(), 26u);
+
+    EXPECT_TRUE(page(empty, 1)["data"].is_null());
+    EXPECT_TRUE(client->cdp_get("/customer-group/simpleQuery?searchKey=nothing&current=1&size=10")["data"].is_null());
+    st().ensure_customer(77);
+    EXPECT_TRUE(client->cdp_get("/customer-group-ref/getGroupsByCustomerId?customerId=77&type=1")["data"].is_null());
+}
+
 TEST_F(SimHttp, FolderEndpointsAddUpdateTreeDelete) {
     json r = client->cdp_post("/group/add", {{"businessType", "customer_group"}, {"name", "top"}});
     ASSERT_EQ(r["code"], 0) << r;
