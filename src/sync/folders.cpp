@@ -26,10 +26,10 @@ std::string join(const std::vector<std::string>& levels, size_t n) {
     return out;
 }
 
-// A failed create that may have been applied: only a fresh tree tells.
-bool ambiguous(const cdp::CallError& e) { return e.transient() || e.kind == cdp::CallError::Kind::malformed; }
 
 }  // namespace
+
+bool may_have_been_applied(const cdp::CallError& e) { return e.transient() || e.kind == cdp::CallError::Kind::malformed; }
 
 std::vector<std::string> split_folder_path(const std::string& path) {
     std::vector<std::string> out;
@@ -102,7 +102,7 @@ net::awaitable<FolderLookup> FolderPaths::create_levels(const std::string& path,
         const std::string level = join(levels, w.matched + 1);
         if (created.ok()) {
             log_.info("created folder '{}' (id {})", level, *created.value);
-        } else if (ambiguous(*created.error)) {
+        } else if (may_have_been_applied(*created.error)) {
             log_.warn("creating folder '{}' may have been applied ({}): reading the tree before creating again", level,
                       created.error->describe());
         } else {

@@ -21,6 +21,10 @@ namespace cdpsync::sync {
 
 namespace net = boost::asio;
 
+// A create that failed so may still have been applied (transient, or a reply that could not
+// be read): it is looked up before it is sent again. Shared with the groups phase.
+bool may_have_been_applied(const cdp::CallError& e);
+
 // "A / B/" -> {"A", "B"}: levels trimmed, empty levels dropped.
 std::vector<std::string> split_folder_path(const std::string& path);
 

@@ -24,8 +24,10 @@ bool says_missing(const cdp::CallError& e) {
     return false;
 }
 
-// A failed create that may have been applied (timeout, reset, 5xx, unreadable reply).
-bool ambiguous(const cdp::CallError& e) { return e.transient() || e.kind == cdp::CallError::Kind::malformed; }
+
+bool has_id(const std::vector<cdp::Group>& groups, int64_t id) {
+    return std::any_of(groups.begin(), groups.end(), [id](const cdp::Group& g) { return g.id == id; });
+}
 
 std::string ids_of(const std::vector<cdp::Group>& groups) {
     std::string out;
@@ -155,15 +157,14 @@ private:
     }
 
     net::awaitable<Found> find_remote(const store::DesiredGroup& d, const store::GroupMapping*& mapped) {
-        const bool has_id = mapped && mapped->group_id && *mapped->group_id > 0;
-        if (has_id && !full_ && mapped->type == cdp::kStaticGroup && mapped->error.empty() && !mapped->recheck)
+        const bool mapped_known = mapped && mapped->group_id && *mapped->group_id > 0;
+        if (mapped_known && !full_ && mapped->type == cdp::kStaticGroup && mapped->error.empty() && !mapped->recheck)
             co_return Found{from_mapping(*mapped), false};  // incremental: the map is trusted
-        if (has_id && (mapped->recheck || full_)) {
+        if (mapped_known && (mapped->recheck || full_)) {
             auto listed = co_await namesakes(d.name);
             if (!listed) co_return Found{std::nullopt, true};
             const int64_t id = *mapped->group_id;
-            const bool seen = std::any_of(listed->begin(), listed->end(), [id](const cdp::Group& g) { return g.id == id; });
-            if (!seen) {  // a recheck the search answers needs no direct read
+            if (!has_id(*listed, id)) {  // a recheck the search answers needs no direct read
                 auto confirmed = co_await confirm(d, mapped);
                 if (confirmed.failed || confirmed.group) co_return confirmed;
                 listed = co_await namesakes(d.name);  // gone; the mapping is forgotten
@@ -215,8 +216,7 @@ private:
         if (page.value->total > 0 || !page.value->records.empty()) co_return Presence::exists;
         auto listed = co_await namesakes(name, true);
         if (!listed) co_return Presence::unknown;
-        const bool seen = std::any_of(listed->begin(), listed->end(), [id](const cdp::Group& g) { return g.id == id; });
-        co_return seen ? Presence::exists : Presence::gone;
+        co_return has_id(*listed, id) ? Presence::exists : Presence::gone;
     }
 
     bool writable(const store::DesiredGroup& d, const cdp::Group& remote) {
@@ -273,7 +273,7 @@ private:
                                            cdp::kStaticGroup, 0},
                                 false};
             last = created.error->describe();
-            if (!ambiguous(*created.error)) break;
+            if (!may_have_been_applied(*created.error)) break;
             st_.log.warn("creating group '{}' may have been applied ({}): looking the name up before creating again",
                          d.name, last);
             auto listed = co_await namesakes(d.name, true);
