@@ -235,7 +235,10 @@ struct Api::Impl {
 
     // One API call with retries and the token re-read. On success returns the envelope's data.
     // `abandon` (optional) stops further retries when set: a pager that gave up on its window.
-    net::awaitable<Result<Reply>> call(http::Request request, std::shared_ptr<const bool> abandon = {}) {
+    // `repeatable` false (a create): an attempt that may have been applied (timeout, reset, 5xx,
+    // an unreadable reply) is not sent again; only a refused connection or a 429 is.
+    net::awaitable<Result<Reply>> call(http::Request request, std::shared_ptr<const bool> abandon = {},
+                                       bool repeatable = true) {
         const std::string endpoint = request.path;
         const int max_attempts = options.retry.max_attempts;
         int attempt = 0;          // attempts sent
@@ -338,6 +341,7 @@ struct Api::Impl {
 
             if (!retry_reason || attempt >= max_attempts || (abandon && *abandon))
                 co_return fail<Reply>(std::move(failure));
+            if (!repeatable && !never_applied(result)) co_return fail<Reply>(std::move(failure));
 
             ++transient_failures;
             const auto delay = backoff.delay(transient_failures, retry_after);
@@ -348,6 +352,13 @@ struct Api::Impl {
                 co_return fail<Reply>(std::move(failure));
             }
         }
+    }
+
+    // The attempt certainly did not reach the CDP's logic: no connection, or a 429.
+    static bool never_applied(const http::Result& result) {
+        if (result.error)
+            return result.error->kind == http::ErrorKind::resolve || result.error->kind == http::ErrorKind::connect;
+        return result.response && result.response->status == 429;
     }
 
     // Fills msg/code of an error reply from its body when it is a CDP envelope, else a snippet.
@@ -365,9 +376,9 @@ struct Api::Impl {
     // A call whose data is decoded by `decode`; a decoding failure is a malformed reply.
     template <class T, class F>
     net::awaitable<Result<T>> typed(http::Request request, F decode,
-                                    std::shared_ptr<const bool> abandon = {}) {
+                                    std::shared_ptr<const bool> abandon = {}, bool repeatable = true) {
         const std::string endpoint = request.path;
-        Result<Reply> reply = co_await call(std::move(request), std::move(abandon));
+        Result<Reply> reply = co_await call(std::move(request), std::move(abandon), repeatable);
         if (!reply.ok()) co_return Result<T>::failure(std::move(*reply.error));
         std::optional<T> value;
         std::string problem;
@@ -594,7 +605,7 @@ Api::~Api() = default;
 
 net::awaitable<Result<int64_t>> Api::create_group(CreateGroup request) {
     http::Request http_request = Impl::post(path::add_group, to_json(request));
-    co_return co_await impl_->typed<int64_t>(std::move(http_request), decode_id);
+    co_return co_await impl_->typed<int64_t>(std::move(http_request), decode_id, {}, false);
 }
 
 net::awaitable<Result<Done>> Api::delete_group(int64_t group_id) {
@@ -633,7 +644,7 @@ net::awaitable<Result<int64_t>> Api::add_folder(std::string name, std::string pa
     json body{{"businessType", kBusinessType}, {"name", name}};
     if (!parent_code.empty()) body["parentCode"] = parent_code;
     http::Request request = Impl::post(path::folder_add, body);
-    co_return co_await impl_->typed<int64_t>(std::move(request), decode_id);
+    co_return co_await impl_->typed<int64_t>(std::move(request), decode_id, {}, false);
 }
 
 net::awaitable<Result<Done>> Api::delete_folder(int64_t folder_id) {

@@ -109,7 +109,9 @@ public:
     Api(const Api&) = delete;
     Api& operator=(const Api&) = delete;
 
-    // Groups.
+    // Groups. create_group and add_folder are not idempotent: an attempt that may have been
+    // applied (timeout, reset, 5xx, unreadable reply) is never repeated here; the caller looks
+    // the name up before creating again.
     net::awaitable<Result<int64_t>> create_group(CreateGroup request);
     net::awaitable<Result<Done>> delete_group(int64_t group_id);
     net::awaitable<Result<Done>> update_group(UpdateGroup request);

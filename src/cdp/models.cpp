@@ -178,7 +178,8 @@ Group parse_group(const json& j) {
     g.name = get_string(j, "name").value_or("");
     g.description = get_string(j, "description").value_or("");
     g.folder_id = get_long(j, "groupId");
-    g.type = get_int(j, "type").value_or(kStaticGroup);
+    // A missing type is not "static": such a group is never written (DESIGN.md).
+    g.type = get_int(j, "type").value_or(kUnknownGroupType);
     g.customer_total = get_long(j, "customerTotal").value_or(0);
     return g;
 }

@@ -23,6 +23,7 @@ public:
 
 inline constexpr int kStaticGroup = 1;
 inline constexpr int kSmartGroup = 2;
+inline constexpr int kUnknownGroupType = 0;  // a group record without a usable `type`
 inline constexpr const char* kBusinessType = "customer_group";
 
 // Paths, relative to the base URL prefix.
@@ -62,7 +63,7 @@ struct Group {
     std::string name;
     std::string description;
     std::optional<int64_t> folder_id;  // `groupId` in the API
-    int type = kStaticGroup;
+    int type = kStaticGroup;           // parse_group: kUnknownGroupType when missing
     int64_t customer_total = 0;
 };
 

@@ -36,7 +36,7 @@ struct CdpConfig {
     // else id (the real CDP may put a membership row id in `id`).
     std::string customer_id_field;
     int max_groups_per_call = 0;             // 0..10000; cap on customerGroupIdList (0 = none known)
-    std::string folder;                      // folder (by name) new groups are created in; "" = root
+    std::string folder;                      // folder path ("A/B") managed groups live in; "" = root
 };
 
 struct DatabaseConfig {

@@ -556,6 +556,7 @@ struct Server::Impl {
             reply = http_error(415, "Unsupported Media Type", std::string(path));
         } else {
             reply = call(*info, name, parse_query(query), req.body(), fault);
+            co_await answer_create_late(info->ep, reply);
             if (fault.kind == FaultKind::truncated_body || fault.kind == FaultKind::reset) {
                 reply.post_fault = fault.kind;
                 reply.outcome = std::string("fault_") + to_string(fault.kind);
@@ -566,6 +567,17 @@ struct Server::Impl {
             log->debug("sim: {} {} -> {} {}", std::string(req.method_string()), std::string(target),
                        reply.status, reply.outcome);
         co_return reply;
+    }
+
+    // Quirk groups.create_reply_delay_ms: a create is applied, and answered only later.
+    net::awaitable<void> answer_create_late(Ep ep, const Reply& reply) {
+        if ((ep != Ep::add_group && ep != Ep::folder_add) || reply.outcome != "ok") co_return;
+        const int delay_ms = state.quirks().groups.create_reply_delay_ms;
+        if (delay_ms <= 0) co_return;
+        net::steady_timer timer(co_await net::this_coro::executor);
+        timer.expires_after(std::chrono::milliseconds(delay_ms));
+        boost::system::error_code ec;
+        co_await timer.async_wait(net::redirect_error(net::use_awaitable, ec));
     }
 
     Reply fault_5xx(int status, std::string_view path) {
@@ -667,6 +679,14 @@ struct Server::Impl {
         return {std::min(current, kMaxCurrent), std::min(size, opts.max_page_size)};
     }
 
+    // A simpleQuery record, with the quirks groups.missing_type / groups.unknown_type.
+    static json listed_group(const cdp::Group& g, const GroupQuirks& quirks) {
+        json j = cdp::to_json(g);
+        if (quirks.missing_type.count(g.name)) j.erase("type");
+        if (quirks.unknown_type.count(g.name)) j["type"] = 3;
+        return j;
+    }
+
     static void require_business_type(const json& body, bool allow_label) {
         auto bt = body_string(body, "businessType", true);
         if (*bt != cdp::kBusinessType && !(allow_label && *bt == "customer_label"))
@@ -712,8 +732,9 @@ struct Server::Impl {
             if (auto it = q.find("searchKey"); it != q.end()) key = it->second;
             auto page = state.query_groups(key, folder, current, size);
             if (page.total == 0 && state.quirks().read.null_data) return ok(json(nullptr));
+            const GroupQuirks quirks = state.quirks().groups;
             json records = json::array();
-            for (const auto& g : page.records) records.push_back(cdp::to_json(g));
+            for (const auto& g : page.records) records.push_back(listed_group(g, quirks));
             return ok(page_json(page.current, page.size, page.total, std::move(records)));
         }
         case Ep::members_page: {

@@ -570,7 +570,8 @@ Outcome<int64_t> State::create_group(const std::string& name, const std::string&
     if (type != cdp::kStaticGroup) return Outcome<int64_t>::failure("仅支持创建静态群组");
     if (name.empty()) return Outcome<int64_t>::failure("群组名称不能为空");
     if (folder_id && !d_->find_folder(*folder_id)) return Outcome<int64_t>::failure(kMsgNoFolder);
-    if (d_->name_taken(name, 0)) return Outcome<int64_t>::failure("群组名称已存在");
+    if (!d_->quirks.groups.duplicate_names && d_->name_taken(name, 0))
+        return Outcome<int64_t>::failure("群组名称已存在");
     return Outcome<int64_t>::success(d_->new_group(name, description, folder_id, type));
 }
 
@@ -582,7 +583,8 @@ Outcome<None> State::update_group(int64_t id, const std::optional<std::string>& 
     if (!g) return Outcome<None>::failure(kMsgNoGroup);
     if (type != g->type) return Outcome<None>::failure("群组类型不匹配");
     if (name && name->empty()) return Outcome<None>::failure("群组名称不能为空");
-    if (name && d_->name_taken(*name, id)) return Outcome<None>::failure("群组名称已存在");
+    if (name && !d_->quirks.groups.duplicate_names && d_->name_taken(*name, id))
+        return Outcome<None>::failure("群组名称已存在");
     if (folder_id && !d_->find_folder(*folder_id)) return Outcome<None>::failure(kMsgNoFolder);
     if (name) g->name = *name;
     if (description) g->description = *description;

@@ -466,6 +466,7 @@ PlanReport Engine::plan(const PlanRequest& request) {
     p.groups_to_create = g.to_create;
     p.folders_to_create = g.folders_to_create;
     p.descriptions_to_update = g.description_updates;
+    p.groups_to_move = g.moves;
     if (!g.fatal.empty()) {
         p.error = g.fatal;
         return p;

@@ -101,6 +101,7 @@ struct PlanReport {
     std::vector<std::string> groups_to_create;
     std::vector<std::string> folders_to_create;
     std::vector<std::string> descriptions_to_update;
+    std::vector<std::string> groups_to_move;    // "name -> folder path" (updateCustomerGroup)
     std::vector<std::string> groups_to_delete;  // sync.prune_groups
     int64_t prune_removes = 0;                  // memberships those groups hold (mirror)
     std::vector<GroupIssue> group_errors;
@@ -111,6 +112,7 @@ struct PlanReport {
     double plan_seconds = 0;
 
     int64_t calls() const;  // CDP write calls the run would make (groups, folders, ops)
+    int64_t update_calls() const;  // updateCustomerGroup: description updates and moves
     std::string to_text() const;
     json to_json() const;
 };

@@ -1,191 +1,356 @@
 // Groups phase: desired names -> CDP static group ids, creating what is missing.
+//
+// Rules (shared/DESIGN.md): names are not unique and a create that failed ambiguously may
+// have been applied, so a create is preceded by an exact-name lookup; a mapping is never
+// switched to a namesake; a mapped group missing from a listing (or flagged by a write the
+// CDP refused as if it did not exist) is confirmed gone by a direct read before anything is
+// created; a group whose type is not static is never written.
 #include <algorithm>
-#include <functional>
 #include <map>
 #include <optional>
 #include <set>
 
+#include "sync/folders.hpp"
 #include "sync/steps.hpp"
 
 namespace cdpsync::sync {
 namespace {
 
-// Among groups with exactly this name: the static one with the lowest id, else a smart one.
-std::optional<cdp::Group> pick(const std::vector<cdp::Group>& candidates, const std::string& name) {
-    std::optional<cdp::Group> best;
-    for (const auto& g : candidates) {
-        if (g.name != name) continue;
-        if (!best) {
-            best = g;
-            continue;
+// A refusal that says the group does not exist (the wording is not documented).
+bool says_missing(const cdp::CallError& e) {
+    if (e.kind != cdp::CallError::Kind::cdp_code) return false;
+    for (const char* word : {"不存在", "not exist", "not found"})
+        if (e.msg.find(word) != std::string::npos) return true;
+    return false;
+}
+
+
+bool has_id(const std::vector<cdp::Group>& groups, int64_t id) {
+    return std::any_of(groups.begin(), groups.end(), [id](const cdp::Group& g) { return g.id == id; });
+}
+
+std::string ids_of(const std::vector<cdp::Group>& groups) {
+    std::string out;
+    for (const auto& g : groups) out += (out.empty() ? "" : ", ") + std::to_string(g.id);
+    return out;
+}
+
+// Why a group may not be written, or "" for a static group.
+std::string type_problem(const cdp::Group& g) {
+    if (g.type == cdp::kStaticGroup) return "";
+    if (g.type == cdp::kSmartGroup)
+        return "the name belongs to a smart group (id " + std::to_string(g.id) + "); smart groups are never written";
+    return "group id " + std::to_string(g.id) + " is listed with a missing or unknown type (" + std::to_string(g.type) +
+           "); it is never written";
+}
+
+struct Choice {
+    std::optional<cdp::Group> group;
+    std::string why;  // set when namesakes made this a choice (for the log)
+};
+
+// The mapped group when it is among the namesakes; else the static one with members, then
+// the lowest id; else (no static one) the lowest id, which the caller refuses to write.
+Choice choose(std::vector<cdp::Group> namesakes, std::optional<int64_t> mapped_id) {
+    Choice c;
+    if (namesakes.empty()) return c;
+    std::vector<cdp::Group> statics;
+    for (const auto& g : namesakes)
+        if (g.type == cdp::kStaticGroup) statics.push_back(g);
+    const std::string listed = " (ids " + ids_of(namesakes) + ")";
+    if (mapped_id) {
+        for (const auto& g : namesakes)
+            if (g.id == *mapped_id) c.group = g;
+        if (c.group && namesakes.size() > 1) c.why = "several groups share the name" + listed + "; the mapped id is kept";
+        if (c.group) return c;
+    }
+    auto& pool = statics.empty() ? namesakes : statics;
+    std::sort(pool.begin(), pool.end(), [](const cdp::Group& a, const cdp::Group& b) {
+        return std::make_pair(a.customer_total == 0, a.id) < std::make_pair(b.customer_total == 0, b.id);
+    });
+    c.group = pool.front();
+    if (statics.size() > 1)
+        c.why = "several static groups share the name" + listed + "; chose id " + std::to_string(c.group->id) +
+                (c.group->customer_total > 0 ? ", the first with members" : ", the lowest id (none has members)");
+    return c;
+}
+
+cdp::Group from_mapping(const store::GroupMapping& m) {
+    cdp::Group g;
+    g.id = *m.group_id;
+    g.name = m.name;
+    g.description = m.description.value_or("");
+    g.folder_id = m.folder_id;
+    g.type = m.type;
+    return g;
+}
+
+enum class Presence { exists, gone, unknown };
+
+struct Found {
+    std::optional<cdp::Group> group;  // nullopt: no group of this name (create it)
+    bool failed = false;              // an error was recorded: skip the group this run
+};
+
+class Resolver {
+public:
+    Resolver(Steps& st, bool full, bool dry_run)
+        : st_(st), full_(full), dry_run_(dry_run), folders_(st.api, st.log, dry_run) {}
+
+    net::awaitable<GroupsResult> run() {
+        const auto desired = st_.store.desired_groups();
+        gmap_ = st_.store.group_map();
+        if (full_ && !desired.empty()) {
+            if (auto problem = co_await list_all(); !problem.empty()) {
+                out_.fatal = problem;
+                co_return std::move(out_);
+            }
         }
-        const bool better_type = g.type == cdp::kStaticGroup && best->type != cdp::kStaticGroup;
-        const bool same_type_lower = g.type == best->type && g.id < best->id;
-        if (better_type || same_type_lower) best = g;
+        for (const auto& d : desired) co_await resolve_one(d);
+        out_.folders_to_create = folders_.to_create();
+        co_return std::move(out_);
     }
-    return best;
-}
 
-const cdp::Folder* find_folder(const std::vector<cdp::Folder>& tree, const std::string& name) {
-    for (const auto& f : tree) {
-        if (f.name == name) return &f;
-        if (auto* c = find_folder(f.children, name)) return c;
+private:
+    net::awaitable<void> resolve_one(const store::DesiredGroup& d) {
+        const auto known = gmap_.find(d.name);
+        const store::GroupMapping* mapped = known == gmap_.end() ? nullptr : &known->second;
+        Found found = co_await find_remote(d, mapped);
+        if (found.failed) co_return;
+        if (!found.group) {
+            co_await create_missing(d);
+            co_return;
+        }
+        if (!writable(d, *found.group)) co_return;
+        co_await keep_existing(d, *found.group, mapped);
     }
-    return nullptr;
-}
 
-}  // namespace
+    // ---- finding the group
 
-net::awaitable<GroupsResult> Steps::resolve_groups(bool full, bool dry_run) {
-    GroupsResult out;
-    const auto desired = store.desired_groups();
-    auto gmap = store.group_map();
-
-    std::map<std::string, std::vector<cdp::Group>> listed;
-    if (full && !desired.empty()) {
+    net::awaitable<std::string> list_all() {
         // Every co_await argument is a named local: GCC 12 miscompiles temporaries that live
         // across a co_await.
         std::string everything;
         std::optional<int64_t> any_folder;
-        auto all = co_await api.query_all_groups(std::move(everything), std::move(any_folder));
-        if (!all.ok()) {
-            out.fatal = "listing the CDP's groups failed: " + all.error->describe();
-            co_return out;
-        }
-        for (auto& g : *all.value) listed[g.name].push_back(std::move(g));
+        auto all = co_await st_.api.query_all_groups(std::move(everything), std::move(any_folder));
+        if (!all.ok()) co_return "listing the CDP's groups failed: " + all.error->describe();
+        for (auto& g : *all.value) listed_[g.name].push_back(std::move(g));
+        co_return "";
     }
 
-    std::optional<std::vector<cdp::Folder>> tree;
-    std::map<std::string, int64_t> folder_ids;
-    int64_t placeholder = 0;
-    // The folder id for a new group; nullopt = the root. Errors go to `problem`.
-    auto folder_for = [&](const std::string& name, std::string& problem) -> net::awaitable<std::optional<int64_t>> {
-        if (name.empty()) co_return std::nullopt;
-        if (auto it = folder_ids.find(name); it != folder_ids.end()) co_return it->second;
-        if (!tree) {
-            auto t = co_await api.folder_tree();
-            if (!t.ok()) {
-                problem = "reading the folder tree failed: " + t.error->describe();
-                co_return std::nullopt;
-            }
-            tree = std::move(*t.value);
+    // The groups named exactly `name`: from the full listing, else a simpleQuery search.
+    // An empty answer (also `data: null`) means there is none.
+    net::awaitable<std::optional<std::vector<cdp::Group>>> namesakes(const std::string& name, bool fresh = false) {
+        if (full_ && !fresh) {
+            auto it = listed_.find(name);
+            co_return it == listed_.end() ? std::vector<cdp::Group>{} : it->second;
         }
-        if (auto* f = find_folder(*tree, name)) co_return folder_ids[name] = f->id;
-        if (dry_run) {
-            out.folders_to_create.push_back(name);
-            co_return folder_ids[name] = --placeholder;
-        }
-        std::string folder_name = name, parent;
-        auto created = co_await api.add_folder(std::move(folder_name), std::move(parent));
-        if (!created.ok()) {
-            problem = "creating folder '" + name + "' failed: " + created.error->describe();
+        std::string key = name;
+        std::optional<int64_t> any_folder;
+        auto found = co_await st_.api.query_all_groups(std::move(key), std::move(any_folder));
+        if (!found.ok()) {
+            error(name, "looking the group up failed: " + found.error->describe());
             co_return std::nullopt;
         }
-        log.info("created folder '{}' (id {})", name, *created.value);
-        co_return folder_ids[name] = *created.value;
-    };
-
-    for (const auto& d : desired) {
-        const auto known = gmap.find(d.name);
-        const store::GroupMapping* mapped = known == gmap.end() ? nullptr : &known->second;
-        std::optional<cdp::Group> remote;
-        if (full) {
-            if (auto it = listed.find(d.name); it != listed.end()) remote = pick(it->second, d.name);
-        } else if (mapped && mapped->group_id && mapped->type == cdp::kStaticGroup && mapped->error.empty()) {
-            cdp::Group g;
-            g.id = *mapped->group_id;
-            g.name = d.name;
-            g.description = mapped->description.value_or("");
-            g.folder_id = mapped->folder_id;
-            remote = g;
-        } else {
-            std::string key = d.name;
-            std::optional<int64_t> any_folder;
-            auto found = co_await api.query_all_groups(std::move(key), std::move(any_folder));
-            if (!found.ok()) {
-                out.errors.push_back({d.name, "looking the group up failed: " + found.error->describe()});
-                continue;
-            }
-            remote = pick(*found.value, d.name);
-        }
-
-        if (remote && remote->type != cdp::kStaticGroup) {
-            out.errors.push_back({d.name, "the name belongs to a smart group (id " + std::to_string(remote->id) +
-                                              "); smart groups are never written"});
-            if (!dry_run || mapped)
-                store.save_group({d.name, remote->id, remote->type, remote->description, remote->folder_id, false,
-                                  false, "smart group"});
-            continue;
-        }
-
-        // The name now points somewhere else than the mirror knows (deleted, recreated).
-        if (mapped && mapped->group_id && (!remote || remote->id != *mapped->group_id) && !dry_run)
-            store.reset_group_mirror(*mapped->group_id, false);
-
-        if (!remote && d.retained) {
-            // Kept managed only to empty it, and it is gone from the CDP: nothing to do.
-            if (!dry_run && mapped && mapped->group_id) store.forget_group(d.name, *mapped->group_id);
-            continue;
-        }
-        if (!remote) {
-            std::string problem;
-            const std::string folder = d.folder.value_or(cfg.cdp.folder);
-            auto folder_id = co_await folder_for(folder, problem);
-            if (!problem.empty()) {
-                out.errors.push_back({d.name, problem});
-                continue;
-            }
-            if (dry_run) {
-                out.to_create.push_back(d.name);
-                out.managed.push_back({d.name, --placeholder});
-                continue;
-            }
-            cdp::CreateGroup request{d.name, d.description.value_or(""), folder_id};
-            auto created = co_await api.create_group(std::move(request));
-            if (!created.ok()) {
-                out.errors.push_back({d.name, "creating the group failed: " + created.error->describe()});
-                continue;
-            }
-            const int64_t id = *created.value;
-            log.info("created static group '{}' (id {})", d.name, id);
-            store.save_group({d.name, id, cdp::kStaticGroup, d.description.value_or(""), folder_id, true, false, ""});
-            store.reset_group_mirror(id, true);  // new and empty: the mirror is exact
-            ++out.created;
-            out.managed.push_back({d.name, id});
-            continue;
-        }
-
-        std::optional<std::string> description = remote->description;
-        if (d.description && *d.description != remote->description) {
-            if (dry_run) {
-                out.description_updates.push_back(d.name);
-            } else {
-                cdp::UpdateGroup u;
-                u.id = remote->id;
-                u.name = d.name;
-                u.description = *d.description;
-                u.folder_id = remote->folder_id;
-                auto updated = co_await api.update_group(std::move(u));
-                if (updated.ok()) {
-                    description = *d.description;
-                    log.info("group '{}' (id {}): description updated", d.name, remote->id);
-                } else {
-                    out.errors.push_back({d.name, "updating the description failed: " + updated.error->describe()});
-                }
-            }
-        }
-        const bool changed = !mapped || mapped->group_id != remote->id || mapped->type != cdp::kStaticGroup ||
-                             mapped->description != description || mapped->folder_id != remote->folder_id ||
-                             !mapped->error.empty();
-        if (changed)
-            store.save_group({d.name, remote->id, cdp::kStaticGroup, description, remote->folder_id,
-                              mapped && mapped->created_by_us && mapped->group_id == remote->id, false, ""});
-        const bool snapshotted = mapped && mapped->group_id == remote->id && mapped->snapshotted;
-        out.managed.push_back({d.name, remote->id});
-        out.existing.push_back({d.name, remote->id});
-        if (!snapshotted) out.unsnapshotted.push_back({d.name, remote->id});
+        std::erase_if(*found.value, [&](const cdp::Group& g) { return g.name != name; });
+        co_return std::move(*found.value);
     }
-    co_return out;
+
+    net::awaitable<Found> find_remote(const store::DesiredGroup& d, const store::GroupMapping*& mapped) {
+        const bool mapped_known = mapped && mapped->group_id && *mapped->group_id > 0;
+        if (mapped_known && !full_ && mapped->type == cdp::kStaticGroup && mapped->error.empty() && !mapped->recheck)
+            co_return Found{from_mapping(*mapped), false};  // incremental: the map is trusted
+        if (mapped_known && (mapped->recheck || full_)) {
+            auto listed = co_await namesakes(d.name);
+            if (!listed) co_return Found{std::nullopt, true};
+            const int64_t id = *mapped->group_id;
+            if (!has_id(*listed, id)) {  // a recheck the search answers needs no direct read
+                auto confirmed = co_await confirm(d, mapped);
+                if (confirmed.failed || confirmed.group) co_return confirmed;
+                listed = co_await namesakes(d.name);  // gone; the mapping is forgotten
+                if (!listed) co_return Found{std::nullopt, true};
+            }
+            co_return pick(d.name, std::move(*listed), mapped);
+        }
+        auto listed = co_await namesakes(d.name);
+        if (!listed) co_return Found{std::nullopt, true};
+        co_return pick(d.name, std::move(*listed), mapped);
+    }
+
+    Found pick(const std::string& name, std::vector<cdp::Group> listed, const store::GroupMapping* mapped) {
+        std::optional<int64_t> mapped_id;
+        if (mapped && mapped->group_id && *mapped->group_id > 0) mapped_id = mapped->group_id;
+        Choice c = choose(std::move(listed), mapped_id);
+        if (!c.why.empty()) st_.log.warn("group '{}': {}", name, c.why);
+        return Found{std::move(c.group), false};
+    }
+
+    // The mapped group was not listed under its name, or a write said it does not exist.
+    net::awaitable<Found> confirm(const store::DesiredGroup& d, const store::GroupMapping*& mapped) {
+        const int64_t id = *mapped->group_id;
+        const Presence p = co_await presence(d.name, id);
+        if (p == Presence::unknown) co_return Found{std::nullopt, true};
+        if (p == Presence::exists) {
+            if (!mapped->recheck)
+                st_.log.warn("group '{}' (id {}) is not listed under its name but still exists: the mapping is kept",
+                             d.name, id);
+            co_return Found{from_mapping(*mapped), false};
+        }
+        st_.log.warn("group '{}' (id {}) no longer exists in the CDP (deleted by hand?): {}", d.name, id,
+                     d.retained ? "forgetting it" : "it is created again and refilled");
+        if (!dry_run_) st_.store.forget_group(d.name, id);
+        gmap_.erase(d.name);
+        mapped = nullptr;
+        co_return Found{};
+    }
+
+    // A direct read of the group; an empty page is ambiguous (a CDP may answer so for a
+    // deleted group too), so then the name decides.
+    net::awaitable<Presence> presence(const std::string& name, int64_t id) {
+        auto page = co_await st_.api.members_page(id, 1, 1);
+        if (!page.ok() && says_missing(*page.error)) co_return Presence::gone;
+        if (!page.ok()) {
+            error(name, "confirming group id " + std::to_string(id) + " failed: " + page.error->describe());
+            co_return Presence::unknown;
+        }
+        if (page.value->total > 0 || !page.value->records.empty()) co_return Presence::exists;
+        auto listed = co_await namesakes(name, true);
+        if (!listed) co_return Presence::unknown;
+        co_return has_id(*listed, id) ? Presence::exists : Presence::gone;
+    }
+
+    bool writable(const store::DesiredGroup& d, const cdp::Group& remote) {
+        const std::string problem = type_problem(remote);
+        if (problem.empty()) return true;
+        error(d.name, problem);
+        if (!dry_run_ || gmap_.count(d.name))
+            st_.store.save_group({d.name, remote.id, remote.type, remote.description, remote.folder_id, false, false,
+                                  remote.type == cdp::kSmartGroup ? "smart group" : "unknown group type"});
+        return false;
+    }
+
+    // ---- creating
+
+    std::string folder_path(const store::DesiredGroup& d) const { return d.folder.value_or(st_.cfg.cdp.folder); }
+
+    net::awaitable<void> create_missing(const store::DesiredGroup& d) {
+        if (d.retained) co_return;  // kept managed only to empty it, and it is gone: nothing to do
+        const std::string path = folder_path(d);
+        FolderLookup folder = co_await folders_.resolve(path);
+        if (!folder.error.empty()) {
+            error(d.name, folder.error);
+            co_return;
+        }
+        if (dry_run_) {
+            out_.to_create.push_back(d.name);
+            out_.managed.push_back({d.name, --placeholder_});
+            co_return;
+        }
+        Found made = co_await create_once(d, folder.id);
+        if (!made.group) co_return;
+        if (!writable(d, *made.group)) co_return;
+        if (made.failed) {  // found after an ambiguous failure: read it like any existing group
+            co_await keep_existing(d, *made.group, nullptr);
+            co_return;
+        }
+        const int64_t id = made.group->id;
+        st_.log.info("created static group '{}' (id {})", d.name, id);
+        st_.store.save_group({d.name, id, cdp::kStaticGroup, d.description.value_or(""), folder.id, true, false, ""});
+        st_.store.reset_group_mirror(id, true);  // new and empty: the mirror is exact
+        ++out_.created;
+        out_.managed.push_back({d.name, id});
+    }
+
+    // addSingleGroup, never repeated blindly: after an ambiguous failure the name is looked up
+    // and an existing group is used (Found::failed set); created again only when it is not there.
+    net::awaitable<Found> create_once(const store::DesiredGroup& d, std::optional<int64_t> folder_id) {
+        std::string last;
+        for (int attempt = 1; attempt <= 2; ++attempt) {
+            cdp::CreateGroup request{d.name, d.description.value_or(""), folder_id};
+            auto created = co_await st_.api.create_group(std::move(request));
+            if (created.ok())
+                co_return Found{cdp::Group{*created.value, d.name, d.description.value_or(""), folder_id,
+                                           cdp::kStaticGroup, 0},
+                                false};
+            last = created.error->describe();
+            if (!may_have_been_applied(*created.error)) break;
+            st_.log.warn("creating group '{}' may have been applied ({}): looking the name up before creating again",
+                         d.name, last);
+            auto listed = co_await namesakes(d.name, true);
+            if (!listed) co_return Found{};
+            if (!listed->empty()) {
+                Found f = pick(d.name, std::move(*listed), nullptr);
+                st_.log.info("group '{}' exists (id {}): the create was applied", d.name, f.group->id);
+                co_return Found{f.group, true};
+            }
+        }
+        error(d.name, "creating the group failed: " + last);
+        co_return Found{};
+    }
+
+    // ---- an existing group: description and folder kept as configured
+
+    net::awaitable<void> keep_existing(const store::DesiredGroup& d, cdp::Group remote, const store::GroupMapping* mapped) {
+        co_await update_if_needed(d, remote);
+        const bool same_id = mapped && mapped->group_id == remote.id;
+        if (mapped && mapped->group_id && !same_id && !dry_run_) st_.store.reset_group_mirror(*mapped->group_id, false);
+        const bool changed = !same_id || mapped->type != cdp::kStaticGroup || mapped->description != remote.description ||
+                             mapped->folder_id != remote.folder_id || !mapped->error.empty() || mapped->recheck;
+        if (changed)
+            st_.store.save_group({d.name, remote.id, cdp::kStaticGroup, remote.description, remote.folder_id,
+                                  same_id && mapped->created_by_us, false, ""});
+        out_.managed.push_back({d.name, remote.id});
+        out_.existing.push_back({d.name, remote.id});
+        if (!(same_id && mapped->snapshotted)) out_.unsnapshotted.push_back({d.name, remote.id});
+    }
+
+    // One updateCustomerGroup for a new description and/or a move to the configured folder.
+    // Moves are checked when the folder tree is read anyway: full resyncs and dry runs.
+    net::awaitable<void> update_if_needed(const store::DesiredGroup& d, cdp::Group& remote) {
+        const bool describe = d.description && *d.description != remote.description;
+        std::optional<int64_t> folder_id = remote.folder_id;
+        const std::string path = folder_path(d);
+        if (!path.empty() && (full_ || dry_run_)) {
+            FolderLookup folder = co_await folders_.resolve(path);
+            if (!folder.error.empty()) error(d.name, folder.error);
+            else folder_id = folder.id;
+        }
+        const bool move = folder_id != remote.folder_id;
+        if (!describe && !move) co_return;
+        if (dry_run_) {
+            if (describe) out_.description_updates.push_back(d.name);
+            if (move) out_.moves.push_back(d.name + " -> " + path);
+            co_return;
+        }
+        cdp::UpdateGroup u{remote.id, d.name, describe ? *d.description : remote.description, folder_id, cdp::kStaticGroup};
+        auto updated = co_await st_.api.update_group(std::move(u));
+        if (!updated.ok()) {
+            error(d.name, "updating the group (description/folder) failed: " + updated.error->describe());
+            co_return;
+        }
+        if (describe) st_.log.info("group '{}' (id {}): description updated", d.name, remote.id);
+        if (move) st_.log.info("group '{}' (id {}): moved to folder '{}'", d.name, remote.id, path);
+        if (describe) remote.description = *d.description;
+        remote.folder_id = folder_id;
+    }
+
+    void error(const std::string& name, std::string why) { out_.errors.push_back({name, std::move(why)}); }
+
+    Steps& st_;
+    const bool full_;
+    const bool dry_run_;
+    FolderPaths folders_;
+    GroupsResult out_;
+    std::map<std::string, store::GroupMapping> gmap_;
+    std::map<std::string, std::vector<cdp::Group>> listed_;
+    int64_t placeholder_ = 0;
+};
+
+}  // namespace
+
+net::awaitable<GroupsResult> Steps::resolve_groups(bool full, bool dry_run) {
+    Resolver resolver(*this, full, dry_run);
+    co_return co_await resolver.run();
 }
 
 std::vector<store::GroupMapping> Steps::prune_candidates(const std::vector<store::DesiredGroup>& desired) {

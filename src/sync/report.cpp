@@ -1,4 +1,5 @@
 // What a run and a plan say to people: the log's summary line, text and JSON output.
+#include <set>
 #include <sstream>
 
 #include <spdlog/fmt/fmt.h>
@@ -92,9 +93,16 @@ json RunReport::to_json() const {
     return j;
 }
 
+// One updateCustomerGroup per group, for a new description and a move together.
+int64_t PlanReport::update_calls() const {
+    std::set<std::string> names(descriptions_to_update.begin(), descriptions_to_update.end());
+    for (const auto& m : groups_to_move) names.insert(m.substr(0, m.find(" -> ")));
+    return static_cast<int64_t>(names.size());
+}
+
 int64_t PlanReport::calls() const {
-    return plan.write_calls() + static_cast<int64_t>(groups_to_create.size() + folders_to_create.size() +
-                                                     descriptions_to_update.size() + groups_to_delete.size());
+    return plan.write_calls() + update_calls() +
+           static_cast<int64_t>(groups_to_create.size() + folders_to_create.size() + groups_to_delete.size());
 }
 
 std::string PlanReport::to_text() const {
@@ -109,11 +117,12 @@ std::string PlanReport::to_text() const {
     o << fmt::format("  calls: {} customerAddGroups, {} customerDeleteGroups, {} customerUpdateGroups, "
                      "{} addSingleGroup, {} group/add, {} updateCustomerGroup\n",
                      plan.add_calls, plan.remove_calls, plan.set_calls, groups_to_create.size(),
-                     folders_to_create.size(), descriptions_to_update.size());
+                     folders_to_create.size(), update_calls());
     if (member_pages_read) o << fmt::format("  mirror refreshed: {} member pages read\n", member_pages_read);
     for (const auto& n : folders_to_create) o << fmt::format("  would create folder '{}'\n", n);
     for (const auto& n : groups_to_create) o << fmt::format("  would create group '{}'\n", n);
     for (const auto& n : descriptions_to_update) o << fmt::format("  would update the description of '{}'\n", n);
+    for (const auto& m : groups_to_move) o << fmt::format("  would move group {}\n", m);
     for (const auto& n : groups_to_delete)
         o << fmt::format("  would delete group '{}' (sync.prune_groups: the database no longer names it)\n", n);
     for (const auto& g : group_errors) o << fmt::format("  group '{}': {}\n", g.name, g.error);
@@ -135,6 +144,7 @@ json PlanReport::to_json() const {
     j["groups_to_create"] = groups_to_create;
     j["folders_to_create"] = folders_to_create;
     j["descriptions_to_update"] = descriptions_to_update;
+    j["groups_to_move"] = groups_to_move;
     j["groups_to_delete"] = groups_to_delete;
     j["prune_removes"] = prune_removes;
     json ge = json::array();

@@ -54,6 +54,7 @@ struct GroupsResult {
     std::vector<std::string> to_create;              // dry run: groups a run would create
     std::vector<std::string> folders_to_create;
     std::vector<std::string> description_updates;
+    std::vector<std::string> moves;                  // dry run: "name -> folder path"
     int64_t created = 0;
     std::string fatal;                               // no group could be resolved
 };

@@ -69,6 +69,13 @@ TEST(Group, TolerantParse) {
     EXPECT_EQ(g.description, "");  // missing optional field defaulted
 }
 
+TEST(Group, MissingTypeIsUnknownNotStatic) {
+    // A group whose type is not known is never written (DESIGN.md): no default to static.
+    EXPECT_EQ(parse_group(json::parse(R"({"id":1,"name":"x"})")).type, kUnknownGroupType);
+    EXPECT_EQ(parse_group(json::parse(R"({"id":1,"name":"x","type":null})")).type, kUnknownGroupType);
+    EXPECT_EQ(parse_group(json::parse(R"({"id":1,"name":"x","type":"1"})")).type, kStaticGroup);
+}
+
 TEST(Group, MissingIdOrWrongTypeIsRefused) {
     EXPECT_THROW(parse_group(json::parse(R"({"name":"x"})")), ParseError);
     EXPECT_THROW(parse_group(json::parse(R"({"id":1,"name":{"zh":"x"}})")), ParseError);
