@@ -1,10 +1,11 @@
 // Apply phase: the journal's pending ops sent through the API (and so its rate limiter),
-// max_in_flight at a time on the one io_context thread. Each outcome is committed to the
-// journal, with the mirror change, as soon as the call returns: a kill loses at most the
-// calls in flight, which the next process sends again.
+// max_in_flight at a time on the one io_context thread. Ops come from, and outcomes go to,
+// an AsyncJournal: its own thread and connection commit each outcome with its mirror change
+// in batches a few milliseconds apart, so no PostgreSQL call stalls the loop. A kill loses at
+// most the calls in flight plus the outcomes not yet committed, which the next process sends
+// again (store/journal_writer.hpp states the bound).
 #include <utility>
 
-#include <deque>
 #include <exception>
 #include <limits>
 #include <optional>
@@ -15,6 +16,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "sync/async_journal.hpp"
 #include "sync/steps.hpp"
 
 namespace cdpsync::sync {
@@ -23,26 +25,11 @@ net::awaitable<ApplyResult> Steps::apply(int64_t run_id) {
     ApplyResult out;
     auto executor = co_await net::this_coro::executor;
 
-    std::deque<store::Op> queue;
-    int64_t last_id = 0;
-    bool exhausted = false;
+    const int width = std::max(1, cfg.cdp.max_in_flight);
+    AsyncJournal journal(executor, cfg.database.dsn, cfg.database.schema, run_id, width);
     bool stop = false;
     int transient_in_a_row = 0;
     std::exception_ptr thrown;
-
-    // Ops are read from the journal in slices, so memory does not grow with the plan.
-    auto next = [&]() -> std::optional<store::Op> {
-        if (queue.empty() && !exhausted) {
-            auto slice = store.pending_ops(run_id, last_id, 1000);
-            if (slice.empty()) exhausted = true;
-            else last_id = slice.back().id;
-            for (auto& op : slice) queue.push_back(std::move(op));
-        }
-        if (queue.empty()) return std::nullopt;
-        store::Op op = std::move(queue.front());
-        queue.pop_front();
-        return op;
-    };
 
     auto send = [&](const store::Op& op) -> net::awaitable<cdp::Result<cdp::Done>> {
         cdp::MembershipChange change{op.customer_id, op.group_ids};
@@ -56,7 +43,7 @@ net::awaitable<ApplyResult> Steps::apply(int64_t run_id) {
 
     auto worker = [&]() -> net::awaitable<void> {
         while (!stop && !stop_requested()) {
-            auto op = next();
+            auto op = co_await journal.next_op();
             if (!op) break;
             auto result = co_await send(*op);
             store::OpOutcome o;
@@ -88,11 +75,10 @@ net::awaitable<ApplyResult> Steps::apply(int64_t run_id) {
                 }
                 log.debug("op {} failed: {}", op->id, e.describe());
             }
-            store.record_op(*op, o);
+            co_await journal.record(std::move(*op), std::move(o));
         }
     };
 
-    const int width = std::max(1, cfg.cdp.max_in_flight);
     int running = width;
     net::steady_timer all_done(executor, net::steady_timer::time_point::max());
     for (int i = 0; i < width; ++i)
@@ -107,6 +93,7 @@ net::awaitable<ApplyResult> Steps::apply(int64_t run_id) {
         boost::system::error_code ec;
         co_await all_done.async_wait(net::redirect_error(net::use_awaitable, ec));
     }
+    co_await journal.drain();
     if (thrown) std::rethrow_exception(thrown);
     if (stop_requested() && store.op_totals(run_id).pending > 0) throw Interrupted();
     co_return out;
