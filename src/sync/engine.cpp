@@ -117,6 +117,7 @@ struct Engine::Impl {
                {"failures", failures_json(r.failures)},
                {"only_groups", only_groups},
                {"plan_seconds", r.plan_seconds},
+               {"phase_seconds", r.phase_seconds},
                {"groups_deleted", r.groups_deleted},
                {"seconds", r.seconds}};
         if (!r.guard_sample.empty()) {
@@ -140,6 +141,13 @@ struct Engine::Impl {
         st.stop = stop;
         std::string fatal;
         std::vector<store::GroupMapping> prune_groups;
+        // Adds the wall time since `from` to the phase's total, and restarts the clock.
+        auto lap = [&](const char* phase_name, Clock::time_point& from) {
+            const auto now = Clock::now();
+            r.phase_seconds[phase_name] += std::chrono::duration<double>(now - from).count();
+            from = now;
+        };
+        auto tphase = Clock::now();
 
         try {
             if (phase != "apply") {
@@ -155,6 +163,7 @@ struct Engine::Impl {
                 r.counts.rows_rejected = r.source.rows_rejected;
                 r.counts.duplicates = r.source.duplicates;
                 if (r.source.rows_rejected > 0) log_rejects(r.source);
+                lap("source", tphase);
 
                 if (fatal.empty()) {
                     // groups
@@ -164,6 +173,7 @@ struct Engine::Impl {
                     r.group_errors = g.errors;
                     r.counts.groups_created += g.created;
                     if (!g.fatal.empty()) fatal = g.fatal;
+                    lap("groups", tphase);
 
                     if (fatal.empty()) {
                         // snapshot
@@ -174,6 +184,7 @@ struct Engine::Impl {
                             r.counts.member_pages += s.pages;
                             for (auto& e : s.errors) r.group_errors.push_back(e);
                             drop_failed(g.managed, s.failed);
+                            lap("snapshot", tphase);
                         }
 
                         // plan
@@ -183,6 +194,7 @@ struct Engine::Impl {
                         store.set_managed(g.managed);
                         r.plan = store.compute_plan(plan_options());
                         r.plan_seconds = since(tp);
+                        lap("plan", tphase);
                         r.counts.adds = r.plan.adds;
                         r.counts.removes = r.plan.removes;
                         r.counts.ops_planned = r.plan.write_calls();
@@ -218,6 +230,7 @@ struct Engine::Impl {
                         // journal: the plan is durable before the first write call
                         st.throw_if_stopped();
                         store.journal_plan(run_id, r.counts);
+                        lap("journal", tphase);
                         prune_groups = std::move(prune.groups);
                     }
                 }
@@ -228,7 +241,9 @@ struct Engine::Impl {
             if (fatal.empty()) {
                 // apply
                 st.throw_if_stopped();
+                tphase = Clock::now();
                 ApplyResult a = block_on(st.apply(run_id));
+                lap("apply", tphase);
                 if (!a.aborted.empty()) fatal = a.aborted;
             }
             if (fatal.empty() && !prune_groups.empty()) {
@@ -236,6 +251,7 @@ struct Engine::Impl {
                 // A kill before this point leaves it to the next full run.
                 st.throw_if_stopped();
                 PruneResult p = block_on(st.prune(std::move(prune_groups)));
+                lap("prune", tphase);
                 r.groups_deleted = p.deleted;
                 for (auto& e : p.errors) r.group_errors.push_back(std::move(e));
             }
