@@ -519,7 +519,7 @@ int main(int argc, char** argv) {
     // off: the sustained write rate beside the naive loop's.
     std::string versus;
     if (o.qps > 0 && all_calls > 0)
-        versus = num("wall ÷ (%lld calls ÷ QPS) = ", static_cast<long long>(all_calls)) +
+        versus = "wall ÷ (" + count(all_calls) + " calls ÷ QPS) = " +
                  num("%.3f×", run.seconds / (static_cast<double>(all_calls) / o.qps));
     else if (o.qps <= 0 && naive.how == "run")
         versus = num("writes/s %.0f vs naive ", rate.mean) + num("%.0f", naive.rate.mean);
