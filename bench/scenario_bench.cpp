@@ -78,6 +78,7 @@ struct Options {
     std::string naive = "auto";
     int page_size = 1000;
     int max_in_flight = 8;
+    bool fixed_window = false;  // the simulator's limit.fixed_window quirk
     std::string format = "md";
     std::string json_out;  // also append the JSON object to this file
 };
@@ -86,6 +87,7 @@ struct Options {
     std::cerr << "scenario_bench: " << why
               << "\nusage: scenario_bench [--memberships N] [--changed-pct P] [--qps Q] [--cycle resync|incremental]\n"
                  "                      [--naive auto|run|compute|off] [--page-size N] [--max-in-flight N]\n"
+                 "                      [--window sliding|fixed]\n"
                  "                      [--format md|json] [--json-out FILE]\n"
                  "       scenario_bench --header\n";
     std::exit(2);
@@ -317,6 +319,20 @@ std::string size_label(int64_t m) {
     return count(m);
 }
 
+// The measured run's per-phase wall times, as cdp-sync recorded them on its run row.
+json phase_seconds(pqxx::connection& conn, const std::string& schema) {
+    try {
+        pqxx::work w(conn);
+        auto r = w.exec("SELECT coalesce(details->'phase_seconds', '{}')::text FROM " + schema +
+                        ".run ORDER BY id DESC LIMIT 1");
+        w.commit();
+        return r.empty() ? json::object() : json::parse(r[0][0].as<std::string>());
+    } catch (const std::exception& e) {
+        std::cerr << "scenario_bench: phase times: " << e.what() << "\n";
+        return json::object();
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -326,7 +342,7 @@ int main(int argc, char** argv) {
         if (a == "--header") {
             std::printf("| memberships | changed customers | limit | cycle | tool | write calls (lower bound) "
                         "| member reads (pages needed) | wall s | write QPS: max 1 s / mean | 429s "
-                        "| peak RSS MB | CPU s | naive ÷ cdp-sync | targets |\n"
+                        "| peak RSS MB | CPU s | vs the limit; naive ÷ cdp-sync | targets |\n"
                         "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|\n");
             return 0;
         }
@@ -340,6 +356,7 @@ int main(int argc, char** argv) {
             else if (a == "--naive") o.naive = v;
             else if (a == "--page-size") o.page_size = std::stoi(v);
             else if (a == "--max-in-flight") o.max_in_flight = std::stoi(v);
+            else if (a == "--window" && (v == "sliding" || v == "fixed")) o.fixed_window = v == "fixed";
             else if (a == "--format") o.format = v;
             else if (a == "--json-out") o.json_out = v;
             else usage("unknown option " + a);
@@ -418,6 +435,11 @@ int main(int argc, char** argv) {
         }
 
     sim.set_rate_limit(o.qps);
+    if (o.fixed_window) {
+        auto quirks = sim.state().quirks();
+        quirks.limit.fixed_window = true;
+        sim.state().set_quirks(quirks);
+    }
     write_config(config, sim.base_url(), dsn, schema, src, o.qps, o);
     sim.reset_stats();
     Proc run = o.cycle == "resync" ? run_cdp_sync(config, {"resync"}, dir / "run.log")
@@ -426,6 +448,8 @@ int main(int argc, char** argv) {
     const int64_t writes = st.value("write_calls", int64_t{0});
     const int64_t reads = endpoint_calls(st, kReadEndpoint);
     const int64_t sent_429 = st.value("sent_429", int64_t{0});
+    const int64_t all_calls = st.value("total", int64_t{0});
+    const json phases = phase_seconds(conn, schema);
     const int64_t max_arrivals = st.value("max_arrivals_per_second", int64_t{0});
     const WriteRate rate = write_rate(sim);
     const bool converged = sim.state().membership_count() == d.desired_rows;
@@ -471,7 +495,8 @@ int main(int argc, char** argv) {
                              {"wall_s", run.seconds}, {"cpu_s", run.cpu_seconds}, {"peak_rss_mb", rss_mb},
                              {"max_writes_1s", rate.max_1s}, {"mean_writes_s", rate.mean},
                              {"write_span_s", rate.span_s}, {"max_arrivals_1s", max_arrivals},
-                             {"sent_429", sent_429}, {"prime_wall_s", prime.seconds}}},
+                             {"sent_429", sent_429}, {"prime_wall_s", prime.seconds}, {"all_calls", all_calls},
+                             {"phase_seconds", phases}}},
                {"naive", {{"how", naive.how}, {"calls", naive.calls}, {"failures", naive.failures},
                           {"wall_s", naive.seconds}, {"max_writes_1s", naive.rate.max_1s},
                           {"mean_writes_s", naive.rate.mean}, {"max_arrivals_1s", naive.max_arrivals},
@@ -485,16 +510,25 @@ int main(int argc, char** argv) {
         }
     }
 
-    const std::string lim = o.qps > 0 ? num("%g QPS", o.qps) : "off";
+    const std::string lim = o.qps > 0 ? num("%g QPS", o.qps) + (o.fixed_window ? " fixed" : "") : "off";
     const std::string scen = "| " + size_label(o.memberships) + " | " + std::to_string(o.changed_pct) + "% (" +
                              count(static_cast<int64_t>(d.changes.size())) + ") | " + lim + " | " +
                              (o.cycle == "resync" ? "full resync" : "incremental") + " | ";
+    std::cerr << "phases of the measured run (s): " << phases.dump() << "\n";
+    // Against the limit: wall time over what the calls alone cost at the limit; with the limit
+    // off: the sustained write rate beside the naive loop's.
+    std::string versus;
+    if (o.qps > 0 && all_calls > 0)
+        versus = "wall ÷ (" + count(all_calls) + " calls ÷ QPS) = " +
+                 num("%.3f×", run.seconds / (static_cast<double>(all_calls) / o.qps));
+    else if (o.qps <= 0 && naive.how == "run")
+        versus = num("writes/s %.0f vs naive ", rate.mean) + num("%.0f", naive.rate.mean);
     std::string targets = missed.empty() ? "ok" : "NO: ";
     for (size_t i = 0; i < missed.size(); ++i) targets += (i ? ", " : "") + missed[i];
-    std::printf("%scdp-sync | %s (%s) | %s (%s) | %.2f | %lld / %.1f | %lld | %.1f | %.2f | | %s |\n", scen.c_str(),
+    std::printf("%scdp-sync | %s (%s) | %s (%s) | %.2f | %lld / %.1f | %lld | %.1f | %.2f | %s | %s |\n", scen.c_str(),
                 count(writes).c_str(), count(d.lower_bound).c_str(), count(reads).c_str(), count(pages_needed).c_str(),
                 run.seconds, static_cast<long long>(rate.max_1s), rate.mean, static_cast<long long>(sent_429), rss_mb,
-                run.cpu_seconds, targets.c_str());
+                run.cpu_seconds, versus.c_str(), targets.c_str());
     if (naive.how == "run") {
         std::printf("%snaive | %s | — | %.2f | %lld / %.1f | %lld | — | — | calls %.2f×, time %.2f× | %s |\n",
                     scen.c_str(), count(naive.calls).c_str(), naive.seconds, static_cast<long long>(naive.rate.max_1s),

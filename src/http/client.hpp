@@ -10,7 +10,7 @@
 // | max_in_flight  | most requests (and so connections) at once                        |
 // | rate_limit_qps | no 1-second window holds more sends than this; <= 0 disables it   |
 // | timeout        | per attempt: connect + TLS + write + read                         |
-// | rate_limit_margin | added to the limiter's 1 s window, for network jitter          |
+// | rate_limit_margin | added to the 1 s window; sends are (1 s + margin) / qps apart   |
 //
 // Threading: one io_context thread. All members must be used from the client's executor.
 #pragma once
@@ -85,7 +85,7 @@ struct ClientOptions {
     std::chrono::milliseconds timeout{10000};
     std::string user_agent = "cdp-sync/0.1";
     // Arrival times at the server vary by network jitter; 50 ms costs 5% of the rate.
-    std::chrono::milliseconds rate_limit_margin{50};
+    std::chrono::milliseconds rate_limit_margin{5};
 };
 
 struct ClientStats {

@@ -26,22 +26,20 @@ RateLimiter::Clock::duration RateLimiter::window() const {
     return std::max<Clock::duration>(std::chrono::seconds(1), spacing) + margin_;
 }
 
-RateLimiter::Clock::time_point RateLimiter::next_allowed(Clock::time_point now) const {
+RateLimiter::Clock::duration RateLimiter::spacing() const {
     const size_t n = burst();
-    if (n == 0 || sends_.size() < n) return now;
-    // The n-th most recent send must have left the window before another one may go.
-    return std::max(now, sends_[sends_.size() - n] + window());
+    if (n == 0) return Clock::duration::zero();
+    return window() / static_cast<Clock::rep>(n);
+}
+
+RateLimiter::Clock::time_point RateLimiter::next_allowed(Clock::time_point now) const {
+    if (burst() == 0 || !last_send_) return now;
+    return std::max(now, *last_send_ + spacing());
 }
 
 void RateLimiter::record(Clock::time_point when) {
-    // Keep the log ordered even if a caller's clock value is slightly behind the last one.
-    when = std::max(when, reserved_until_);
-    reserved_until_ = when;
-    sends_.push_back(when);
-    // Only the last `burst()` sends can ever decide next_allowed(); raising qps later needs
-    // no older history, since the old rate allowed no more than its own burst per window.
-    const size_t keep = std::max<size_t>(1, burst());
-    while (sends_.size() > keep) sends_.pop_front();
+    // Keep the sends ordered even if a caller's clock value is slightly behind the last one.
+    last_send_ = last_send_ ? std::max(when, *last_send_) : when;
 }
 
 net::awaitable<void> RateLimiter::acquire() {

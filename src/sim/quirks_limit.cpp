@@ -6,12 +6,14 @@ namespace cdpsync::sim {
 
 LimitQuirks LimitQuirks::from_json(const nlohmann::json& j, const LimitQuirks& base) {
     LimitQuirks q = base;
-    quirks_detail::for_each_key(j, "limit", [&](const std::string& /*key*/, const nlohmann::json& /*value*/) {
-        return false;  // no key known yet
+    quirks_detail::for_each_key(j, "limit", [&](const std::string& key, const nlohmann::json& value) {
+        if (key != "fixed_window") return false;
+        q.fixed_window = quirks_detail::as<bool>(value, "limit", key);
+        return true;
     });
     return q;
 }
 
-nlohmann::json LimitQuirks::to_json() const { return nlohmann::json::object(); }
+nlohmann::json LimitQuirks::to_json() const { return {{"fixed_window", fixed_window}}; }
 
 }  // namespace cdpsync::sim

@@ -7,11 +7,16 @@
 namespace cdpsync::sim {
 
 struct LimitQuirks {
-    // (fields are added here, each with a one-line comment)
+    // The limit counts calls per fixed clock second (from one whole second to the next) instead
+    // of per sliding second: up to 2 x the limit can arrive within one second across a boundary.
+    bool fixed_window = false;
 
     // Keys as in to_json(); an unknown key or a value of the wrong type throws
     // std::invalid_argument naming it. Keys absent from `j` keep their value in `base`.
-    static LimitQuirks from_json(const nlohmann::json& j, const LimitQuirks& base = {});
+    // (Two overloads, not a `= {}` default: GCC 12 cannot use the member initialisers of a
+    // class in a default argument inside that class.)
+    static LimitQuirks from_json(const nlohmann::json& j, const LimitQuirks& base);
+    static LimitQuirks from_json(const nlohmann::json& j) { return from_json(j, LimitQuirks()); }
     nlohmann::json to_json() const;
 };
 

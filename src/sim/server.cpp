@@ -280,7 +280,7 @@ struct Stats {
         while (!q.empty() && now - q.front() >= std::chrono::seconds(1)) q.pop_front();
     }
     // Records an arrival; false when the rate limit refuses it (counted as such).
-    bool admit(Clock::time_point now, double qps) {
+    bool admit(Clock::time_point now, double qps, bool fixed_window) {
         std::lock_guard lock(mutex);
         ++total;
         slide(arrivals, now);
@@ -293,7 +293,13 @@ struct Stats {
                                          : std::chrono::duration_cast<Clock::duration>(
                                                std::chrono::duration<double>(1.0 / qps));
             const size_t limit = qps >= 1 ? static_cast<size_t>(qps) : 1;
-            while (!limited.empty() && now - limited.front() >= window) limited.pop_front();
+            if (fixed_window) {
+                // limit.fixed_window: the window is the clock's current whole window.
+                const auto window_start = now - (now.time_since_epoch() % window);
+                while (!limited.empty() && limited.front() < window_start) limited.pop_front();
+            } else {
+                while (!limited.empty() && now - limited.front() >= window) limited.pop_front();
+            }
             if (limited.size() >= limit) {
                 ++rate_limited;
                 ++sent_429;
@@ -508,7 +514,7 @@ struct Server::Impl {
             info = find_endpoint(path.substr(prefix.size()));
         const std::string name = info ? std::string(info->path + 1) : "unknown";
 
-        if (!stats.admit(now, qps.load())) {
+        if (!stats.admit(now, qps.load(), state.quirks().limit.fixed_window)) {
             Reply r = http_error(429, "Too Many Requests", std::string(path));
             r.headers.emplace_back("Retry-After", "1");
             r.outcome = "rate_limited";

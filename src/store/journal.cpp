@@ -3,6 +3,7 @@
 
 #include <pqxx/pqxx>
 
+#include "store/outcomes.hpp"
 #include "store/store.hpp"
 
 namespace cdpsync::store {
@@ -126,11 +127,7 @@ std::vector<RunRow> Store::recent_runs(int limit) {
 
 std::vector<Op> Store::pending_ops(int64_t run_id, int64_t after_id, int limit) {
     pqxx::work tx(*conn_);
-    std::vector<Op> out;
-    for (const auto& r : tx.exec_params(sql("SELECT id, run_id, customer_id, kind, group_ids::text, attempts FROM @.op"
-                                            " WHERE run_id = $1 AND state = 'pending' AND id > $2 ORDER BY id LIMIT $3"),
-                                        run_id, after_id, limit))
-        out.push_back(read_op(r));
+    auto out = detail::pending_ops(tx, quoted_schema_, run_id, after_id, limit);
     tx.commit();
     return out;
 }
@@ -140,41 +137,94 @@ void Store::record_op(const Op& op, const OpOutcome& o) {
     // A confirmation lost by a kill -9 of this process is still committed (the server has
     // it); only a crash of the server itself could lose the last few, and those are resent.
     tx.exec0("SET LOCAL synchronous_commit = off");
-    const std::string ids = to_pg_array(op.group_ids);
-    if (o.ok) {
-        tx.exec_params(sql("UPDATE @.op SET state = 'done', attempts = attempts + 1, http_status = NULL,"
-                           " cdp_code = NULL, msg = NULL, updated_at = now() WHERE id = $1"),
-                       op.id);
-        switch (op.kind) {
-        case OpKind::add:
-            tx.exec_params(sql("INSERT INTO @.remote_member (group_id, customer_id)"
-                               " SELECT unnest($2::bigint[]), $1 ON CONFLICT DO NOTHING"),
-                           op.customer_id, ids);
-            break;
-        case OpKind::remove:
-            tx.exec_params(sql("DELETE FROM @.remote_member WHERE customer_id = $1 AND group_id = ANY($2::bigint[])"),
-                           op.customer_id, ids);
-            break;
-        case OpKind::set:
-            tx.exec_params(sql("DELETE FROM @.remote_member WHERE customer_id = $1 AND group_id <> ALL($2::bigint[])"),
-                           op.customer_id, ids);
-            tx.exec_params(sql("INSERT INTO @.remote_member (group_id, customer_id)"
-                               " SELECT unnest($2::bigint[]), $1 ON CONFLICT DO NOTHING"),
-                           op.customer_id, ids);
-            break;
-        }
-    } else {
-        std::optional<int> status;
-        if (o.http_status) status = o.http_status;
-        std::optional<int64_t> wait_s;
-        if (o.retry_in) wait_s = o.retry_in->count();
-        tx.exec_params(sql("UPDATE @.op SET state = $2, attempts = attempts + 1, http_status = $3, cdp_code = $4,"
-                           " msg = $5, next_attempt_at = now() + make_interval(secs => $6), updated_at = now()"
-                           " WHERE id = $1"),
-                       op.id, o.permanent ? "permanent" : "failed", status, o.cdp_code, o.msg, wait_s);
-    }
+    detail::record_outcomes(tx, quoted_schema_, {{op, o}});
     tx.commit();
 }
+
+namespace detail {
+
+std::vector<Op> pending_ops(pqxx::work& tx, const std::string& quoted_schema, int64_t run_id, int64_t after_id,
+                            int limit) {
+    std::vector<Op> out;
+    for (const auto& r : tx.exec_params(with_schema("SELECT id, run_id, customer_id, kind, group_ids::text, attempts"
+                                                    " FROM @.op WHERE run_id = $1 AND state = 'pending' AND id > $2"
+                                                    " ORDER BY id LIMIT $3",
+                                                    quoted_schema),
+                                        run_id, after_id, limit))
+        out.push_back(read_op(r));
+    return out;
+}
+
+namespace {
+
+// Parallel arrays of (group, customer) pairs, as Postgres array literals for unnest().
+struct Pairs {
+    std::vector<int64_t> groups, customers;
+    void add(const Op& op) {
+        for (int64_t g : op.group_ids) {
+            groups.push_back(g);
+            customers.push_back(op.customer_id);
+        }
+    }
+};
+
+void record_failure(pqxx::work& tx, const std::string& q, const Op& op, const OpOutcome& o) {
+    std::optional<int> status;
+    if (o.http_status) status = o.http_status;
+    std::optional<int64_t> wait_s;
+    if (o.retry_in) wait_s = o.retry_in->count();
+    tx.exec_params(with_schema("UPDATE @.op SET state = $2, attempts = attempts + 1, http_status = $3, cdp_code = $4,"
+                               " msg = $5, next_attempt_at = now() + make_interval(secs => $6), updated_at = now()"
+                               " WHERE id = $1",
+                               q),
+                   op.id, o.permanent ? "permanent" : "failed", status, o.cdp_code, o.msg, wait_s);
+}
+
+void record_set(pqxx::work& tx, const std::string& q, const Op& op) {
+    const std::string ids = to_pg_array(op.group_ids);
+    tx.exec_params(with_schema("DELETE FROM @.remote_member WHERE customer_id = $1 AND group_id <> ALL($2::bigint[])", q),
+                   op.customer_id, ids);
+    tx.exec_params(with_schema("INSERT INTO @.remote_member (group_id, customer_id)"
+                               " SELECT unnest($2::bigint[]), $1 ON CONFLICT DO NOTHING",
+                               q),
+                   op.customer_id, ids);
+}
+
+}  // namespace
+
+void record_outcomes(pqxx::work& tx, const std::string& q, const std::vector<Outcome>& batch) {
+    // One run's plan holds each (group, customer) pair in one op at most, so the adds and
+    // removes of a batch are disjoint and their order within it does not matter.
+    std::vector<int64_t> done;
+    Pairs added, removed;
+    for (const auto& [op, o] : batch) {
+        if (!o.ok) {
+            record_failure(tx, q, op, o);
+            continue;
+        }
+        done.push_back(op.id);
+        if (op.kind == OpKind::add) added.add(op);
+        else if (op.kind == OpKind::remove) removed.add(op);
+        else record_set(tx, q, op);
+    }
+    if (!done.empty())
+        tx.exec_params(with_schema("UPDATE @.op SET state = 'done', attempts = attempts + 1, http_status = NULL,"
+                                   " cdp_code = NULL, msg = NULL, updated_at = now() WHERE id = ANY($1::bigint[])",
+                                   q),
+                       to_pg_array(done));
+    if (!added.groups.empty())
+        tx.exec_params(with_schema("INSERT INTO @.remote_member (group_id, customer_id)"
+                                   " SELECT * FROM unnest($1::bigint[], $2::bigint[]) ON CONFLICT DO NOTHING",
+                                   q),
+                       to_pg_array(added.groups), to_pg_array(added.customers));
+    if (!removed.groups.empty())
+        tx.exec_params(with_schema("DELETE FROM @.remote_member r USING unnest($1::bigint[], $2::bigint[]) AS t(g, c)"
+                                   " WHERE r.group_id = t.g AND r.customer_id = t.c",
+                                   q),
+                       to_pg_array(removed.groups), to_pg_array(removed.customers));
+}
+
+}  // namespace detail
 
 OpTotals Store::op_totals(int64_t run_id) {
     pqxx::work tx(*conn_);

@@ -112,6 +112,7 @@ struct Engine::Impl {
                {"failures", failures_json(r.failures)},
                {"only_groups", only_groups},
                {"plan_seconds", r.plan_seconds},
+               {"phase_seconds", r.phase_seconds},
                {"groups_deleted", r.groups_deleted},
                {"seconds", r.seconds}};
         if (!r.guard_sample.empty()) {
@@ -135,6 +136,13 @@ struct Engine::Impl {
         st.stop = stop;
         std::string fatal;
         std::vector<store::GroupMapping> prune_groups;
+        // Adds the wall time since `from` to the phase's total, and restarts the clock.
+        auto lap = [&](const char* phase_name, Clock::time_point& from) {
+            const auto now = Clock::now();
+            r.phase_seconds[phase_name] += std::chrono::duration<double>(now - from).count();
+            from = now;
+        };
+        auto tphase = Clock::now();
 
         try {
             if (phase != "apply") {
@@ -150,6 +158,7 @@ struct Engine::Impl {
                 r.counts.rows_rejected = r.source.rows_rejected;
                 r.counts.duplicates = r.source.duplicates;
                 if (r.source.rows_rejected > 0) log_rejects(r.source);
+                lap("source", tphase);
 
                 if (fatal.empty()) {
                     // groups
@@ -159,6 +168,7 @@ struct Engine::Impl {
                     r.group_errors = g.errors;
                     r.counts.groups_created += g.created;
                     if (!g.fatal.empty()) fatal = g.fatal;
+                    lap("groups", tphase);
 
                     if (fatal.empty()) {
                         // snapshot
@@ -168,6 +178,7 @@ struct Engine::Impl {
                             store.set_phase(run_id, "snapshot");
                             SnapshotResult s = block_on(st.snapshot(run_id, to_read));
                             take_snapshot(s, g.managed, r, unreliable);
+                            lap("snapshot", tphase);
                         }
                         if (kind == RunKind::incremental && cfg.sync.drift_check)
                             correct_drift(st, run_id, g.managed, to_read, r, unreliable);
@@ -181,6 +192,7 @@ struct Engine::Impl {
                         r.plan = store.compute_plan(plan_options());
                         if (r.plan.removes > 0) hold_removals_until_identity_confirmed(g.managed, r);
                         r.plan_seconds = since(tp);
+                        lap("plan", tphase);
                         r.counts.adds = r.plan.adds;
                         r.counts.removes = r.plan.removes;
                         r.counts.ops_planned = r.plan.write_calls();
@@ -216,6 +228,7 @@ struct Engine::Impl {
                         // journal: the plan is durable before the first write call
                         st.throw_if_stopped();
                         store.journal_plan(run_id, r.counts, store::CarryOver{kind == RunKind::full});
+                        lap("journal", tphase);
                         prune_groups = std::move(prune.groups);
                     }
                 }
@@ -226,7 +239,9 @@ struct Engine::Impl {
             if (fatal.empty()) {
                 // apply
                 st.throw_if_stopped();
+                tphase = Clock::now();
                 ApplyResult a = block_on(st.apply(run_id));
+                lap("apply", tphase);
                 if (!a.aborted.empty()) fatal = a.aborted;
             }
             if (fatal.empty() && !prune_groups.empty()) {
@@ -234,6 +249,7 @@ struct Engine::Impl {
                 // A kill before this point leaves it to the next full run.
                 st.throw_if_stopped();
                 PruneResult p = block_on(st.prune(std::move(prune_groups)));
+                lap("prune", tphase);
                 r.groups_deleted = p.deleted;
                 for (auto& e : p.errors) r.group_errors.push_back(std::move(e));
             }

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -83,6 +84,9 @@ struct RunReport {
     std::string error;
     double seconds = 0;
     double plan_seconds = 0;                  // the diff/plan SQL alone
+    // Wall seconds per phase this process ran: source, groups, snapshot, plan (diff and
+    // plan), journal, apply, prune; the rest of `seconds` is run bookkeeping.
+    std::map<std::string, double> phase_seconds;
 
     int exit_code() const { return static_cast<int>(status); }
     std::string summary_line() const;         // the log's one line per run

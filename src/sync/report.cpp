@@ -36,16 +36,31 @@ json counts_json(const store::RunCounts& c) {
 
 }  // namespace
 
+namespace {
+
+// " source 0.12s, groups 0.03s, ..." in the order of a run; " none" when no phase ran.
+std::string phases_text(const std::map<std::string, double>& seconds) {
+    static const char* const kOrder[] = {"source", "groups", "snapshot", "plan", "journal", "apply", "prune"};
+    std::string out;
+    for (const char* name : kOrder) {
+        auto it = seconds.find(name);
+        if (it != seconds.end()) out += fmt::format("{} {} {:.2f}s", out.empty() ? "" : ",", name, it->second);
+    }
+    return out.empty() ? " none" : out;
+}
+
+}  // namespace
+
 std::string RunReport::summary_line() const {
     const auto& c = counts;
     return fmt::format(
         "run {} {} {}{} in {:.1f}s: rows {} read, {} rejected, {} duplicate; +{} -{} memberships; "
         "ops {} planned, {} done, {} failed, {} permanent; calls {} (retries {}, failures {}); pages {}; "
-        "groups created {}, group errors {}{}{}",
+        "groups created {}, group errors {}; phases{}{}{}",
         run_id, to_string(kind), to_string(status), resumed ? " (resumed from " + resumed_phase + ")" : "", seconds,
         c.rows_read, c.rows_rejected, c.duplicates, c.adds, c.removes, c.ops_planned, c.ops_done, c.ops_failed,
         c.ops_permanent, c.calls, c.retries, c.failures, c.member_pages, c.groups_created, c.group_errors,
-        error.empty() ? "" : "; ", error);
+        phases_text(phase_seconds), error.empty() ? "" : "; ", error);
 }
 
 std::string RunReport::to_text() const {
@@ -77,6 +92,7 @@ json RunReport::to_json() const {
            {"status", to_string(status)},
            {"resumed", resumed},
            {"seconds", seconds},
+           {"phase_seconds", phase_seconds},
            {"counts", counts_json(counts)},
            {"source", source.to_json()},
            {"plan", plan.to_json()},

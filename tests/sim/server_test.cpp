@@ -413,6 +413,31 @@ TEST_F(SimHttp, RateLimitBelowOneQpsAllowsOneCallPerPeriod) {
     EXPECT_EQ(client->get("/openapi/customer-group/simpleQuery?current=1&size=1").status, 429);
 }
 
+// quirk limit.fixed_window: the count restarts at each whole second of the clock.
+TEST_F(SimHttp, FixedWindowLimitRestartsItsCountAtEachWholeSecond) {
+    server->set_rate_limit(5);
+    auto q = st().quirks();
+    q.limit.fixed_window = true;
+    st().set_quirks(q);
+    using Clock = std::chrono::steady_clock;
+    auto at_offset_in_next_second = [](std::chrono::milliseconds offset) {
+        const auto now = Clock::now();
+        std::this_thread::sleep_until(now - now.time_since_epoch() % std::chrono::seconds(1) + std::chrono::seconds(1) +
+                                      offset);
+    };
+    auto call = [&] { return client->get("/openapi/customer-group/simpleQuery?current=1&size=1").status; };
+    // Late in one second: 5 pass, the 6th is refused ...
+    at_offset_in_next_second(std::chrono::milliseconds(700));
+    for (int i = 0; i < 5; ++i) EXPECT_EQ(call(), 200) << i;
+    EXPECT_EQ(call(), 429);
+    // ... and early in the next, ~300 ms later, 5 pass again, where a sliding second would
+    // still hold the first 5.
+    at_offset_in_next_second(std::chrono::milliseconds(10));
+    for (int i = 0; i < 5; ++i) EXPECT_EQ(call(), 200) << i;
+    EXPECT_EQ(call(), 429);
+    EXPECT_EQ(stats()["sent_429"], 2);
+}
+
 // ---------------------------------------------------------------- faults
 
 class SimFaultsHttp : public SimHttp {

@@ -395,4 +395,28 @@ TEST(StoreHelpers, GroupNameRulesMatchTheSqlChecks) {
 }
 
 }  // namespace
+
+TEST_F(SyncTest, RunReportsItsPhaseTimesInTheSummaryAndTheRunRow) {
+    auto rows = three_groups();
+    desire(rows);
+    ASSERT_EQ(resync().status, sync::RunStatus::succeeded);
+    server->state().add_membership(500, *group_id("alpha"));  // by hand: the next resync reads and removes it
+    auto r = resync();
+    ASSERT_EQ(r.status, sync::RunStatus::succeeded) << r.to_text();
+    EXPECT_EQ(r.counts.removes, 1);
+    double sum = 0;
+    for (const char* phase : {"source", "groups", "snapshot", "plan", "journal", "apply"}) {
+        ASSERT_EQ(r.phase_seconds.count(phase), 1u) << phase;
+        EXPECT_GE(r.phase_seconds.at(phase), 0.0) << phase;
+        sum += r.phase_seconds.at(phase);
+        EXPECT_NE(r.summary_line().find(std::string(" ") + phase + " "), std::string::npos) << r.summary_line();
+    }
+    EXPECT_LE(sum, r.seconds);
+    EXPECT_GT(r.phase_seconds.at("apply"), 0.0);
+    // The run row carries them too, for the history and the metrics.
+    const int64_t apply_us_in_row = scalar("SELECT round((details->'phase_seconds'->>'apply')::float8 * 1e6)::bigint FROM " +
+                                           schema + ".run WHERE id = " + std::to_string(r.run_id));
+    EXPECT_NEAR(static_cast<double>(apply_us_in_row), r.phase_seconds.at("apply") * 1e6, 1.0);
+}
+
 }  // namespace cdpsync::testing
