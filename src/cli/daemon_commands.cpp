@@ -25,9 +25,12 @@ int daemon_run(const GlobalOptions& global) {
     config::Config cfg;
     try {
         cfg = config::load_file(path);
-        // Under systemd with a log file, stderr would only duplicate the file in the journal.
+        // stderr is on where someone reads it: a terminal, no log file, or the journal (whose
+        // lines carry their priority, so `journalctl -p err` works). Elsewhere under systemd
+        // (stderr to a file or null) it would only duplicate the log file.
         const bool under_systemd = std::getenv("NOTIFY_SOCKET") || std::getenv("JOURNAL_STREAM");
-        logging::init(cfg.logging, cfg.logging.file.empty() || !under_systemd || ::isatty(2));
+        logging::init(cfg.logging, cfg.logging.file.empty() || !under_systemd || ::isatty(2) ||
+                                       logging::stderr_is_journal());
     } catch (const std::exception& e) {
         std::cerr << "cdp-sync run: " << e.what() << std::endl;
         return kExitUsage;
