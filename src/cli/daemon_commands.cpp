@@ -137,8 +137,8 @@ void add_run_command(CLI::App& app, const GlobalOptions& global, Action& action)
         "a full resync every sync.full_resync_interval_h. One process leads (a PostgreSQL advisory\n"
         "lock); others wait as standbys and take over when it stops. Signals: TERM/INT stop, HUP\n"
         "reloads the config, USR1 asks for a full resync. Exit 0 after a stop, 2 config error.\n"
-        "With --once: one incremental cycle (diff against the mirror, no member-list reads), apply,\n"
-        "exit with the codes of resync.");
+        "With --once: one incremental cycle (diff against the mirror; only groups whose CDP count\n"
+        "drifted are read again), apply, exit with the codes of resync.");
     auto args = run_when_selected<RunArgs>(run, global, action, run_command);
     auto* once = run.add_flag("--once", args->once, "one incremental cycle and exit");
     run.add_flag("--force", args->engine.force, "with --once: pass the delete guard (sync.max_deletes)")->needs(once);
