@@ -123,193 +123,231 @@ struct Engine::Impl {
         return d;
     }
 
+    struct Prune {
+        std::vector<store::GroupMapping> groups;
+        int64_t removes = 0;         // memberships they hold, by the mirror
+        bool source_empty = false;   // the source names no group at all
+    };
+
+    // One run being carried forward: its report, the first fatal error, and the clocks.
+    struct RunState {
+        RunState(int64_t run_id, RunKind run_kind, bool run_force, const std::vector<std::string>& groups, Steps steps)
+            : id(run_id), kind(run_kind), force(run_force), only_groups(groups), st(steps) {}
+
+        int64_t id;
+        RunKind kind;
+        bool force;
+        const std::vector<std::string>& only_groups;
+        Steps st;
+        Clock::time_point t0 = Clock::now();
+        Clock::time_point phase_start = Clock::now();
+        cdp::ApiStats api_before;
+        RunReport r;
+        std::string fatal;
+        std::vector<store::GroupMapping> prune_groups;
+
+        // Adds the wall time since the last lap to the phase's total, and restarts the clock.
+        void lap(const char* phase_name) {
+            const auto now = Clock::now();
+            r.phase_seconds[phase_name] += std::chrono::duration<double>(now - phase_start).count();
+            phase_start = now;
+        }
+    };
+
     // Carries one run from `phase` to its end. The run row exists and is 'running'.
     RunReport execute(int64_t run_id, RunKind kind, bool force, const std::vector<std::string>& only_groups,
                       const std::string& phase, store::RunCounts counts, const std::atomic<bool>* stop) {
-        const auto t0 = Clock::now();
-        const auto api_before = api.stats();
-        RunReport r;
-        r.run_id = run_id;
-        r.kind = kind;
-        r.counts = counts;
-        Steps st = steps();
-        st.stop = stop;
-        std::string fatal;
-        std::vector<store::GroupMapping> prune_groups;
-        // Adds the wall time since `from` to the phase's total, and restarts the clock.
-        auto lap = [&](const char* phase_name, Clock::time_point& from) {
-            const auto now = Clock::now();
-            r.phase_seconds[phase_name] += std::chrono::duration<double>(now - from).count();
-            from = now;
-        };
-        auto tphase = Clock::now();
-
+        RunState run(run_id, kind, force, only_groups, steps());
+        run.st.stop = stop;
+        run.api_before = api.stats();
+        run.r.run_id = run_id;
+        run.r.kind = kind;
+        run.r.counts = counts;
         try {
             if (phase != "apply") {
-                // source
-                st.throw_if_stopped();
-                store.set_phase(run_id, "source");
-                try {
-                    r.source = store.load_source(cfg.database, only_groups);
-                } catch (const store::SourceError& e) {
-                    fatal = text::one_line(e.what());
-                }
-                r.counts.rows_read = r.source.rows_read;
-                r.counts.rows_rejected = r.source.rows_rejected;
-                r.counts.duplicates = r.source.duplicates;
-                if (r.source.rows_rejected > 0) log_rejects(r.source);
-                lap("source", tphase);
-
-                if (fatal.empty()) {
-                    // groups
-                    st.throw_if_stopped();
-                    store.set_phase(run_id, "groups");
-                    GroupsResult g = block_on(st.resolve_groups(kind == RunKind::full, false));
-                    r.group_errors = g.errors;
-                    r.counts.groups_created += g.created;
-                    if (!g.fatal.empty()) fatal = g.fatal;
-                    lap("groups", tphase);
-
-                    if (fatal.empty()) {
-                        // snapshot
-                        std::vector<store::ManagedGroup> to_read = kind == RunKind::full ? g.existing : g.unsnapshotted;
-                        std::set<int64_t> unreliable;
-                        if (!to_read.empty()) {
-                            store.set_phase(run_id, "snapshot");
-                            SnapshotResult s = block_on(st.snapshot(run_id, to_read));
-                            take_snapshot(s, g.managed, r, unreliable);
-                            lap("snapshot", tphase);
-                        }
-                        if (kind == RunKind::incremental && cfg.sync.drift_check)
-                            correct_drift(st, run_id, g.managed, to_read, r, unreliable);
-                        hold_unreliable(g.managed, unreliable);
-
-                        // plan
-                        st.throw_if_stopped();
-                        store.set_phase(run_id, "plan");
-                        const auto tp = Clock::now();
-                        store.set_managed(g.managed);
-                        r.plan = store.compute_plan(plan_options());
-                        if (r.plan.removes > 0) hold_removals_until_identity_confirmed(g.managed, r);
-                        r.plan_seconds = since(tp);
-                        lap("plan", tphase);
-                        r.counts.adds = r.plan.adds;
-                        r.counts.removes = r.plan.removes;
-                        r.counts.ops_planned = r.plan.write_calls();
-                        log->info("run {}: plan +{} -{} memberships for {} customers: {} write calls ({:.2f} s)", run_id,
-                                  r.plan.adds, r.plan.removes, r.plan.customers, r.plan.write_calls(),
-                                  r.plan_seconds);
-
-                        Prune prune = prune_plan(st, kind, only_groups);
-
-                        // guard
-                        std::string why = guard(r.plan.removes, prune, force);
-                        if (!why.empty()) {
-                            r.guard_sample = store.sample_removals(20);
-                            log->error("run {}: {}", run_id, why);
-                            for (const auto& gp : r.plan.groups)
-                                if (gp.removes > 0)
-                                    log->error("run {}: would remove {} of {} members from group '{}'", run_id,
-                                               gp.removes, gp.mirror, gp.name);
-                            for (const auto& [c, name] : r.guard_sample)
-                                log->error("run {}: would remove customer {} from '{}'", run_id, c, name);
-                            for (const auto& g : prune.groups)
-                                log->error("run {}: would delete group '{}' (sync.prune_groups)", run_id, g.name);
-                            r.status = RunStatus::blocked;
-                            r.error = why;
-                            add_api_delta(r.counts, api_before);
-                            r.seconds = since(t0);
-                            store.finish_run(run_id, "blocked", why, r.counts, details(r, only_groups));
-                            store.snapshot_discard(run_id);
-                            log->info("{}", r.summary_line());
-                            return r;
-                        }
-
-                        // journal: the plan is durable before the first write call
-                        st.throw_if_stopped();
-                        store.journal_plan(run_id, r.counts, store::CarryOver{kind == RunKind::full});
-                        lap("journal", tphase);
-                        prune_groups = std::move(prune.groups);
-                    }
-                }
+                if (!prepare(run)) return std::move(run.r);  // the delete guard stopped it
             } else {
-                r.resumed_phase = phase;
+                run.r.resumed_phase = phase;
             }
-
-            if (fatal.empty()) {
-                // apply
-                st.throw_if_stopped();
-                tphase = Clock::now();
-                ApplyResult a = block_on(st.apply(run_id));
-                lap("apply", tphase);
-                if (!a.aborted.empty()) fatal = a.aborted;
-            }
-            if (fatal.empty() && !prune_groups.empty()) {
-                // After the apply, so a deleted group never takes memberships still planned.
-                // A kill before this point leaves it to the next full run.
-                st.throw_if_stopped();
-                PruneResult p = block_on(st.prune(std::move(prune_groups)));
-                lap("prune", tphase);
-                r.groups_deleted = p.deleted;
-                for (auto& e : p.errors) r.group_errors.push_back(std::move(e));
-            }
+            apply_and_prune(run);
         } catch (const Interrupted&) {
-            // Like a kill, but recorded: the phase and its cursors or pending ops stay for
-            // the next run to resume.
-            const auto totals = store.op_totals(run_id);
-            r.counts.ops_done = totals.done;
-            r.counts.ops_failed = totals.failed;
-            add_api_delta(r.counts, api_before);
-            r.status = RunStatus::interrupted;
-            r.error = "stopped on request; the next run resumes it";
-            r.seconds = since(t0);
-            store.interrupt_run(run_id, r.error, r.counts, details(r, only_groups));
-            log->warn("{}", r.summary_line());
-            return r;
+            return interrupted(run);
         } catch (const std::exception& e) {
             // PostgreSQL or something unexpected: the run stays 'running' so that the next
             // process resumes it, exactly as after a kill.
             log->error("run {}: stopped: {}", run_id, e.what());
             throw;
         }
+        return finish(run, phase);
+    }
 
-        auto totals = store.op_totals(run_id);
+    // source -> groups -> snapshot -> plan -> guard -> journal. False when the delete guard
+    // stopped the run (recorded as blocked); a fatal error is left in run.fatal.
+    bool prepare(RunState& run) {
+        load_source_phase(run);
+        if (!run.fatal.empty()) return true;
+        run.st.throw_if_stopped();
+        store.set_phase(run.id, "groups");
+        GroupsResult g = block_on(run.st.resolve_groups(run.kind == RunKind::full, false));
+        run.r.group_errors = g.errors;
+        run.r.counts.groups_created += g.created;
+        if (!g.fatal.empty()) run.fatal = g.fatal;
+        run.lap("groups");
+        if (!run.fatal.empty()) return true;
+        read_phase(run, g);
+        plan_phase(run, g);
+        Prune prune = prune_plan(run.st, run.kind, run.only_groups);
+        if (const std::string why = guard(run.r.plan.removes, prune, run.force); !why.empty()) {
+            block(run, why, prune);
+            return false;
+        }
+        // journal: the plan is durable before the first write call
+        run.st.throw_if_stopped();
+        store.journal_plan(run.id, run.r.counts, store::CarryOver{run.kind == RunKind::full});
+        run.lap("journal");
+        run.prune_groups = std::move(prune.groups);
+        return true;
+    }
+
+    void load_source_phase(RunState& run) {
+        run.st.throw_if_stopped();
+        store.set_phase(run.id, "source");
+        auto& r = run.r;
+        try {
+            r.source = store.load_source(cfg.database, run.only_groups);
+        } catch (const store::SourceError& e) {
+            run.fatal = text::one_line(e.what());
+        }
+        r.counts.rows_read = r.source.rows_read;
+        r.counts.rows_rejected = r.source.rows_rejected;
+        r.counts.duplicates = r.source.duplicates;
+        if (r.source.rows_rejected > 0) log_rejects(r.source);
+        run.lap("source");
+    }
+
+    // The snapshot (full: every existing group; incremental: those never read), drift
+    // detection, and removals held for groups whose read could not be trusted.
+    void read_phase(RunState& run, GroupsResult& g) {
+        std::vector<store::ManagedGroup> to_read = run.kind == RunKind::full ? g.existing : g.unsnapshotted;
+        std::set<int64_t> unreliable;
+        if (!to_read.empty()) {
+            store.set_phase(run.id, "snapshot");
+            SnapshotResult s = block_on(run.st.snapshot(run.id, to_read));
+            take_snapshot(s, g.managed, run.r, unreliable);
+            run.lap("snapshot");
+        }
+        if (run.kind == RunKind::incremental && cfg.sync.drift_check)
+            correct_drift(run.st, run.id, g.managed, to_read, run.r, unreliable);
+        hold_unreliable(g.managed, unreliable);
+    }
+
+    void plan_phase(RunState& run, GroupsResult& g) {
+        auto& r = run.r;
+        run.st.throw_if_stopped();
+        store.set_phase(run.id, "plan");
+        const auto tp = Clock::now();
+        store.set_managed(g.managed);
+        r.plan = store.compute_plan(plan_options());
+        if (r.plan.removes > 0) hold_removals_until_identity_confirmed(g.managed, r);
+        r.plan_seconds = since(tp);
+        run.lap("plan");
+        r.counts.adds = r.plan.adds;
+        r.counts.removes = r.plan.removes;
+        r.counts.ops_planned = r.plan.write_calls();
+        log->info("run {}: plan +{} -{} memberships for {} customers: {} write calls ({:.2f} s)", run.id, r.plan.adds,
+                  r.plan.removes, r.plan.customers, r.plan.write_calls(), r.plan_seconds);
+    }
+
+    // The delete guard stopped the run before any write: say what it held back, record it.
+    void block(RunState& run, const std::string& why, const Prune& prune) {
+        auto& r = run.r;
+        r.guard_sample = store.sample_removals(20);
+        log->error("run {}: {}", run.id, why);
+        for (const auto& gp : r.plan.groups)
+            if (gp.removes > 0)
+                log->error("run {}: would remove {} of {} members from group '{}'", run.id, gp.removes, gp.mirror,
+                           gp.name);
+        for (const auto& [c, name] : r.guard_sample)
+            log->error("run {}: would remove customer {} from '{}'", run.id, c, name);
+        for (const auto& g : prune.groups)
+            log->error("run {}: would delete group '{}' (sync.prune_groups)", run.id, g.name);
+        r.status = RunStatus::blocked;
+        r.error = why;
+        add_api_delta(r.counts, run.api_before);
+        r.seconds = since(run.t0);
+        store.finish_run(run.id, "blocked", why, r.counts, details(r, run.only_groups));
+        store.snapshot_discard(run.id);
+        log->info("{}", r.summary_line());
+    }
+
+    void apply_and_prune(RunState& run) {
+        if (!run.fatal.empty()) return;
+        run.st.throw_if_stopped();
+        run.phase_start = Clock::now();
+        ApplyResult a = block_on(run.st.apply(run.id));
+        run.lap("apply");
+        if (!a.aborted.empty()) run.fatal = a.aborted;
+        if (!run.fatal.empty() || run.prune_groups.empty()) return;
+        // After the apply, so a deleted group never takes memberships still planned. A kill
+        // before this point leaves it to the next full run.
+        run.st.throw_if_stopped();
+        PruneResult p = block_on(run.st.prune(std::move(run.prune_groups)));
+        run.lap("prune");
+        run.r.groups_deleted = p.deleted;
+        for (auto& e : p.errors) run.r.group_errors.push_back(std::move(e));
+    }
+
+    // Like a kill, but recorded: the phase and its cursors or pending ops stay for the next
+    // run to resume.
+    RunReport interrupted(RunState& run) {
+        auto& r = run.r;
+        const auto totals = store.op_totals(run.id);
+        r.counts.ops_done = totals.done;
+        r.counts.ops_failed = totals.failed;
+        add_api_delta(r.counts, run.api_before);
+        r.status = RunStatus::interrupted;
+        r.error = "stopped on request; the next run resumes it";
+        r.seconds = since(run.t0);
+        store.interrupt_run(run.id, r.error, r.counts, details(r, run.only_groups));
+        log->warn("{}", r.summary_line());
+        return std::move(r);
+    }
+
+    // The honest final status: succeeded only when every op is confirmed and no group failed.
+    RunReport finish(RunState& run, const std::string& phase) {
+        auto& r = run.r;
+        const auto totals = store.op_totals(run.id);
         r.counts.ops_done = totals.done;
         r.counts.ops_failed = totals.failed + totals.pending;
         r.counts.ops_permanent = totals.permanent;
         // A resumed apply keeps the group errors its run found before the kill.
         if (phase != "apply") r.counts.group_errors = static_cast<int64_t>(r.group_errors.size());
-        r.failures = store.failed_ops(run_id, 20);
-        add_api_delta(r.counts, api_before);
-        const bool ok = fatal.empty() && totals.pending == 0 && totals.failed == 0 && totals.permanent == 0 &&
+        r.failures = store.failed_ops(run.id, 20);
+        add_api_delta(r.counts, run.api_before);
+        const bool ok = run.fatal.empty() && totals.pending == 0 && totals.failed == 0 && totals.permanent == 0 &&
                         r.counts.group_errors == 0;
         r.status = ok ? RunStatus::succeeded : RunStatus::failed;
-        if (!ok && fatal.empty()) {
-            std::string why;
-            if (r.counts.group_errors > 0) why += std::to_string(r.counts.group_errors) + " group error(s)";
-            if (totals.failed + totals.pending > 0)
-                why += (why.empty() ? "" : ", ") + std::to_string(totals.failed + totals.pending) + " op(s) not confirmed";
-            if (totals.permanent > 0)
-                why += (why.empty() ? "" : ", ") + std::to_string(totals.permanent) + " op(s) failing permanently";
-            fatal = why;
-        }
-        r.error = fatal;
-        r.seconds = since(t0);
-        store.finish_run(run_id, ok ? "succeeded" : "failed", fatal, r.counts, details(r, only_groups));
-        store.snapshot_discard(run_id);
+        r.error = ok || !run.fatal.empty() ? run.fatal : why_not_converged(r.counts, totals);
+        r.seconds = since(run.t0);
+        store.finish_run(run.id, ok ? "succeeded" : "failed", r.error, r.counts, details(r, run.only_groups));
+        store.snapshot_discard(run.id);
         for (const auto& f : r.failures)
-            log->warn("run {}: op {} ({} customer {} groups {}) {}: {}", run_id, f.op.id, store::to_string(f.op.kind),
+            log->warn("run {}: op {} ({} customer {} groups {}) {}: {}", run.id, f.op.id, store::to_string(f.op.kind),
                       f.op.customer_id, store::to_pg_array(f.op.group_ids), f.state, f.msg);
-        for (const auto& e : r.group_errors) log->warn("run {}: group '{}': {}", run_id, e.name, e.error);
+        for (const auto& e : r.group_errors) log->warn("run {}: group '{}': {}", run.id, e.name, e.error);
         (ok ? log->info("{}", r.summary_line()) : log->warn("{}", r.summary_line()));
-        return r;
+        return std::move(r);
     }
 
-    struct Prune {
-        std::vector<store::GroupMapping> groups;
-        int64_t removes = 0;         // memberships they hold, by the mirror
-        bool source_empty = false;   // the source names no group at all
-    };
+    static std::string why_not_converged(const store::RunCounts& counts, const store::OpTotals& totals) {
+        std::string why;
+        if (counts.group_errors > 0) why += std::to_string(counts.group_errors) + " group error(s)";
+        if (totals.failed + totals.pending > 0)
+            why += (why.empty() ? "" : ", ") + std::to_string(totals.failed + totals.pending) + " op(s) not confirmed";
+        if (totals.permanent > 0)
+            why += (why.empty() ? "" : ", ") + std::to_string(totals.permanent) + " op(s) failing permanently";
+        return why;
+    }
 
     // Only a full run over every group prunes: a --group run does not see the other names.
     Prune prune_plan(Steps& st, RunKind kind, const std::vector<std::string>& only_groups) {
