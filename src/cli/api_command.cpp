@@ -289,13 +289,9 @@ const std::vector<CommandSpec>& commands() {
 }
 
 int run(const GlobalOptions& global, const CommandSpec& spec, const Invocation& inv) {
-    config::Config cfg;
-    try {
-        cfg = config::load_file(config::default_path(global.config_path));
-    } catch (const std::exception& e) {
-        std::cerr << "cdp-sync api: " << text::one_line(e.what()) << std::endl;
-        return kExitUsage;
-    }
+    const auto loaded = load_config_or_usage(global, "api", ErrorLines::one_line);
+    if (!loaded) return kExitUsage;
+    const config::Config& cfg = *loaded;
     // stderr is for the one-line outcome; --verbose shows warnings and each retry.
     logging::init_stderr(inv.verbose ? "debug" : "error");
 

@@ -44,6 +44,20 @@ CLI::App& add_command(CLI::App& parent, const char* name, const char* summary, c
     return *command;
 }
 
+std::optional<config::Config> load_config_or_usage(const GlobalOptions& global, const char* command,
+                                                   ErrorLines lines,
+                                                   const std::function<void(const config::Config&)>& set_up) {
+    try {
+        auto cfg = config::load_file(config::default_path(global.config_path));
+        if (set_up) set_up(cfg);
+        return cfg;
+    } catch (const std::exception& e) {
+        std::cerr << "cdp-sync " << command << ": "
+                  << (lines == ErrorLines::one_line ? text::one_line(e.what()) : std::string(e.what())) << std::endl;
+        return std::nullopt;
+    }
+}
+
 int parse_command_line(CLI::App& app, int argc, const char* const* argv) {
     try {
         app.parse(argc, argv);

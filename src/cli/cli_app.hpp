@@ -3,11 +3,14 @@
 // help to stderr and exits 2 when no subcommand follows (main.cpp).
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <optional>
 
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.hpp"
+#include "config/config.hpp"
 
 namespace cdpsync::cli {
 
@@ -41,5 +44,16 @@ int parse_command_line(CLI::App& app, int argc, const char* const* argv);
 std::string selected_path(const CLI::App& root);
 // The help of the deepest subcommand the parse selected (of `root` when none).
 std::string selected_help(const CLI::App& root);
+
+// How a configuration error is printed: as the loader says it (one line per problem), or on
+// one line (the api commands, whose every failure is one line).
+enum class ErrorLines { as_is, one_line };
+
+// The configuration (--config, else $CDP_SYNC_CONFIG, else the default path), with
+// `set_up` (logging, say) run on it. On failure of either it says "cdp-sync <command>: <why>"
+// on stderr and returns nothing: the command then exits kExitUsage.
+std::optional<config::Config> load_config_or_usage(const GlobalOptions& global, const char* command,
+                                                   ErrorLines lines = ErrorLines::as_is,
+                                                   const std::function<void(const config::Config&)>& set_up = {});
 
 }  // namespace cdpsync::cli

@@ -21,36 +21,27 @@ namespace {
 
 int daemon_run(const GlobalOptions& global) {
     daemon::block_daemon_signals();
-    const auto path = config::default_path(global.config_path);
-    config::Config cfg;
-    try {
-        cfg = config::load_file(path);
+    auto cfg = load_config_or_usage(global, "run", ErrorLines::as_is, [](const config::Config& loaded) {
         // stderr is on where someone reads it: a terminal, no log file, or the journal (whose
         // lines carry their priority, so `journalctl -p err` works). Elsewhere under systemd
         // (stderr to a file or null) it would only duplicate the log file.
         const bool under_systemd = std::getenv("NOTIFY_SOCKET") || std::getenv("JOURNAL_STREAM");
-        logging::init(cfg.logging, cfg.logging.file.empty() || !under_systemd || ::isatty(2) ||
-                                       logging::stderr_is_journal());
-    } catch (const std::exception& e) {
-        std::cerr << "cdp-sync run: " << e.what() << std::endl;
-        return kExitUsage;
-    }
+        logging::init(loaded.logging, loaded.logging.file.empty() || !under_systemd || ::isatty(2) ||
+                                          logging::stderr_is_journal());
+    });
+    if (!cfg) return kExitUsage;
     daemon::DaemonOptions options;
-    options.config_path = path;
-    return daemon::run_daemon(std::move(cfg), options);
+    options.config_path = config::default_path(global.config_path);
+    return daemon::run_daemon(std::move(*cfg), options);
 }
 
 // When a daemon leads the schema, asks it and waits for the outcome; when none does (or it
 // could not be asked), runs the engine here. A request the daemon may still run is never
 // run here as well.
 int resync_dispatch(const GlobalOptions& global, const EngineArgs& args) {
-    config::Config cfg;
-    try {
-        cfg = config::load_file(config::default_path(global.config_path));
-    } catch (const std::exception& e) {
-        std::cerr << "cdp-sync resync: " << e.what() << std::endl;
-        return kExitUsage;
-    }
+    const auto loaded = load_config_or_usage(global, "resync");
+    if (!loaded) return kExitUsage;
+    const config::Config& cfg = *loaded;
     const daemon::ResyncAsk ask{args.force, args.only_groups, static_cast<bool>(::isatty(2))};
     const auto handed = daemon::resync_through_daemon(cfg, ask, std::cout, std::cerr);
     switch (handed.kind) {
@@ -85,13 +76,9 @@ struct StatusArgs {
 };
 
 int status_command(const GlobalOptions& global, const StatusArgs& args) {
-    config::Config cfg;
-    try {
-        cfg = config::load_file(config::default_path(global.config_path));
-    } catch (const std::exception& e) {
-        std::cerr << "cdp-sync status: " << e.what() << std::endl;
-        return kExitUsage;
-    }
+    const auto loaded = load_config_or_usage(global, "status");
+    if (!loaded) return kExitUsage;
+    const config::Config& cfg = *loaded;
     try {
         auto s = daemon::collect_status(cfg);
         if (args.as_json) std::cout << s.dump(2) << std::endl;
@@ -106,13 +93,9 @@ int status_command(const GlobalOptions& global, const StatusArgs& args) {
 struct NoArgs {};
 
 int retry_failed_command(const GlobalOptions& global, const NoArgs&) {
-    config::Config cfg;
-    try {
-        cfg = config::load_file(config::default_path(global.config_path));
-    } catch (const std::exception& e) {
-        std::cerr << "cdp-sync retry-failed: " << e.what() << std::endl;
-        return kExitUsage;
-    }
+    const auto loaded = load_config_or_usage(global, "retry-failed");
+    if (!loaded) return kExitUsage;
+    const config::Config& cfg = *loaded;
     try {
         const int64_t n = daemon::retry_failed_now(cfg);
         std::cout << n << " failed op(s) will be sent on the next run\n";

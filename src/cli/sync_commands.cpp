@@ -9,11 +9,22 @@
 //   5  stopped by SIGINT/SIGTERM at a safe point; the next run resumes it
 #include <unistd.h>
 
+#include <utility>
+
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <exception>
+#include <functional>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <string>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include "cli/cli_app.hpp"
 #include "cli/commands.hpp"
@@ -28,15 +39,61 @@
 namespace cdpsync::cli {
 namespace {
 
+namespace net = boost::asio;
+
 std::optional<config::Config> load(const GlobalOptions& global, const char* command) {
-    try {
-        auto cfg = config::load_file(config::default_path(global.config_path));
-        logging::init(cfg.logging);
-        return cfg;
-    } catch (const std::exception& e) {
-        std::cerr << "cdp-sync " << command << ": " << e.what() << std::endl;
-        return std::nullopt;
-    }
+    return load_config_or_usage(global, command, ErrorLines::as_is,
+                                [](const config::Config& cfg) { logging::init(cfg.logging); });
+}
+
+// After a stop signal the run has this long to reach a safe point before the process exits.
+constexpr std::chrono::seconds kStopGrace{30};
+
+[[noreturn]] void exit_interrupted(const std::shared_ptr<spdlog::logger>& log) {
+    log->warn("exiting now; the run stays in the journal and the next run resumes it");
+    log->flush();
+    std::_Exit(static_cast<int>(sync::RunStatus::interrupted));
+}
+
+// Runs `work` on a worker thread while this thread's event loop takes the signals. The first
+// SIGINT/SIGTERM sets the flag `work` was given (the run stops at its next safe point); a
+// second one, or the run still going kStopGrace later, exits at once with code 5 (the run
+// stays in the journal; the next run resumes it). Rethrows what `work` threw.
+void run_stoppable(const std::shared_ptr<spdlog::logger>& log,
+                   const std::function<void(const std::atomic<bool>& stop)>& work) {
+    net::io_context loop;
+    net::steady_timer grace(loop);
+    std::atomic<bool> stop{false};
+    auto on_stop = [&](bool again) {
+        if (again) exit_interrupted(log);
+        stop = true;
+        log->info("the run in progress stops at its next safe point (calls in flight answered; bounded)");
+        grace.expires_after(kStopGrace);
+        grace.async_wait([&](const boost::system::error_code& ec) {
+            if (ec) return;
+            log->warn("the run did not end within {} s of the stop signal", kStopGrace.count());
+            exit_interrupted(log);
+        });
+    };
+    daemon::LoopSignals signals(loop.get_executor(), log, daemon::SignalHandlers{on_stop, {}, {}});
+    std::exception_ptr failure;
+    net::thread_pool worker(1);  // started while the signals are blocked: only the loop takes them
+    net::post(worker, [&] {
+        try {
+            work(stop);
+        } catch (...) {
+            failure = std::current_exception();
+        }
+        net::post(loop, [&] {
+            signals.cancel();
+            grace.cancel();
+        });
+    });
+    daemon::unblock_daemon_signals();
+    loop.run();
+    daemon::block_daemon_signals();  // a late signal waits, as before the run, instead of killing
+    worker.join();
+    if (failure) std::rethrow_exception(failure);
 }
 
 int run_engine(const GlobalOptions& global, const char* command, sync::RunRequest request) {
@@ -45,18 +102,15 @@ int run_engine(const GlobalOptions& global, const char* command, sync::RunReques
     if (!cfg) return kExitUsage;
     try {
         auto log = logging::logger("sync");
-        daemon::SignalWatcher signals(log, std::chrono::seconds(30), [log] {
-            log->warn("exiting now; the run stays in the journal and the next run resumes it");
-            log->flush();
-            std::_Exit(5);
+        std::optional<sync::RunReport> report;
+        run_stoppable(log, [&](const std::atomic<bool>& stop) {
+            request.stop = &stop;
+            sync::Engine engine(*cfg, log);
+            report = engine.run(request);
+            daemon::write_run_metrics(*cfg, engine, *report);
         });
-        signals.set_busy(true);
-        request.stop = &signals.stop_flag();
-        sync::Engine engine(*cfg, log);
-        auto report = engine.run(request);
-        daemon::write_run_metrics(*cfg, engine, report);
-        std::cout << report.to_text() << std::flush;
-        return report.exit_code();
+        std::cout << report->to_text() << std::flush;
+        return report->exit_code();
     } catch (const std::exception& e) {
         logging::logger("sync")->error("{} stopped: {}", command, e.what());
         std::cerr << "cdp-sync " << command << ": " << e.what() << std::endl;

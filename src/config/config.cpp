@@ -232,94 +232,118 @@ private:
         return os.str();
     }
 
-    void cdp(const Field& section, CdpConfig& c) {
-        int token_sources = 0;
-        std::string first_source;
-        auto token_source = [&](const Field& f) {
-            if (++token_sources > 1)
-                fail(f.line, f.key, "only one token source may be set, but " + first_source + " is set too");
-            first_source = f.key;
-        };
-        int base_delay_line = 0, max_delay_line = 0;
+    // The token sources set so far: at most one may be.
+    struct TokenSources {
+        int count = 0;
+        std::string first;
+    };
+    // Where the retry delays were set, for the check across them.
+    struct RetryLines {
+        int base_delay = 0, max_delay = 0;
         bool max_delay_set = false;
+    };
 
+    void cdp(const Field& section, CdpConfig& c) {
+        TokenSources sources;
+        RetryLines retry_lines;
         each(section.value, section.key, [&](const Field& f, const std::string& name) {
-            if (name == "base_url") {
-                std::string url = str(f);
-                const std::string l = lower(url);
-                size_t scheme = l.rfind("https://", 0) == 0 ? 8 : l.rfind("http://", 0) == 0 ? 7 : 0;
-                // The URL is not echoed: it could carry user:password@.
-                if (scheme == 0) fail(f.line, f.key, "must start with http:// or https://");
-                if (url.size() == scheme || url[scheme] == '/') fail(f.line, f.key, "has no host");
-                while (url.size() > scheme + 1 && url.back() == '/') url.pop_back();
-                c.base_url = url;
-            } else if (name == "token_env") {
-                c.token_env = str(f);
-                if (!c.token_env.empty()) {
-                    token_source(f);
-                    // Not echoed: a token pasted here by mistake must not reach a log.
-                    bool ok = !std::isdigit(static_cast<unsigned char>(c.token_env[0]));
-                    for (unsigned char ch : c.token_env) ok = ok && (std::isalnum(ch) || ch == '_');
-                    if (!ok) fail(f.line, f.key, "must be the name of an environment variable ([A-Za-z_][A-Za-z0-9_]*)");
-                }
-            } else if (name == "token_file") {
-                c.token_file = str(f);
-                if (!c.token_file.empty()) token_source(f);
-            } else if (name == "token_command") {
-                // Arguments are never echoed: they may be sensitive.
-                if (f.value.IsNull()) return true;
-                if (!f.value.IsSequence()) fail(f.line, f.key, "expected a list: the program and its arguments");
-                if (f.value.size() == 0) fail(f.line, f.key, "must name at least the program");
-                c.token_command.clear();
-                for (const auto& arg : f.value) {
-                    if (!arg.IsScalar()) fail(f.line, f.key, "every element must be a string");
-                    c.token_command.push_back(arg.Scalar());
-                }
-                if (c.token_command[0].empty()) fail(f.line, f.key, "the program name is empty");
-                token_source(f);
-            } else if (name == "ca_file") {
-                c.ca_file = str(f);
-            } else if (name == "rate_limit_qps") {
-                c.rate_limit_qps = number(f, 0.001, 1e9);
-            } else if (name == "max_in_flight") {
-                c.max_in_flight = int32(f, 1, 256);
-            } else if (name == "page_size") {
-                c.page_size = int32(f, 1, 10000);
-            } else if (name == "timeout_ms") {
-                c.timeout_ms = int32(f, 1, 600000);
-            } else if (name == "customer_id_field") {
-                c.customer_id_field = str(f);
-            } else if (name == "max_groups_per_call") {
-                c.max_groups_per_call = int32(f, 0, 10000);
-            } else if (name == "folder") {
-                c.folder = str(f);
-            } else if (name == "retry") {
-                each(f.value, f.key, [&](const Field& r, const std::string& rname) {
-                    if (rname == "max_attempts") {
-                        c.retry.max_attempts = int32(r, 1, 100);
-                    } else if (rname == "base_delay_ms") {
-                        c.retry.base_delay_ms = int32(r, 1, 600000);
-                        base_delay_line = r.line;
-                    } else if (rname == "max_delay_ms") {
-                        c.retry.max_delay_ms = int32(r, 1);
-                        max_delay_line = r.line;
-                        max_delay_set = true;
-                    } else {
-                        return false;
-                    }
-                    return true;
-                });
+            if (name == "retry") {
+                retry(f, c.retry, retry_lines);
+                return true;
+            }
+            return token_key(f, name, c, sources) || cdp_key(f, name, c);
+        });
+        if (c.retry.max_delay_ms < c.retry.base_delay_ms) {
+            report(retry_lines.max_delay_set ? retry_lines.max_delay : retry_lines.base_delay,
+                   section.key + ".retry.max_delay_ms",
+                   std::to_string(c.retry.max_delay_ms) + " is less than cdp.retry.base_delay_ms (" +
+                       std::to_string(c.retry.base_delay_ms) + ")");
+        }
+    }
+
+    // The cdp keys other than the token's and retry; false for an unknown one.
+    bool cdp_key(const Field& f, const std::string& name, CdpConfig& c) {
+        if (name == "base_url") c.base_url = base_url(f);
+        else if (name == "ca_file") c.ca_file = str(f);
+        else if (name == "rate_limit_qps") c.rate_limit_qps = number(f, 0.001, 1e9);
+        else if (name == "max_in_flight") c.max_in_flight = int32(f, 1, 256);
+        else if (name == "page_size") c.page_size = int32(f, 1, 10000);
+        else if (name == "timeout_ms") c.timeout_ms = int32(f, 1, 600000);
+        else if (name == "customer_id_field") c.customer_id_field = str(f);
+        else if (name == "max_groups_per_call") c.max_groups_per_call = int32(f, 0, 10000);
+        else if (name == "folder") c.folder = str(f);
+        else return false;
+        return true;
+    }
+
+    // Without its trailing slashes. The URL is not echoed: it could carry user:password@.
+    std::string base_url(const Field& f) {
+        std::string url = str(f);
+        const std::string l = lower(url);
+        size_t scheme = l.rfind("https://", 0) == 0 ? 8 : l.rfind("http://", 0) == 0 ? 7 : 0;
+        if (scheme == 0) fail(f.line, f.key, "must start with http:// or https://");
+        if (url.size() == scheme || url[scheme] == '/') fail(f.line, f.key, "has no host");
+        while (url.size() > scheme + 1 && url.back() == '/') url.pop_back();
+        return url;
+    }
+
+    // token_env, token_file, token_command (one of them at most); false for another key.
+    bool token_key(const Field& f, const std::string& name, CdpConfig& c, TokenSources& sources) {
+        auto one_source = [&] {
+            if (++sources.count > 1)
+                fail(f.line, f.key, "only one token source may be set, but " + sources.first + " is set too");
+            sources.first = f.key;
+        };
+        if (name == "token_env") {
+            c.token_env = str(f);
+            if (c.token_env.empty()) return true;
+            one_source();
+            // Not echoed: a token pasted here by mistake must not reach a log.
+            bool ok = !std::isdigit(static_cast<unsigned char>(c.token_env[0]));
+            for (unsigned char ch : c.token_env) ok = ok && (std::isalnum(ch) || ch == '_');
+            if (!ok) fail(f.line, f.key, "must be the name of an environment variable ([A-Za-z_][A-Za-z0-9_]*)");
+        } else if (name == "token_file") {
+            c.token_file = str(f);
+            if (!c.token_file.empty()) one_source();
+        } else if (name == "token_command") {
+            if (f.value.IsNull()) return true;
+            c.token_command = token_command(f);
+            one_source();
+        } else {
+            return false;
+        }
+        return true;
+    }
+
+    // The program and its arguments. Arguments are never echoed: they may be sensitive.
+    std::vector<std::string> token_command(const Field& f) {
+        if (!f.value.IsSequence()) fail(f.line, f.key, "expected a list: the program and its arguments");
+        if (f.value.size() == 0) fail(f.line, f.key, "must name at least the program");
+        std::vector<std::string> argv;
+        for (const auto& arg : f.value) {
+            if (!arg.IsScalar()) fail(f.line, f.key, "every element must be a string");
+            argv.push_back(arg.Scalar());
+        }
+        if (argv[0].empty()) fail(f.line, f.key, "the program name is empty");
+        return argv;
+    }
+
+    void retry(const Field& section, RetryConfig& r, RetryLines& lines) {
+        each(section.value, section.key, [&](const Field& f, const std::string& name) {
+            if (name == "max_attempts") {
+                r.max_attempts = int32(f, 1, 100);
+            } else if (name == "base_delay_ms") {
+                r.base_delay_ms = int32(f, 1, 600000);
+                lines.base_delay = f.line;
+            } else if (name == "max_delay_ms") {
+                r.max_delay_ms = int32(f, 1);
+                lines.max_delay = f.line;
+                lines.max_delay_set = true;
             } else {
                 return false;
             }
             return true;
         });
-
-        if (c.retry.max_delay_ms < c.retry.base_delay_ms) {
-            report(max_delay_set ? max_delay_line : base_delay_line, section.key + ".retry.max_delay_ms",
-                 std::to_string(c.retry.max_delay_ms) + " is less than cdp.retry.base_delay_ms (" +
-                     std::to_string(c.retry.base_delay_ms) + ")");
-        }
     }
 
     void database(const Field& section, DatabaseConfig& d) {

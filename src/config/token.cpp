@@ -51,21 +51,15 @@ std::string describe_status(int status) {
     return "status " + std::to_string(status);
 }
 
-// Runs argv without a shell, its stdin from /dev/null, and returns its stdout. The program
-// runs in a process group of its own so a timeout also kills what it started.
-Secret run_token_command(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
-    const std::string prog = "token_command '" + argv[0] + "'";
-    int pipefd[2];
-    if (::pipe2(pipefd, O_CLOEXEC) != 0) throw TokenError(prog + ": pipe: " + std::strerror(errno));
-    Fd rd{pipefd[0]};
-    Fd wr{pipefd[1]};
-
+// Starts argv without a shell, its stdin from /dev/null and its stdout to `out_fd`, in a
+// process group of its own (so a timeout also kills what it started).
+pid_t spawn_token_command(const std::vector<std::string>& argv, int out_fd, const std::string& prog) {
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attr;
     posix_spawn_file_actions_init(&actions);
     posix_spawnattr_init(&attr);
     posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&actions, wr.fd, STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, out_fd, STDOUT_FILENO);
     posix_spawnattr_setpgroup(&attr, 0);
     // The daemon may block or ignore signals; the helper starts with the defaults.
     sigset_t none, all;
@@ -84,44 +78,54 @@ Secret run_token_command(const std::vector<std::string>& argv, std::chrono::mill
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
     if (rc != 0) throw TokenError("cannot run " + prog + ": " + std::strerror(rc));
-    ::close(wr.fd);
-    wr.fd = -1;
+    return pid;
+}
 
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    std::string out;
-    bool timed_out = false, too_large = false;
+enum class OutputEnd { closed, timed_out, too_large };
+
+// Reads `fd` into `out` until it closes (or fails), the deadline, or more than max_token_bytes.
+OutputEnd read_output(int fd, std::chrono::steady_clock::time_point deadline, std::string& out) {
     char buf[4096];
     for (;;) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0) {
-            timed_out = true;
-            break;
-        }
-        pollfd p{rd.fd, POLLIN, 0};
+        if (left.count() <= 0) return OutputEnd::timed_out;
+        pollfd p{fd, POLLIN, 0};
         const int n = ::poll(&p, 1, static_cast<int>(left.count()));
         if (n < 0 && errno == EINTR) continue;
         if (n == 0) continue;  // the deadline check above ends the loop
-        if (n < 0) break;
-        const ssize_t got = ::read(rd.fd, buf, sizeof buf);
+        if (n < 0) return OutputEnd::closed;
+        const ssize_t got = ::read(fd, buf, sizeof buf);
         if (got < 0 && errno == EINTR) continue;
-        if (got <= 0) break;
+        if (got <= 0) return OutputEnd::closed;
         out.append(buf, static_cast<size_t>(got));
-        if (out.size() > max_token_bytes) {
-            too_large = true;
-            break;
-        }
+        if (out.size() > max_token_bytes) return OutputEnd::too_large;
     }
-    if (timed_out || too_large) ::kill(-pid, SIGKILL);
+}
 
+// Runs argv (see spawn_token_command) and returns its stdout, trimmed.
+Secret run_token_command(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
+    const std::string prog = "token_command '" + argv[0] + "'";
+    int pipefd[2];
+    if (::pipe2(pipefd, O_CLOEXEC) != 0) throw TokenError(prog + ": pipe: " + std::strerror(errno));
+    Fd rd{pipefd[0]};
+    Fd wr{pipefd[1]};
+    const pid_t pid = spawn_token_command(argv, wr.fd, prog);
+    ::close(wr.fd);
+    wr.fd = -1;
+
+    std::string out;
+    const OutputEnd end = read_output(rd.fd, std::chrono::steady_clock::now() + timeout, out);
+    if (end != OutputEnd::closed) ::kill(-pid, SIGKILL);
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     // The output may hold a partial token: it is wiped and never quoted.
     std::string token = text::trim(out);
     std::fill(out.begin(), out.end(), '\0');
-    if (timed_out)
+    if (end == OutputEnd::timed_out)
         throw TokenError(prog + " timed out after " + std::to_string(timeout.count()) + " ms");
-    if (too_large) throw TokenError(prog + " wrote more than " + std::to_string(max_token_bytes) + " bytes");
+    if (end == OutputEnd::too_large)
+        throw TokenError(prog + " wrote more than " + std::to_string(max_token_bytes) + " bytes");
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         throw TokenError(prog + " failed: " + describe_status(status));
     if (token.empty()) throw TokenError(prog + " printed no token (exit status 0)");

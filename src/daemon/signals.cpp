@@ -1,11 +1,7 @@
 #include "daemon/signals.hpp"
 
 #include <signal.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstdint>
 #include <system_error>
 #include <utility>
 
@@ -92,72 +88,6 @@ LoopSignals::~LoopSignals() { cancel(); }
 void LoopSignals::cancel() {
     boost::system::error_code ignored;
     impl_->set.cancel(ignored);
-}
-
-SignalWatcher::SignalWatcher(std::shared_ptr<spdlog::logger> log, std::chrono::milliseconds grace,
-                             std::function<void()> on_stop_deadline)
-    : log_(std::move(log)), grace_(grace), on_stop_deadline_(std::move(on_stop_deadline)) {
-    wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
-    block_daemon_signals();
-    thread_ = std::thread([this] { watch(); });
-}
-
-SignalWatcher::~SignalWatcher() {
-    quit_ = true;
-    if (thread_.joinable()) thread_.join();
-    ::close(wake_fd_);
-}
-
-void SignalWatcher::wake() {
-    uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
-}
-
-void SignalWatcher::drain() {
-    uint64_t value;
-    while (::read(wake_fd_, &value, sizeof value) > 0) {
-    }
-}
-
-void SignalWatcher::watch() {
-    const sigset_t set = handled_signals();
-    std::chrono::steady_clock::time_point deadline{};
-    bool deadline_armed = false;
-    while (!quit_) {
-        timespec ts{0, 200'000'000};
-        const int sig = sigtimedwait(&set, nullptr, &ts);
-        if (deadline_armed && busy_ && std::chrono::steady_clock::now() >= deadline) {
-            deadline_armed = false;
-            log_->warn("the run did not end within {} s of the stop signal", grace_.count() / 1000);
-            if (on_stop_deadline_) on_stop_deadline_();
-        }
-        if (sig < 0) continue;
-        switch (sig) {
-        case SIGTERM:
-        case SIGINT:
-            if (stop_.exchange(true)) {
-                log_->warn("second stop signal ({}): stopping now", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-                if (on_stop_deadline_) on_stop_deadline_();
-                break;
-            }
-            log_->info("{}: stopping{}", sig == SIGTERM ? "SIGTERM" : "SIGINT",
-                       busy_ ? " at the next safe point of the run in progress (calls in flight answered; bounded)" : "");
-            deadline = std::chrono::steady_clock::now() + grace_;
-            deadline_armed = true;
-            break;
-        case SIGHUP:
-            log_->info("SIGHUP: reloading the configuration");
-            reload_ = true;
-            break;
-        case SIGUSR1:
-            log_->info("SIGUSR1: a full resync is next");
-            full_ = true;
-            break;
-        default: break;
-        }
-        wake();
-    }
 }
 
 }  // namespace cdpsync::daemon

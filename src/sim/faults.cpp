@@ -277,43 +277,25 @@ const FaultRule* Faults::rule_for(const std::string& endpoint, std::string& key)
     return &config_.global;
 }
 
-FaultDecision Faults::decide(const std::string& endpoint) {
-    std::lock_guard lock(mutex_);
+namespace {
+
+// The decision a scripted fault makes, with its defaults filled in.
+FaultDecision scripted_decision(const ScriptedFault& f) {
     FaultDecision d;
-
-    // A scripted fault first: the first entry for this endpoint (or for any).
-    for (auto it = script_.begin(); it != script_.end(); ++it) {
-        if (it->endpoint != "*" && it->endpoint != endpoint &&
-            endpoint.substr(endpoint.rfind('/') + 1) != it->endpoint)
-            continue;
-        d.kind = it->kind;
-        d.delay = std::chrono::milliseconds(it->delay_ms);
-        if (d.kind == FaultKind::http_5xx) d.http_status = it->http_status ? it->http_status : 503;
-        if (d.kind == FaultKind::burst_429) {
-            d.http_status = 429;
-            d.retry_after_s = 1;
-        }
-        if (d.kind == FaultKind::transient_code) d.msg = it->msg.empty() ? "系统繁忙" : it->msg;
-        if (--it->count <= 0) script_.erase(it);
-        return d;
-    }
-
-    std::string key;
-    const FaultRule& r = *rule_for(endpoint, key);
-    // Always three draws, so the sequence depends only on the seed and the request order.
-    std::uniform_real_distribution<double> unit(0.0, 1.0);
-    const double spike = unit(rng_);
-    const double pick = unit(rng_);
-    const uint64_t which = rng_();
-
-    d.delay = std::chrono::milliseconds(r.latency_ms + (spike < r.spike_probability ? r.spike_ms : 0));
-    if (int& left = burst_left_[key]; left > 0) {
-        --left;
-        d.kind = FaultKind::burst_429;
+    d.kind = f.kind;
+    d.delay = std::chrono::milliseconds(f.delay_ms);
+    if (d.kind == FaultKind::http_5xx) d.http_status = f.http_status ? f.http_status : 503;
+    if (d.kind == FaultKind::burst_429) {
         d.http_status = 429;
-        d.retry_after_s = r.retry_after_s;
-        return d;
+        d.retry_after_s = 1;
     }
+    if (d.kind == FaultKind::transient_code) d.msg = f.msg.empty() ? "系统繁忙" : f.msg;
+    return d;
+}
+
+// The fault (or none) a draw `pick` in [0, 1) lands on among the rule's probabilities, laid
+// end to end; `which` picks the 5xx status.
+void drawn_fault(const FaultRule& r, double pick, uint64_t which, FaultDecision& d) {
     double edge = 0;
     auto hit = [&](double p) {
         edge += p;
@@ -332,11 +314,45 @@ FaultDecision Faults::decide(const std::string& endpoint) {
         d.kind = FaultKind::burst_429;
         d.http_status = 429;
         d.retry_after_s = r.retry_after_s;
-        burst_left_[key] = r.burst_429_length - 1;
     } else if (hit(r.transient_code_probability)) {
         d.kind = FaultKind::transient_code;
         d.msg = r.transient_msg;
     }
+}
+
+}  // namespace
+
+FaultDecision Faults::decide(const std::string& endpoint) {
+    std::lock_guard lock(mutex_);
+    // A scripted fault first: the first entry for this endpoint (or for any).
+    for (auto it = script_.begin(); it != script_.end(); ++it) {
+        if (it->endpoint != "*" && it->endpoint != endpoint &&
+            endpoint.substr(endpoint.rfind('/') + 1) != it->endpoint)
+            continue;
+        const FaultDecision d = scripted_decision(*it);
+        if (--it->count <= 0) script_.erase(it);
+        return d;
+    }
+
+    std::string key;
+    const FaultRule& r = *rule_for(endpoint, key);
+    // Always three draws, so the sequence depends only on the seed and the request order.
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    const double spike = unit(rng_);
+    const double pick = unit(rng_);
+    const uint64_t which = rng_();
+
+    FaultDecision d;
+    d.delay = std::chrono::milliseconds(r.latency_ms + (spike < r.spike_probability ? r.spike_ms : 0));
+    if (int& left = burst_left_[key]; left > 0) {
+        --left;
+        d.kind = FaultKind::burst_429;
+        d.http_status = 429;
+        d.retry_after_s = r.retry_after_s;
+        return d;
+    }
+    drawn_fault(r, pick, which, d);
+    if (d.kind == FaultKind::burst_429) burst_left_[key] = r.burst_429_length - 1;
     return d;
 }
 

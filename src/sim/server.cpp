@@ -496,78 +496,23 @@ struct Server::Impl {
         const auto qmark = target.find('?');
         const std::string_view path = target.substr(0, qmark);
         const std::string_view query = qmark == std::string_view::npos ? "" : target.substr(qmark + 1);
-
-        if (path.substr(0, std::string_view(kAdminPrefix).size()) == kAdminPrefix) {
-            try {
-                co_return handle_admin(req, path.substr(std::string_view(kAdminPrefix).size()),
-                                       parse_query(query));
-            } catch (const std::exception& e) {
-                co_return admin_error(400, e.what());
-            }
-        }
+        if (path.substr(0, std::string_view(kAdminPrefix).size()) == kAdminPrefix) co_return admin(req, path, query);
 
         capture(req);
-        const auto now = Clock::now();
-        const std::string_view prefix = opts.prefix;
-        const EndpointInfo* info = nullptr;
-        if (path.size() > prefix.size() && path.substr(0, prefix.size()) == prefix)
-            info = find_endpoint(path.substr(prefix.size()));
+        const EndpointInfo* info = endpoint_at(path);
         const std::string name = info ? std::string(info->path + 1) : "unknown";
-
-        if (!stats.admit(now, qps.load(), state.quirks().limit.fixed_window)) {
+        if (!stats.admit(Clock::now(), qps.load(), state.quirks().limit.fixed_window)) {
             Reply r = http_error(429, "Too Many Requests", std::string(path));
             r.headers.emplace_back("Retry-After", "1");
             r.outcome = "rate_limited";
             stats.record(name, r.outcome, r.status, false);
             co_return r;
         }
-
+        const FaultDecision fault = info ? faults.decide(name) : FaultDecision{};
+        co_await pause(fault.delay);
         Reply reply;
-        FaultDecision fault;
-        if (info) fault = faults.decide(name);
-        if (fault.delay.count() > 0) {
-            net::steady_timer timer(co_await net::this_coro::executor);
-            timer.expires_after(fault.delay);
-            boost::system::error_code ec;
-            co_await timer.async_wait(net::redirect_error(net::use_awaitable, ec));
-        }
-
-        if (!info) {
-            reply = http_error(404, "Not Found", std::string(path));
-        } else if (fault.kind == FaultKind::http_5xx) {
-            reply = fault_5xx(fault.http_status, path);
-        } else if (fault.kind == FaultKind::burst_429) {
-            reply = http_error(429, "Too Many Requests", std::string(path));
-            reply.headers.emplace_back("Retry-After", std::to_string(fault.retry_after_s));
-            reply.outcome = "fault_burst_429";
-        } else if (fault.kind == FaultKind::transient_code) {
-            reply = fail(fault.msg);
-            reply.outcome = "fault_transient_code";
-        } else if (fault.kind == FaultKind::non_json_body) {
-            reply.content_type = "text/html";
-            reply.body = "<html><head><title>Service Unavailable</title></head>"
-                         "<body><h1>系统维护中</h1><p>请稍后再试</p></body></html>";
-            reply.outcome = "fault_non_json_body";
-        } else if (req.method() != info->method) {
-            reply = http_error(405, "Method Not Allowed", std::string(path));
-        } else if (req["token"] != opts.token) {
-            if (opts.auth_failure == AuthFailure::http_401) {
-                reply = http_error(401, "Unauthorized", std::string(path));
-            } else {
-                reply = fail("token无效或已过期");
-            }
-            reply.outcome = "auth_refused";
-        } else if (info->method == http::verb::post &&
-                   req[http::field::content_type].find("application/json") == std::string_view::npos) {
-            reply = http_error(415, "Unsupported Media Type", std::string(path));
-        } else {
-            reply = call(*info, name, parse_query(query), req.body(), fault);
-            co_await answer_create_late(info->ep, reply);
-            if (fault.kind == FaultKind::truncated_body || fault.kind == FaultKind::reset) {
-                reply.post_fault = fault.kind;
-                reply.outcome = std::string("fault_") + to_string(fault.kind);
-            }
-        }
+        if (info) reply = co_await answer(req, *info, name, path, query, fault);
+        else reply = http_error(404, "Not Found", std::string(path));
         stats.record(name, reply.outcome, reply.status, info && info->write);
         if (log->should_log(spdlog::level::debug))
             log->debug("sim: {} {} -> {} {}", std::string(req.method_string()), std::string(target),
@@ -575,15 +520,89 @@ struct Server::Impl {
         co_return reply;
     }
 
+    Reply admin(const http::request<http::string_body>& req, std::string_view path, std::string_view query) {
+        try {
+            return handle_admin(req, path.substr(std::string_view(kAdminPrefix).size()), parse_query(query));
+        } catch (const std::exception& e) {
+            return admin_error(400, e.what());
+        }
+    }
+
+    const EndpointInfo* endpoint_at(std::string_view path) const {
+        const std::string_view prefix = opts.prefix;
+        if (path.size() > prefix.size() && path.substr(0, prefix.size()) == prefix)
+            return find_endpoint(path.substr(prefix.size()));
+        return nullptr;
+    }
+
+    static net::awaitable<void> pause(std::chrono::milliseconds delay) {
+        if (delay.count() <= 0) co_return;
+        net::steady_timer timer(co_await net::this_coro::executor);
+        timer.expires_after(delay);
+        boost::system::error_code ec;
+        co_await timer.async_wait(net::redirect_error(net::use_awaitable, ec));
+    }
+
+    // A request to a known endpoint: a fault's reply, a refusal, or the endpoint's answer.
+    net::awaitable<Reply> answer(const http::request<http::string_body>& req, const EndpointInfo& info,
+                                 const std::string& name, std::string_view target_path, std::string_view query,
+                                 const FaultDecision& fault) {
+        const std::string path(target_path);
+        if (auto broken = fault_reply(fault, path)) co_return std::move(*broken);
+        if (auto refused = refusal(req, info, path)) co_return std::move(*refused);
+        Reply reply = call(info, name, parse_query(query), req.body(), fault);
+        co_await answer_create_late(info.ep, reply);
+        if (fault.kind == FaultKind::truncated_body || fault.kind == FaultKind::reset) {
+            reply.post_fault = fault.kind;
+            reply.outcome = std::string("fault_") + to_string(fault.kind);
+        }
+        co_return reply;
+    }
+
+    // The faults that replace the reply (the others break it, or delay it).
+    std::optional<Reply> fault_reply(const FaultDecision& fault, const std::string& path) {
+        Reply reply;
+        switch (fault.kind) {
+        case FaultKind::http_5xx: return fault_5xx(fault.http_status, path);
+        case FaultKind::burst_429:
+            reply = http_error(429, "Too Many Requests", path);
+            reply.headers.emplace_back("Retry-After", std::to_string(fault.retry_after_s));
+            reply.outcome = "fault_burst_429";
+            return reply;
+        case FaultKind::transient_code:
+            reply = fail(fault.msg);
+            reply.outcome = "fault_transient_code";
+            return reply;
+        case FaultKind::non_json_body:
+            reply.content_type = "text/html";
+            reply.body = "<html><head><title>Service Unavailable</title></head>"
+                         "<body><h1>系统维护中</h1><p>请稍后再试</p></body></html>";
+            reply.outcome = "fault_non_json_body";
+            return reply;
+        default: return std::nullopt;
+        }
+    }
+
+    // A wrong method, token or content type.
+    std::optional<Reply> refusal(const http::request<http::string_body>& req, const EndpointInfo& info,
+                                 const std::string& path) {
+        if (req.method() != info.method) return http_error(405, "Method Not Allowed", path);
+        if (req["token"] != opts.token) {
+            Reply reply = opts.auth_failure == AuthFailure::http_401 ? http_error(401, "Unauthorized", path)
+                                                                      : fail("token无效或已过期");
+            reply.outcome = "auth_refused";
+            return reply;
+        }
+        if (info.method == http::verb::post &&
+            req[http::field::content_type].find("application/json") == std::string_view::npos)
+            return http_error(415, "Unsupported Media Type", path);
+        return std::nullopt;
+    }
+
     // Quirk groups.create_reply_delay_ms: a create is applied, and answered only later.
     net::awaitable<void> answer_create_late(Ep ep, const Reply& reply) {
         if ((ep != Ep::add_group && ep != Ep::folder_add) || reply.outcome != "ok") co_return;
-        const int delay_ms = state.quirks().groups.create_reply_delay_ms;
-        if (delay_ms <= 0) co_return;
-        net::steady_timer timer(co_await net::this_coro::executor);
-        timer.expires_after(std::chrono::milliseconds(delay_ms));
-        boost::system::error_code ec;
-        co_await timer.async_wait(net::redirect_error(net::use_awaitable, ec));
+        co_await pause(std::chrono::milliseconds(state.quirks().groups.create_reply_delay_ms));
     }
 
     Reply fault_5xx(int status, std::string_view path) {
@@ -701,216 +720,287 @@ struct Server::Impl {
 
     Reply dispatch(Ep ep, const Params& q, const json& body, int64_t& customer_id,
                    std::vector<int64_t>& ids) {
-        auto done = [](const Outcome<None>& o) { return o.ok() ? ok() : fail(o.error); };
         switch (ep) {
-        case Ep::add_group: {
-            auto name = body_string(body, "name", true);
-            auto type = body_long(body, "type", true);
-            auto description = body_string(body, "description", false);
-            auto folder = body_long(body, "groupId", false);
-            if (body.contains("tagName") && !body["tagName"].is_null() && !body["tagName"].is_string())
-                throw BadParam{wrong_type("tagName")};
-            if (body.contains("tagNameList") && !body["tagNameList"].is_null() && !body["tagNameList"].is_array())
-                throw BadParam{wrong_type("tagNameList")};
-            auto o = state.create_group(*name, description.value_or(""), folder, static_cast<int>(*type));
-            if (!o.ok()) return fail(o.error);
-            ids.push_back(o.value);
-            return ok(o.value);
-        }
-        case Ep::delete_group: {
-            const int64_t id = *query_long(q, "customerGroupId", true);
-            ids.push_back(id);
-            return done(state.delete_group(id));
-        }
-        case Ep::update_group: {
-            const int64_t id = *body_long(body, "customerGroupId", true);
-            ids.push_back(id);
-            auto type = body_long(body, "type", true);
-            auto name = body_string(body, "name", false);
-            auto description = body_string(body, "description", false);
-            auto folder = body_long(body, "groupId", false);
-            return done(state.update_group(id, name, description, folder, static_cast<int>(*type)));
-        }
-        case Ep::simple_query: {
-            auto [current, size] = paging(q);
-            auto folder = query_long(q, "groupId", false);
-            std::string key;
-            if (auto it = q.find("searchKey"); it != q.end()) key = it->second;
-            auto page = state.query_groups(key, folder, current, size);
-            if (page.total == 0 && state.quirks().read.null_data) return ok(json(nullptr));
-            const GroupQuirks quirks = state.quirks().groups;
-            json records = json::array();
-            for (const auto& g : page.records) records.push_back(listed_group(g, quirks));
-            return ok(page_json(page.current, page.size, page.total, std::move(records)));
-        }
-        case Ep::members_page: {
-            const int64_t id = *query_long(q, "customerGroupId", true);
-            auto [current, size] = paging(q);
-            auto o = state.members_page(id, current, size);
-            if (!o.ok()) return fail(o.error);
-            // By hand rather than through json: this is the largest hot reply.
-            const auto& p = o.value;
-            const ReadQuirks read = state.quirks().read;
-            if (p.total == 0 && read.null_data) return ok(json(nullptr));
-            Reply r;
-            r.body.reserve(128 + p.records.size() * 420);
-            r.body += "{\"code\":0,\"msg\":\"success\",\"data\":{\"current\":" + std::to_string(p.current) +
-                      ",\"size\":" + std::to_string(p.size) + ",\"total\":" + std::to_string(p.total) +
-                      ",\"pages\":" + std::to_string((p.total + p.size - 1) / p.size) + ",\"records\":[";
-            for (size_t i = 0; i < p.records.size(); ++i) {
-                if (i) r.body += ',';
-                append_customer_record(r.body, p.records[i], read.customer_id_records);
-            }
-            r.body += "]}}";
-            return r;
-        }
-        case Ep::folder_add: {
-            require_business_type(body, false);
-            auto name = body_string(body, "name", true);
-            auto parent = body_string(body, "parentCode", false);
-            auto o = state.create_folder(*name, parent.value_or(""));
-            if (!o.ok()) return fail(o.error);
-            ids.push_back(o.value);
-            return ok(o.value);
-        }
-        case Ep::folder_delete: {
-            require_business_type(body, true);
-            const int64_t id = *body_long(body, "commonGroupId", true);
-            ids.push_back(id);
-            return done(state.delete_folder(id));
-        }
-        case Ep::folder_update: {
-            require_business_type(body, false);
-            const int64_t id = *body_long(body, "commonGroupId", true);
-            ids.push_back(id);
-            auto name = body_string(body, "name", true);
-            return done(state.update_folder(id, *name));
-        }
-        case Ep::folder_tree: {
-            auto it = q.find("businessType");
-            if (it == q.end() || it->second.empty()) throw BadParam{missing("businessType")};
-            if (it->second != cdp::kBusinessType) throw BadParam{"参数businessType错误"};
-            json data = json::array();
-            for (const auto& f : state.folder_tree()) data.push_back(cdp::to_json(f));
-            return ok(std::move(data));
-        }
+        case Ep::add_group: return add_group(body, ids);
+        case Ep::delete_group: return delete_group(q, ids);
+        case Ep::update_group: return update_group(body, ids);
+        case Ep::simple_query: return simple_query(q);
+        case Ep::members_page: return members_page(q);
+        case Ep::folder_add: return folder_add(body, ids);
+        case Ep::folder_delete: return folder_delete(body, ids);
+        case Ep::folder_update: return folder_update(body, ids);
+        case Ep::folder_tree: return folder_tree(q);
         case Ep::customer_add_groups:
         case Ep::customer_delete_groups:
-        case Ep::customer_update_groups: {
-            customer_id = *body_long(body, "customerId", true);
-            ids = body_long_list(body, "customerGroupIdList");
-            if (auto outage = state.take_write_outage()) return envelope(outage->code, outage->msg);
-            if (ep == Ep::customer_add_groups) return done(state.customer_add_groups(customer_id, ids));
-            if (ep == Ep::customer_delete_groups) return done(state.customer_delete_groups(customer_id, ids));
-            return done(state.customer_update_groups(customer_id, ids));
-        }
-        case Ep::groups_by_customer: {
-            const int64_t id = *query_long(q, "customerId", true);
-            const int64_t type = *query_long(q, "type", true);
-            auto o = state.customer_groups(id, static_cast<int>(type));
-            if (!o.ok()) return fail(o.error);
-            if (o.value.empty() && state.quirks().read.null_data) return ok(json(nullptr));
-            json data = json::array();
-            for (const auto& g : o.value) data.push_back(cdp::to_json(g));
-            return ok(std::move(data));
-        }
+        case Ep::customer_update_groups: return customer_groups_write(ep, body, customer_id, ids);
+        case Ep::groups_by_customer: return groups_by_customer(q);
         }
         return fail("未知接口");
     }
 
+    static Reply done(const Outcome<None>& o) { return o.ok() ? ok() : fail(o.error); }
+
+    Reply add_group(const json& body, std::vector<int64_t>& ids) {
+        auto name = body_string(body, "name", true);
+        auto type = body_long(body, "type", true);
+        auto description = body_string(body, "description", false);
+        auto folder = body_long(body, "groupId", false);
+        if (body.contains("tagName") && !body["tagName"].is_null() && !body["tagName"].is_string())
+            throw BadParam{wrong_type("tagName")};
+        if (body.contains("tagNameList") && !body["tagNameList"].is_null() && !body["tagNameList"].is_array())
+            throw BadParam{wrong_type("tagNameList")};
+        auto o = state.create_group(*name, description.value_or(""), folder, static_cast<int>(*type));
+        if (!o.ok()) return fail(o.error);
+        ids.push_back(o.value);
+        return ok(o.value);
+    }
+
+    Reply delete_group(const Params& q, std::vector<int64_t>& ids) {
+        const int64_t id = *query_long(q, "customerGroupId", true);
+        ids.push_back(id);
+        return done(state.delete_group(id));
+    }
+
+    Reply update_group(const json& body, std::vector<int64_t>& ids) {
+        const int64_t id = *body_long(body, "customerGroupId", true);
+        ids.push_back(id);
+        auto type = body_long(body, "type", true);
+        auto name = body_string(body, "name", false);
+        auto description = body_string(body, "description", false);
+        auto folder = body_long(body, "groupId", false);
+        return done(state.update_group(id, name, description, folder, static_cast<int>(*type)));
+    }
+
+    Reply simple_query(const Params& q) {
+        auto [current, size] = paging(q);
+        auto folder = query_long(q, "groupId", false);
+        std::string key;
+        if (auto it = q.find("searchKey"); it != q.end()) key = it->second;
+        auto page = state.query_groups(key, folder, current, size);
+        if (page.total == 0 && state.quirks().read.null_data) return ok(json(nullptr));
+        const GroupQuirks quirks = state.quirks().groups;
+        json records = json::array();
+        for (const auto& g : page.records) records.push_back(listed_group(g, quirks));
+        return ok(page_json(page.current, page.size, page.total, std::move(records)));
+    }
+
+    Reply members_page(const Params& q) {
+        const int64_t id = *query_long(q, "customerGroupId", true);
+        auto [current, size] = paging(q);
+        auto o = state.members_page(id, current, size);
+        if (!o.ok()) return fail(o.error);
+        // By hand rather than through json: this is the largest hot reply.
+        const auto& p = o.value;
+        const ReadQuirks read = state.quirks().read;
+        if (p.total == 0 && read.null_data) return ok(json(nullptr));
+        Reply r;
+        r.body.reserve(128 + p.records.size() * 420);
+        r.body += "{\"code\":0,\"msg\":\"success\",\"data\":{\"current\":" + std::to_string(p.current) +
+                  ",\"size\":" + std::to_string(p.size) + ",\"total\":" + std::to_string(p.total) +
+                  ",\"pages\":" + std::to_string((p.total + p.size - 1) / p.size) + ",\"records\":[";
+        for (size_t i = 0; i < p.records.size(); ++i) {
+            if (i) r.body += ',';
+            append_customer_record(r.body, p.records[i], read.customer_id_records);
+        }
+        r.body += "]}}";
+        return r;
+    }
+
+    Reply folder_add(const json& body, std::vector<int64_t>& ids) {
+        require_business_type(body, false);
+        auto name = body_string(body, "name", true);
+        auto parent = body_string(body, "parentCode", false);
+        auto o = state.create_folder(*name, parent.value_or(""));
+        if (!o.ok()) return fail(o.error);
+        ids.push_back(o.value);
+        return ok(o.value);
+    }
+
+    Reply folder_delete(const json& body, std::vector<int64_t>& ids) {
+        require_business_type(body, true);
+        const int64_t id = *body_long(body, "commonGroupId", true);
+        ids.push_back(id);
+        return done(state.delete_folder(id));
+    }
+
+    Reply folder_update(const json& body, std::vector<int64_t>& ids) {
+        require_business_type(body, false);
+        const int64_t id = *body_long(body, "commonGroupId", true);
+        ids.push_back(id);
+        auto name = body_string(body, "name", true);
+        return done(state.update_folder(id, *name));
+    }
+
+    Reply folder_tree(const Params& q) {
+        auto it = q.find("businessType");
+        if (it == q.end() || it->second.empty()) throw BadParam{missing("businessType")};
+        if (it->second != cdp::kBusinessType) throw BadParam{"参数businessType错误"};
+        json data = json::array();
+        for (const auto& f : state.folder_tree()) data.push_back(cdp::to_json(f));
+        return ok(std::move(data));
+    }
+
+    // customerAddGroups, customerDeleteGroups, customerUpdateGroups.
+    Reply customer_groups_write(Ep ep, const json& body, int64_t& customer_id, std::vector<int64_t>& ids) {
+        customer_id = *body_long(body, "customerId", true);
+        ids = body_long_list(body, "customerGroupIdList");
+        if (auto outage = state.take_write_outage()) return envelope(outage->code, outage->msg);
+        if (ep == Ep::customer_add_groups) return done(state.customer_add_groups(customer_id, ids));
+        if (ep == Ep::customer_delete_groups) return done(state.customer_delete_groups(customer_id, ids));
+        return done(state.customer_update_groups(customer_id, ids));
+    }
+
+    Reply groups_by_customer(const Params& q) {
+        const int64_t id = *query_long(q, "customerId", true);
+        const int64_t type = *query_long(q, "type", true);
+        auto o = state.customer_groups(id, static_cast<int>(type));
+        if (!o.ok()) return fail(o.error);
+        if (o.value.empty() && state.quirks().read.null_data) return ok(json(nullptr));
+        json data = json::array();
+        for (const auto& g : o.value) data.push_back(cdp::to_json(g));
+        return ok(std::move(data));
+    }
+
     // ------------------------------------------------------------ the admin API
+
+    // One admin request: its query, and its body parsed when a route asks for it.
+    struct AdminCall {
+        const Params& query;
+        const std::string& body_text;
+        json body() const {
+            json j = json::parse(body_text.empty() ? std::string("{}") : body_text, nullptr, false);
+            if (j.is_discarded()) throw std::invalid_argument("the body is not JSON");
+            return j;
+        }
+    };
+    using AdminHandler = Reply (Impl::*)(const AdminCall&);
+    struct AdminRoute {
+        std::string_view route;
+        http::verb method;
+        AdminHandler handler;
+    };
 
     Reply handle_admin(const http::request<http::string_body>& req, std::string_view route,
                        const Params& q) {
-        const auto m = req.method();
-        auto body = [&] {
-            json j = json::parse(req.body().empty() ? std::string("{}") : req.body(), nullptr, false);
-            if (j.is_discarded()) throw std::invalid_argument("the body is not JSON");
-            return j;
+        using http::verb;
+        static const AdminRoute routes[] = {
+            {"health", verb::get, &Impl::admin_health},
+            {"stats", verb::get, &Impl::admin_stats},
+            {"stats/reset", verb::post, &Impl::admin_reset_stats},
+            {"write-log", verb::get, &Impl::admin_write_log},
+            {"write-log", verb::delete_, &Impl::admin_clear_write_log},
+            {"state", verb::get, &Impl::admin_state},
+            {"reset", verb::post, &Impl::admin_reset},
+            {"quirks", verb::get, &Impl::admin_quirks},
+            {"quirks", verb::put, &Impl::admin_set_quirks},
+            {"faults", verb::get, &Impl::admin_faults},
+            {"faults", verb::put, &Impl::admin_set_faults},
+            {"faults", verb::delete_, &Impl::admin_clear_faults},
+            {"faults/script", verb::post, &Impl::admin_script_faults},
+            {"rate-limit", verb::get, &Impl::admin_rate_limit},
+            {"rate-limit", verb::put, &Impl::admin_set_rate_limit},
+            {"seed", verb::post, &Impl::admin_seed},
+            {"requests", verb::get, &Impl::admin_requests},
         };
-        if (route == "health" && m == http::verb::get) return admin_json({{"ok", true}});
-        if (route == "stats" && m == http::verb::get) return admin_json(stats.to_json());
-        if (route == "stats/reset" && m == http::verb::post) {
-            reset_stats();
-            return admin_json({{"ok", true}});
-        }
-        if (route == "write-log" && m == http::verb::get) {
-            json entries = json::array();
-            auto ep = q.find("endpoint");
-            for (const auto& e : state.write_log()) {
-                if (ep != q.end() && e.endpoint != ep->second &&
-                    e.endpoint.substr(e.endpoint.rfind('/') + 1) != ep->second)
-                    continue;
-                entries.push_back(to_json(e));
-            }
-            return admin_json(std::move(entries));
-        }
-        if (route == "write-log" && m == http::verb::delete_) {
-            state.clear_write_log();
-            return admin_json({{"ok", true}});
-        }
-        if (route == "state" && m == http::verb::get) {
-            if (auto g = q.find("group"); g != q.end()) {
-                auto id = parse_int(g->second);
-                if (!id) return admin_error(400, "group must be an integer");
-                json j = state.dump_group(*id);
-                if (j.is_null()) return admin_error(404, "no group " + g->second);
-                return admin_json(std::move(j));
-            }
-            auto members = q.find("members");
-            return admin_json(state.dump(members == q.end() || members->second != "0"));
-        }
-        if (route == "reset" && m == http::verb::post) {
-            state.reset();
-            reset_stats();
-            std::lock_guard lock(capture_mutex);
-            captured.clear();
-            return admin_json({{"ok", true}});
-        }
-        if (route == "quirks" && m == http::verb::get) return admin_json(state.quirks().to_json());
-        if (route == "quirks" && m == http::verb::put) {
-            state.set_quirks(Quirks::from_json(body(), state.quirks()));
-            return admin_json(state.quirks().to_json());
-        }
-        if (route == "faults" && m == http::verb::get) return admin_json(faults.to_json());
-        if (route == "faults" && m == http::verb::put) {
-            faults.configure(FaultConfig::from_json(body()));
-            return admin_json(faults.to_json());
-        }
-        if (route == "faults" && m == http::verb::delete_) {
-            faults.clear();
-            return admin_json(faults.to_json());
-        }
-        if (route == "faults/script" && m == http::verb::post) {
-            json j = body();
-            if (j.is_array()) {
-                for (const auto& s : j) faults.push_script(scripted_fault_from_json(s));
-            } else {
-                faults.push_script(scripted_fault_from_json(j));
-            }
-            return admin_json(faults.to_json());
-        }
-        if (route == "rate-limit" && m == http::verb::get) return admin_json({{"qps", qps.load()}});
-        if (route == "rate-limit" && m == http::verb::put) {
-            json j = body();
-            if (!j.contains("qps") || !j["qps"].is_number())
-                return admin_error(400, "qps must be a number");
-            qps = j["qps"].get<double>();
-            return admin_json({{"qps", qps.load()}});
-        }
-        if (route == "seed" && m == http::verb::post) return admin_json(seed(body()));
-        if (route == "requests" && m == http::verb::get) {
-            json out = json::array();
-            std::lock_guard lock(capture_mutex);
-            for (const auto& c : captured) {
-                json h = json::object();
-                for (const auto& [k, v] : c.headers) h[k] = v;
-                out.push_back(json{{"method", c.method}, {"target", c.target}, {"headers", h}, {"body", c.body}});
-            }
-            return admin_json(std::move(out));
-        }
-        return admin_error(404, "no admin route " + std::string(http::to_string(m)) + " /__sim/" +
+        const AdminCall call{q, req.body()};
+        for (const auto& r : routes)
+            if (r.route == route && r.method == req.method()) return (this->*r.handler)(call);
+        return admin_error(404, "no admin route " + std::string(http::to_string(req.method())) + " /__sim/" +
                                     std::string(route));
+    }
+
+    Reply admin_health(const AdminCall&) { return admin_json({{"ok", true}}); }
+    Reply admin_stats(const AdminCall&) { return admin_json(stats.to_json()); }
+    Reply admin_reset_stats(const AdminCall&) {
+        reset_stats();
+        return admin_json({{"ok", true}});
+    }
+
+    // ?endpoint= filters by the endpoint's path or its last segment.
+    Reply admin_write_log(const AdminCall& call) {
+        json entries = json::array();
+        auto ep = call.query.find("endpoint");
+        for (const auto& e : state.write_log()) {
+            if (ep != call.query.end() && e.endpoint != ep->second &&
+                e.endpoint.substr(e.endpoint.rfind('/') + 1) != ep->second)
+                continue;
+            entries.push_back(to_json(e));
+        }
+        return admin_json(std::move(entries));
+    }
+
+    Reply admin_clear_write_log(const AdminCall&) {
+        state.clear_write_log();
+        return admin_json({{"ok", true}});
+    }
+
+    // ?group=ID: that group; else everything (?members=0 leaves the members out).
+    Reply admin_state(const AdminCall& call) {
+        const Params& q = call.query;
+        if (auto g = q.find("group"); g != q.end()) {
+            auto id = parse_int(g->second);
+            if (!id) return admin_error(400, "group must be an integer");
+            json j = state.dump_group(*id);
+            if (j.is_null()) return admin_error(404, "no group " + g->second);
+            return admin_json(std::move(j));
+        }
+        auto members = q.find("members");
+        return admin_json(state.dump(members == q.end() || members->second != "0"));
+    }
+
+    Reply admin_reset(const AdminCall&) {
+        state.reset();
+        reset_stats();
+        std::lock_guard lock(capture_mutex);
+        captured.clear();
+        return admin_json({{"ok", true}});
+    }
+
+    Reply admin_quirks(const AdminCall&) { return admin_json(state.quirks().to_json()); }
+    Reply admin_set_quirks(const AdminCall& call) {
+        state.set_quirks(Quirks::from_json(call.body(), state.quirks()));
+        return admin_json(state.quirks().to_json());
+    }
+
+    Reply admin_faults(const AdminCall&) { return admin_json(faults.to_json()); }
+    Reply admin_set_faults(const AdminCall& call) {
+        faults.configure(FaultConfig::from_json(call.body()));
+        return admin_json(faults.to_json());
+    }
+    Reply admin_clear_faults(const AdminCall&) {
+        faults.clear();
+        return admin_json(faults.to_json());
+    }
+    // One scripted fault, or an array of them.
+    Reply admin_script_faults(const AdminCall& call) {
+        json j = call.body();
+        if (j.is_array()) {
+            for (const auto& s : j) faults.push_script(scripted_fault_from_json(s));
+        } else {
+            faults.push_script(scripted_fault_from_json(j));
+        }
+        return admin_json(faults.to_json());
+    }
+
+    Reply admin_rate_limit(const AdminCall&) { return admin_json({{"qps", qps.load()}}); }
+    Reply admin_set_rate_limit(const AdminCall& call) {
+        json j = call.body();
+        if (!j.contains("qps") || !j["qps"].is_number()) return admin_error(400, "qps must be a number");
+        qps = j["qps"].get<double>();
+        return admin_json({{"qps", qps.load()}});
+    }
+
+    Reply admin_seed(const AdminCall& call) { return admin_json(seed(call.body())); }
+
+    Reply admin_requests(const AdminCall&) {
+        json out = json::array();
+        std::lock_guard lock(capture_mutex);
+        for (const auto& c : captured) {
+            json h = json::object();
+            for (const auto& [k, v] : c.headers) h[k] = v;
+            out.push_back(json{{"method", c.method}, {"target", c.target}, {"headers", h}, {"body", c.body}});
+        }
+        return admin_json(std::move(out));
     }
 
     void reset_stats() {
@@ -925,99 +1015,109 @@ struct Server::Impl {
         throw std::invalid_argument(std::string("seed: ") + key + " must be an integer");
     }
 
+    // POST /__sim/seed: folders, groups, customers, memberships, then generated data, each
+    // optional; answers what was made and the totals.
     json seed(const json& j) {
         if (!j.is_object()) throw std::invalid_argument("seed: the body must be an object");
         json out = json::object();
-        if (auto it = j.find("folders"); it != j.end()) {
-            json made = json::array();
-            for (const auto& f : *it) {
-                const std::string parent = f.value("parentCode", std::string());
-                int64_t id = state.add_folder(f.at("name").get<std::string>(), parent);
-                made.push_back(cdp::to_json(*state.folder(id)));
-            }
-            out["folders"] = std::move(made);
-        }
-        if (auto it = j.find("groups"); it != j.end()) {
-            json made = json::array();
-            for (const auto& g : *it) {
-                std::optional<int64_t> folder;
-                if (g.contains("folderId")) folder = need_long(g, "folderId");
-                if (g.contains("folder")) {
-                    auto f = state.find_folder_by_name(g.at("folder").get<std::string>());
-                    if (!f) throw std::invalid_argument("seed: no folder named " + g.at("folder").get<std::string>());
-                    folder = f->id;
-                }
-                int64_t id = state.add_group(g.at("name").get<std::string>(), g.value("description", std::string()),
-                                             folder, g.value("type", cdp::kStaticGroup));
-                made.push_back(cdp::to_json(*state.group(id)));
-            }
-            out["groups"] = std::move(made);
-        }
+        if (auto it = j.find("folders"); it != j.end()) out["folders"] = seed_folders(*it);
+        if (auto it = j.find("groups"); it != j.end()) out["groups"] = seed_groups(*it);
         if (auto it = j.find("customers"); it != j.end()) {
-            if (it->is_array()) {
-                for (const auto& c : *it) {
-                    auto id = cdp::as_long(c);
-                    if (!id) throw std::invalid_argument("seed: customers holds a non-integer");
-                    state.ensure_customer(*id);
-                }
-            } else {
-                state.add_customers(need_long(*it, "first"), need_long(*it, "count"));
-            }
+            seed_customers(*it);
             out["customers"] = state.customer_count();
         }
-        if (auto it = j.find("memberships"); it != j.end()) {
-            std::vector<std::pair<int64_t, int64_t>> pairs;
-            pairs.reserve(it->size());
-            std::map<std::string, int64_t> by_name;
-            for (const auto& m : *it) {
-                if (m.is_array() && m.size() == 2) {
-                    auto c = cdp::as_long(m[0]);
-                    auto g = cdp::as_long(m[1]);
-                    if (!c || !g) throw std::invalid_argument("seed: a membership pair holds a non-integer");
-                    pairs.emplace_back(*c, *g);
-                } else if (m.is_object()) {
-                    int64_t c = need_long(m, "customerId");
-                    int64_t g = 0;
-                    if (m.contains("groupId")) {
-                        g = need_long(m, "groupId");
-                    } else {
-                        const std::string name = m.at("group").get<std::string>();
-                        auto found = by_name.find(name);
-                        if (found == by_name.end()) {
-                            auto groups = state.find_groups_by_name(name);
-                            if (groups.size() != 1)
-                                throw std::invalid_argument("seed: no single group named " + name);
-                            found = by_name.emplace(name, groups.front().id).first;
-                        }
-                        g = found->second;
-                    }
-                    pairs.emplace_back(c, g);
-                } else {
-                    throw std::invalid_argument("seed: a membership is [customerId, groupId] or an object");
-                }
-            }
-            out["memberships"] = state.add_memberships(pairs);
-        }
-        if (auto it = j.find("generate"); it != j.end()) {
-            GenerateSpec spec;
-            const json& g = *it;
-            if (g.contains("first_customer_id")) spec.first_customer_id = need_long(g, "first_customer_id");
-            if (g.contains("customers")) spec.customers = need_long(g, "customers");
-            if (g.contains("groups")) spec.groups = need_long(g, "groups");
-            if (g.contains("smart_groups")) spec.smart_groups = need_long(g, "smart_groups");
-            if (g.contains("memberships")) spec.memberships = need_long(g, "memberships");
-            if (g.contains("seed")) spec.seed = static_cast<uint64_t>(need_long(g, "seed"));
-            if (g.contains("group_name_prefix")) spec.group_name_prefix = g.at("group_name_prefix").get<std::string>();
-            if (g.contains("folderId")) spec.folder_id = need_long(g, "folderId");
-            const auto t0 = Clock::now();
-            auto r = state.generate(spec);
-            out["generated"] = json{
-                {"group_ids", r.group_ids}, {"customers", r.customers}, {"memberships", r.memberships},
-                {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count()}};
-        }
+        if (auto it = j.find("memberships"); it != j.end()) out["memberships"] = seed_memberships(*it);
+        if (auto it = j.find("generate"); it != j.end()) out["generated"] = seed_generate(*it);
         out["totals"] = json{{"customers", state.customer_count()}, {"groups", state.group_count()},
                              {"memberships", state.membership_count()}};
         return out;
+    }
+
+    json seed_folders(const json& folders) {
+        json made = json::array();
+        for (const auto& f : folders) {
+            const std::string parent = f.value("parentCode", std::string());
+            int64_t id = state.add_folder(f.at("name").get<std::string>(), parent);
+            made.push_back(cdp::to_json(*state.folder(id)));
+        }
+        return made;
+    }
+
+    // A group's folder: by id (folderId) or by name (folder).
+    json seed_groups(const json& groups) {
+        json made = json::array();
+        for (const auto& g : groups) {
+            std::optional<int64_t> folder;
+            if (g.contains("folderId")) folder = need_long(g, "folderId");
+            if (g.contains("folder")) {
+                auto f = state.find_folder_by_name(g.at("folder").get<std::string>());
+                if (!f) throw std::invalid_argument("seed: no folder named " + g.at("folder").get<std::string>());
+                folder = f->id;
+            }
+            int64_t id = state.add_group(g.at("name").get<std::string>(), g.value("description", std::string()),
+                                         folder, g.value("type", cdp::kStaticGroup));
+            made.push_back(cdp::to_json(*state.group(id)));
+        }
+        return made;
+    }
+
+    // A list of ids, or {first, count}.
+    void seed_customers(const json& customers) {
+        if (!customers.is_array()) {
+            state.add_customers(need_long(customers, "first"), need_long(customers, "count"));
+            return;
+        }
+        for (const auto& c : customers) {
+            auto id = cdp::as_long(c);
+            if (!id) throw std::invalid_argument("seed: customers holds a non-integer");
+            state.ensure_customer(*id);
+        }
+    }
+
+    json seed_memberships(const json& memberships) {
+        std::vector<std::pair<int64_t, int64_t>> pairs;
+        pairs.reserve(memberships.size());
+        std::map<std::string, int64_t> by_name;
+        for (const auto& m : memberships) pairs.push_back(membership_pair(m, by_name));
+        return state.add_memberships(pairs);
+    }
+
+    // [customerId, groupId], or {customerId, groupId | group: name}; `by_name` caches the
+    // names looked up.
+    std::pair<int64_t, int64_t> membership_pair(const json& m, std::map<std::string, int64_t>& by_name) {
+        if (m.is_array() && m.size() == 2) {
+            auto c = cdp::as_long(m[0]);
+            auto g = cdp::as_long(m[1]);
+            if (!c || !g) throw std::invalid_argument("seed: a membership pair holds a non-integer");
+            return {*c, *g};
+        }
+        if (!m.is_object()) throw std::invalid_argument("seed: a membership is [customerId, groupId] or an object");
+        const int64_t c = need_long(m, "customerId");
+        if (m.contains("groupId")) return {c, need_long(m, "groupId")};
+        const std::string name = m.at("group").get<std::string>();
+        auto found = by_name.find(name);
+        if (found == by_name.end()) {
+            auto groups = state.find_groups_by_name(name);
+            if (groups.size() != 1) throw std::invalid_argument("seed: no single group named " + name);
+            found = by_name.emplace(name, groups.front().id).first;
+        }
+        return {c, found->second};
+    }
+
+    json seed_generate(const json& g) {
+        GenerateSpec spec;
+        if (g.contains("first_customer_id")) spec.first_customer_id = need_long(g, "first_customer_id");
+        if (g.contains("customers")) spec.customers = need_long(g, "customers");
+        if (g.contains("groups")) spec.groups = need_long(g, "groups");
+        if (g.contains("smart_groups")) spec.smart_groups = need_long(g, "smart_groups");
+        if (g.contains("memberships")) spec.memberships = need_long(g, "memberships");
+        if (g.contains("seed")) spec.seed = static_cast<uint64_t>(need_long(g, "seed"));
+        if (g.contains("group_name_prefix")) spec.group_name_prefix = g.at("group_name_prefix").get<std::string>();
+        if (g.contains("folderId")) spec.folder_id = need_long(g, "folderId");
+        const auto t0 = Clock::now();
+        auto r = state.generate(spec);
+        return json{{"group_ids", r.group_ids}, {"customers", r.customers}, {"memberships", r.memberships},
+                    {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count()}};
     }
 };
 

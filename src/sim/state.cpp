@@ -132,6 +132,18 @@ struct State::Data {
         }
         return std::nullopt;
     }
+    // customerAddGroups (adding) or customerDeleteGroups: all of it, or nothing with the refusal.
+    Outcome<None> add_or_remove(int64_t customer_id, const std::vector<int64_t>& group_ids, bool adding) {
+        const char* smart_group_msg = adding ? "智能群组不能手动添加客户" : "智能群组不能手动删除客户";
+        if (auto refusal = refuse_membership_write(customer_id, group_ids, smart_group_msg))
+            return Outcome<None>::failure(*refusal);
+        if (auto refusal = refuse_applied(customer_id, group_ids, adding)) return Outcome<None>::failure(*refusal);
+        for (int64_t gid : group_ids) {
+            if (adding) add(customer_id, *find_group(gid));
+            else remove(customer_id, *find_group(gid));
+        }
+        return {};
+    }
     // Quirk write.max_groups_per_call.
     std::optional<std::string> refuse_over_cap(const std::vector<int64_t>& group_ids) const {
         const int cap = quirks.write.max_groups_per_call;
@@ -654,21 +666,13 @@ Outcome<cdp::Page<int64_t>> State::members_page(int64_t group_id, int64_t curren
 Outcome<None> State::customer_add_groups(int64_t customer_id,
                                          const std::vector<int64_t>& group_ids) {
     std::lock_guard lock(mutex_);
-    if (auto refusal = d_->refuse_membership_write(customer_id, group_ids, "智能群组不能手动添加客户"))
-        return Outcome<None>::failure(*refusal);
-    if (auto refusal = d_->refuse_applied(customer_id, group_ids, true)) return Outcome<None>::failure(*refusal);
-    for (int64_t gid : group_ids) d_->add(customer_id, *d_->find_group(gid));
-    return {};
+    return d_->add_or_remove(customer_id, group_ids, true);
 }
 
 Outcome<None> State::customer_delete_groups(int64_t customer_id,
                                             const std::vector<int64_t>& group_ids) {
     std::lock_guard lock(mutex_);
-    if (auto refusal = d_->refuse_membership_write(customer_id, group_ids, "智能群组不能手动删除客户"))
-        return Outcome<None>::failure(*refusal);
-    if (auto refusal = d_->refuse_applied(customer_id, group_ids, false)) return Outcome<None>::failure(*refusal);
-    for (int64_t gid : group_ids) d_->remove(customer_id, *d_->find_group(gid));
-    return {};
+    return d_->add_or_remove(customer_id, group_ids, false);
 }
 
 Outcome<None> State::customer_update_groups(int64_t customer_id,

@@ -5,6 +5,9 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -302,6 +305,27 @@ TEST_F(Cli, ConfigProblemsExitTwo) {
     CliRun bad = run_raw({"--config", (dir / "bad.yaml").string(), "api", "folders", "tree"});
     EXPECT_EQ(bad.exit_code, 2) << bad.err;
     EXPECT_NE(bad.err.find("bad.yaml"), std::string::npos) << bad.err;
+}
+
+// Every command that loads the configuration says a bad one the same way: its own name, the
+// file, exit 2 before doing anything.
+TEST_F(Cli, EveryCommandSaysABadConfigWithItsNameAndExitsTwo) {
+    std::ofstream(dir / "bad.yaml") << "cdp:\n  base_url: 12\n  bogus_key: 1\n";
+    const std::vector<std::pair<std::vector<std::string>, std::string>> commands = {
+        {{"run"}, "run"},          {{"run", "--once"}, "run"},       {{"resync"}, "resync"},
+        {{"plan"}, "plan"},        {{"status"}, "status"},           {{"retry-failed"}, "retry-failed"},
+        {{"api", "folders", "tree"}, "api"},
+    };
+    for (const auto& [args, name] : commands) {
+        std::vector<std::string> argv{"--config", (dir / "bad.yaml").string()};
+        argv.insert(argv.end(), args.begin(), args.end());
+        CliRun r = run_raw(argv);
+        EXPECT_EQ(r.exit_code, 2) << name << ": " << r.err;
+        EXPECT_EQ(r.err.rfind("cdp-sync " + name + ": ", 0), 0u) << r.err;
+        EXPECT_NE(r.err.find("bad.yaml"), std::string::npos) << r.err;
+        EXPECT_NE(r.err.find("bogus_key"), std::string::npos) << r.err;
+        EXPECT_EQ(r.out, "") << name;
+    }
 }
 
 TEST_F(Cli, ConfigPathFromTheEnvironment) {
