@@ -22,31 +22,14 @@ for a in "$@"; do
   esac
 done
 
-build=${BUILD_DIR:-build/release}
-export CCACHE_BASEDIR="$root" CCACHE_NOHASHDIR=true
-if [ ! -f "$build/build.ninja" ] && [ ! -f "$build/Makefile" ]; then
-  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-fi
-cmake --build "$build" --target cdp-sync scenario_bench -j "$(nproc)" >&2
-
-pgdir=""
-cleanup() {
-  if [ -n "$pgdir" ]; then bash "$root/scripts/pg-cluster.sh" stop "$pgdir" || true; rm -rf "$pgdir"; fi
-}
-trap cleanup EXIT
-if [ -z "${CDP_SYNC_TEST_DSN:-}" ]; then
-  pgdir=$(mktemp -d /tmp/cdp-sync-bench-pg.XXXXXX)
-  CDP_SYNC_TEST_DSN=$(bash scripts/pg-cluster.sh start "$pgdir" "${CDP_SYNC_BENCH_PGPORT:-55441}")
-  chmod 755 "$pgdir"
-fi
-export CDP_SYNC_TEST_DSN
+. bench/common.sh
+bench_build cdp-sync scenario_bench
+bench_postgres
 
 bench="$build/bench/scenario_bench"
 qps=50
 started=$(date -u +%s)
-# What is measured: the commit and any uncommitted source changes built into the binary.
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-dirty=$(git diff --name-only HEAD -- src CMakeLists.txt 2>/dev/null | tr '\n' ' ' | sed 's/ $//')
+commit=$(bench_commit_line)
 rows=()
 skipped=()
 failed=0
@@ -83,13 +66,12 @@ for m in 10000 100000 1000000; do
 done
 
 elapsed=$(($(date -u +%s) - started))
-cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 echo
 echo "## cdp-sync scenario benchmark"
 echo
 echo "- command: \`bench/run.sh${*:+ $*}\` (BUILD_DIR=$build), $(date -u '+%Y-%m-%d %H:%M UTC'), took $((elapsed / 60)) min $((elapsed % 60)) s"
-echo "- commit: $commit${dirty:+ plus uncommitted changes to $dirty} (at the start)"
-echo "- machine: $(nproc) cores, $cpu, load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "- commit: $commit (at the start)"
+echo "- machine: $(bench_machine_line), load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "- data: memberships over 50 groups, 5 per customer; page size 1000, max_in_flight 8; the mirror primed by a resync first; naive = one call per changed membership, sequential"
 echo
 "$bench" --header
