@@ -27,8 +27,8 @@ json leader_json(const store::LeaderInfo& l) {
 
 json run_json(const store::RunRow& r) {
     const auto& c = r.counts;
-    return {{"id", r.id},           {"mode", r.mode},          {"phase", r.phase},
-            {"status", r.status},   {"started_at", r.started_at}, {"seconds", r.seconds},
+    return {{"id", r.id},           {"mode", store::to_string(r.mode)}, {"phase", store::to_string(r.phase)},
+            {"status", store::to_string(r.status)},   {"started_at", r.started_at}, {"seconds", r.seconds},
             {"rows", c.rows_read},  {"adds", c.adds},          {"removes", c.removes},
             {"ops_planned", c.ops_planned}, {"ops_done", c.ops_done}, {"ops_failed", c.ops_failed},
             {"ops_permanent", c.ops_permanent}, {"calls", c.calls}, {"retries", c.retries},

@@ -19,9 +19,9 @@ const char* kRunColumns =
 RunRow read_run(const pqxx::row& r) {
     RunRow run;
     run.id = r[0].as<int64_t>();
-    run.mode = r[1].as<std::string>();
-    run.phase = r[2].as<std::string>();
-    run.status = r[3].as<std::string>();
+    run.mode = parse_run_mode(r[1].as<std::string>());
+    run.phase = parse_run_phase(r[2].as<std::string>());
+    run.status = parse_run_status(r[3].as<std::string>());
     run.force = r[4].as<bool>();
     auto& c = run.counts;
     int i = 5;
@@ -49,18 +49,18 @@ Op read_op(const pqxx::row& r) {
 
 }  // namespace
 
-int64_t Store::create_run(const std::string& mode, bool force) {
+int64_t Store::create_run(RunMode mode, bool force) {
     pqxx::work tx(pq(conn_));
-    auto id = tx.exec_params1(sql("INSERT INTO @.run (mode, force, pid) VALUES ($1, $2, $3) RETURNING id"), mode,
+    auto id = tx.exec_params1(sql("INSERT INTO @.run (mode, force, pid) VALUES ($1, $2, $3) RETURNING id"), to_string(mode),
                               force, static_cast<int>(::getpid()))[0]
                   .as<int64_t>();
     tx.commit();
     return id;
 }
 
-void Store::set_phase(int64_t run_id, const std::string& phase) {
+void Store::set_phase(int64_t run_id, RunPhase phase) {
     pqxx::work tx(pq(conn_));
-    tx.exec_params(sql("UPDATE @.run SET phase = $2 WHERE id = $1"), run_id, phase);
+    tx.exec_params(sql("UPDATE @.run SET phase = $2 WHERE id = $1"), run_id, to_string(phase));
     tx.commit();
 }
 
@@ -76,13 +76,13 @@ void Store::save_counts(int64_t run_id, const RunCounts& c, const json& details)
     tx.commit();
 }
 
-void Store::finish_run(int64_t run_id, const std::string& status, const std::string& error, const RunCounts& c,
+void Store::finish_run(int64_t run_id, RunStatus status, const std::string& error, const RunCounts& c,
                        const json& details) {
     save_counts(run_id, c, details);
     pqxx::work tx(pq(conn_));
     tx.exec_params(sql("UPDATE @.run SET status = $2, error = nullif($3, ''), finished_at = now(),"
                        " phase = CASE WHEN $2 = 'succeeded' THEN 'done' ELSE phase END WHERE id = $1"),
-                   run_id, status, error);
+                   run_id, to_string(status), error);
     tx.commit();
 }
 

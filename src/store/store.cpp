@@ -64,6 +64,28 @@ OpKind parse_op_kind(const std::string& s) {
     throw std::invalid_argument("unknown op kind: " + s);
 }
 
+namespace {
+
+template <typename E, size_t N>
+E parse_word(const char* const (&words)[N], const std::string& s, const char* what) {
+    for (size_t i = 0; i < N; ++i)
+        if (s == words[i]) return static_cast<E>(i);
+    throw std::invalid_argument(std::string("unknown run ") + what + ": " + s);
+}
+
+constexpr const char* kModes[] = {"full", "incremental"};
+constexpr const char* kPhases[] = {"source", "groups", "snapshot", "plan", "apply", "done"};
+constexpr const char* kStatuses[] = {"running", "interrupted", "succeeded", "failed", "blocked", "abandoned"};
+
+}  // namespace
+
+const char* to_string(RunMode mode) { return kModes[static_cast<size_t>(mode)]; }
+const char* to_string(RunPhase phase) { return kPhases[static_cast<size_t>(phase)]; }
+const char* to_string(RunStatus status) { return kStatuses[static_cast<size_t>(status)]; }
+RunMode parse_run_mode(const std::string& s) { return parse_word<RunMode>(kModes, s, "mode"); }
+RunPhase parse_run_phase(const std::string& s) { return parse_word<RunPhase>(kPhases, s, "phase"); }
+RunStatus parse_run_status(const std::string& s) { return parse_word<RunStatus>(kStatuses, s, "status"); }
+
 json SourceStats::to_json() const {
     json ex = json::array();
     for (const auto& e : examples)

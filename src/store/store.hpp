@@ -199,11 +199,25 @@ struct RunCounts {
     int64_t drift_corrections = 0;  // groups re-read because simpleQuery's count differed from the mirror
 };
 
+// The run row's state: enums here, the same words as text in the run table.
+enum class RunMode { full, incremental };
+enum class RunPhase { source, groups, snapshot, plan, apply, done };
+// What the run row records. sync::RunStatus is a run's outcome for its caller (exit codes;
+// `busy` has no row, `running` and `abandoned` are no outcome).
+enum class RunStatus { running, interrupted, succeeded, failed, blocked, abandoned };
+const char* to_string(RunMode mode);
+const char* to_string(RunPhase phase);
+const char* to_string(RunStatus status);
+// Throw std::invalid_argument on a word that is none of the enum's.
+RunMode parse_run_mode(const std::string& s);
+RunPhase parse_run_phase(const std::string& s);
+RunStatus parse_run_status(const std::string& s);
+
 struct RunRow {
     int64_t id = 0;
-    std::string mode;    // full, incremental
-    std::string phase;   // source, groups, snapshot, plan, apply, done
-    std::string status;  // running, interrupted, succeeded, failed, blocked, abandoned
+    RunMode mode = RunMode::full;
+    RunPhase phase = RunPhase::source;
+    RunStatus status = RunStatus::running;
     bool force = false;
     RunCounts counts;
     std::string error;
@@ -348,10 +362,10 @@ public:
     void journal_plan(int64_t run_id, const RunCounts& counts, const CarryOver& carry = {});
 
     // --- journal.cpp
-    int64_t create_run(const std::string& mode, bool force);
-    void set_phase(int64_t run_id, const std::string& phase);
+    int64_t create_run(RunMode mode, bool force);
+    void set_phase(int64_t run_id, RunPhase phase);
     void save_counts(int64_t run_id, const RunCounts& counts, const json& details);
-    void finish_run(int64_t run_id, const std::string& status, const std::string& error,
+    void finish_run(int64_t run_id, RunStatus status, const std::string& error,
                     const RunCounts& counts, const json& details);
     // A run stopped on request: resumable like a killed one (interrupted_run finds it).
     void interrupt_run(int64_t run_id, const std::string& why, const RunCounts& counts, const json& details);
