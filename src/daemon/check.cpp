@@ -7,12 +7,13 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <fmt/format.h>
-#include <pqxx/pqxx>
 
 #include "cdp/api.hpp"
 #include "config/config.hpp"
 #include "config/text.hpp"
 #include "config/token.hpp"
+#include "store/control.hpp"
+#include "store/status.hpp"
 #include "store/store.hpp"
 #include "sync/identity.hpp"
 
@@ -93,25 +94,18 @@ int run_checks(const std::filesystem::path& path, std::ostream& out) {
     // PostgreSQL.
     const std::string dsn = store::redact_dsn(cfg.database.dsn);
     try {
-        pqxx::connection conn(cfg.database.dsn);
-        pqxx::nontransaction tx(conn);
-        auto v = tx.exec1("SELECT current_setting('server_version'), current_user, current_database()");
-        r.ok(fmt::format("PostgreSQL {} reachable ({}) as user {} in database {}", v[0].c_str(), dsn, v[1].c_str(),
-                         v[2].c_str()));
+        auto conn = store::connect_control(cfg.database.dsn, "cdp-sync check");
         const auto& schema = cfg.database.schema;
-        auto s = tx.exec_params1(
-            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1),"
-            " CASE WHEN EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)"
-            " THEN has_schema_privilege($1, 'CREATE') ELSE has_database_privilege(current_database(), 'CREATE') END",
-            schema);
-        tx.commit();
-        if (!s[1].as<bool>())
+        const auto facts = store::server_facts(*conn, schema);
+        r.ok(fmt::format("PostgreSQL {} reachable ({}) as user {} in database {}", facts.version, dsn, facts.user,
+                         facts.database));
+        if (!facts.can_create)
             r.fail(fmt::format("user cannot create tables in schema {} (grant CREATE on the {})", schema,
-                               s[0].as<bool>() ? "schema" : "database"));
+                               facts.schema_exists ? "schema" : "database"));
         else
-            r.ok(fmt::format("schema {} {}", schema, s[0].as<bool>() ? "exists and is writable" : "will be created on the first run"));
+            r.ok(fmt::format("schema {} {}", schema, facts.schema_exists ? "exists and is writable" : "will be created on the first run"));
         // The run's own validation: check accepts exactly the queries a run accepts.
-        for (const auto& q : store::check_source_queries(conn, cfg.database)) {
+        for (const auto& q : store::check_source_queries(*conn, cfg.database)) {
             if (q.problem.empty()) r.ok(q.key + " runs as a sync would run it");
             else r.fail(fmt::format("{} does not run: {}", q.key, q.problem));
         }

@@ -21,18 +21,18 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
-#include <pqxx/except>
 
 #include "cdp/api.hpp"
 #include "config/logging.hpp"
 #include "config/text.hpp"
-#include "daemon/control.hpp"
 #include "daemon/metrics.hpp"
 #include "daemon/metrics_server.hpp"
 #include "daemon/notify.hpp"
 #include "daemon/run_monitor.hpp"
 #include "daemon/schedule.hpp"
 #include "daemon/signals.hpp"
+#include "store/control.hpp"
+#include "store/status.hpp"
 #include "store/store.hpp"
 #include "sync/engine.hpp"
 
@@ -132,13 +132,14 @@ private:
             try {
                 if (!control_->leading() && !become_leader()) wait = standby_period(cfg_);
                 else co_await lead();
-            } catch (const pqxx::failure& e) {
-                lose_control(e.what());
-                wait = pg_backoff_.next();
             } catch (const std::exception& e) {
-                // Not expected; still no reason to stop the service.
-                wait = run_backoff_.next();
-                log_->error("unexpected error: {}; going on in {}", text::one_line(e.what()), seconds_text(*wait));
+                if (store::is_db_error(e)) {
+                    lose_control(e.what());
+                    wait = pg_backoff_.next();
+                } else {  // not expected; still no reason to stop the service
+                    wait = run_backoff_.next();
+                    log_->error("unexpected error: {}; going on in {}", text::one_line(e.what()), seconds_text(*wait));
+                }
             }
             if (wait) co_await wait_for(*wait);
         }
@@ -176,7 +177,7 @@ private:
 
     bool open_control() {
         try {
-            control_ = std::make_unique<Control>(cfg_.database.dsn, cfg_.database.schema, log_);
+            control_ = std::make_unique<store::Control>(cfg_.database.dsn, cfg_.database.schema, log_);
             postgres_.ok(Clock::now());
             pg_backoff_.reset();
             watch_notify();
@@ -212,7 +213,7 @@ private:
     bool become_leader() {
         if (!control_->try_lead()) {
             std::string who = "another cdp-sync";
-            if (auto l = current_leader(control_->connection(), cfg_.database.schema); l && l->pid)
+            if (auto l = store::current_leader(control_->connection(), cfg_.database.schema); l && l->pid)
                 who = fmt::format("pid {} on {}", *l->pid, l->host.empty() ? "?" : l->host);
             if (!standby_) log_->info("standby: {} leads schema {}; taking over when it stops", who, cfg_.database.schema);
             standby_ = true;
@@ -263,7 +264,8 @@ private:
                 wake_.cancel();
             }
             return true;
-        } catch (const pqxx::failure& e) {
+        } catch (const std::exception& e) {
+            if (!store::is_db_error(e)) throw;
             control_failed(e.what());
             return false;
         }
@@ -309,9 +311,8 @@ private:
             auto value = control_->change_value(cfg_.database.change_query);
             change_query_.ok(now);
             return value;
-        } catch (const pqxx::broken_connection&) {
-            throw;
         } catch (const std::exception& e) {
+            if (store::classify_db_error(e) == store::DbError::connection_lost) throw;
             change_query_.failed(text::one_line(e.what()), "diffing at every poll until it works", now);
             return std::nullopt;
         }
@@ -333,7 +334,7 @@ private:
         else last_ok_value_.reset();
     }
 
-    net::awaitable<void> run_requested(const ResyncRequest& request) {
+    net::awaitable<void> run_requested(const store::ResyncRequest& request) {
         log_->info("resync request {} from {}{}", request.id, request.requested_by.empty() ? "?" : request.requested_by,
                    request.force ? " (--force)" : "");
         sync::RunRequest r;
@@ -475,16 +476,17 @@ private:
         monitor_timer_.async_wait([this](const boost::system::error_code& ec) {
             if (ec || !run_active_ || !control_ || control_broken_) return;
             try {
-                if (auto p = running_run(control_->connection(), cfg_.database.schema)) {
+                if (auto p = store::running_run(control_->connection(), cfg_.database.schema)) {
                     const std::string line = monitor_->line(*p, Clock::now());
                     log_->info("{}", line);
-                    set_leader_phase(control_->connection(), cfg_.database.schema, line);
+                    store::set_leader_phase(control_->connection(), cfg_.database.schema, line);
                     notifier_.status("leader: " + line);
                 }
-            } catch (const pqxx::broken_connection& e) {
-                control_failed(e.what());
-                return;
             } catch (const std::exception& e) {
+                if (store::classify_db_error(e) == store::DbError::connection_lost) {
+                    control_failed(e.what());
+                    return;
+                }
                 log_->debug("progress: {}", text::one_line(e.what()));
             }
             if (!take_notified()) return;  // the queries above may have read a notification
@@ -672,7 +674,7 @@ private:
     SystemdNotifier notifier_;
     LoopSignals signals_;
     net::steady_timer wake_{io_}, watchdog_timer_{io_}, grace_timer_{io_}, drain_timer_{io_}, monitor_timer_{io_};
-    std::unique_ptr<Control> control_;
+    std::unique_ptr<store::Control> control_;
     std::optional<net::posix::stream_descriptor> notify_socket_;
     uint64_t notify_generation_ = 0;
     bool control_broken_ = false;

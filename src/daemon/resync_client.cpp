@@ -8,17 +8,18 @@
 #include <thread>
 
 #include <fmt/format.h>
-#include <pqxx/pqxx>
 
 #include "config/logging.hpp"
 #include "config/text.hpp"
-#include "daemon/control.hpp"
+#include "store/control.hpp"
+#include "store/status.hpp"
 
 namespace cdpsync::daemon {
 namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
+using store::RunProgress;
 
 std::string bar(const RunProgress& p) {
     constexpr int width = 30;
@@ -47,7 +48,7 @@ DaemonResync finished(int exit_code) { return DaemonResync{Kind::finished, exit_
 
 // Waits for request `id` on `conn` until the daemon finished it (or withdraws it when the
 // daemon went away before taking it). Throws when PostgreSQL fails meanwhile.
-DaemonResync wait_for_request(pqxx::connection& conn, const std::string& schema, int64_t id, const ResyncAsk& ask,
+DaemonResync wait_for_request(store::Connection& conn, const std::string& schema, int64_t id, const ResyncAsk& ask,
                               std::ostream& out, std::ostream& err) {
     // A plain time point and a flag: GCC 12 warns (wrongly) about an optional one here.
     Clock::time_point no_leader_since{};
@@ -55,7 +56,7 @@ DaemonResync wait_for_request(pqxx::connection& conn, const std::string& schema,
     std::string last_line;
     bool drew = false;
     while (true) {
-        auto request = get_resync(conn, schema, id);
+        auto request = store::get_resync(conn, schema, id);
         if (!request) {
             err << "the resync request disappeared (deleted by hand?)\n";
             return finished(1);
@@ -68,16 +69,16 @@ DaemonResync wait_for_request(pqxx::connection& conn, const std::string& schema,
             return finished(request->exit_code.value_or(1));
         }
         if (!request->started) {
-            if (current_leader(conn, schema)) {
+            if (store::current_leader(conn, schema)) {
                 leaderless = false;
             } else if (!leaderless) {
                 leaderless = true;
                 no_leader_since = Clock::now();
-            } else if (Clock::now() - no_leader_since > 10s && withdraw_resync(conn, schema, id)) {
+            } else if (Clock::now() - no_leader_since > 10s && store::withdraw_resync(conn, schema, id)) {
                 if (drew) err << "\n";
                 return DaemonResync{Kind::not_queued, 1, "the daemon went away before taking the request"};
             }
-        } else if (auto p = running_run(conn, schema)) {
+        } else if (auto p = store::running_run(conn, schema)) {
             const std::string line = bar(*p);
             if (ask.progress_bar) {
                 err << "\r" << line << "\033[K" << std::flush;
@@ -96,25 +97,25 @@ DaemonResync wait_for_request(pqxx::connection& conn, const std::string& schema,
 DaemonResync resync_through_daemon(const config::Config& cfg, const ResyncAsk& ask, std::ostream& out,
                                    std::ostream& err) {
     const auto& schema = cfg.database.schema;
-    std::unique_ptr<pqxx::connection> conn;
+    std::unique_ptr<store::Connection> conn;
     int64_t id = 0;
     try {
-        conn = connect(cfg.database.dsn, "cdp-sync resync");
-        auto leader = current_leader(*conn, schema);
+        conn = store::connect_control(cfg.database.dsn, "cdp-sync resync");
+        auto leader = store::current_leader(*conn, schema);
         if (!leader) return DaemonResync{Kind::not_queued, 1, ""};
-        ensure_daemon_tables(*conn, schema);
+        store::ensure_daemon_tables(*conn, schema);
         char host[256] = {};
         ::gethostname(host, sizeof host - 1);
-        id = enqueue_resync(*conn, schema, fmt::format("cdp-sync resync (pid {} on {})", ::getpid(), host), ask.force,
+        id = store::enqueue_resync(*conn, schema, fmt::format("cdp-sync resync (pid {} on {})", ::getpid(), host), ask.force,
                             ask.only_groups);
         err << fmt::format("a cdp-sync daemon (pid {} on {}) leads schema {}: asked it for a full resync (request {}); "
                            "waiting for it\n",
                            leader->pid ? std::to_string(*leader->pid) : "?", leader->host.empty() ? "?" : leader->host,
                            schema, id)
             << std::flush;
-    } catch (const pqxx::in_doubt_error& e) {  // the commit of the request: it may be queued
-        return DaemonResync{Kind::lost, 1, "the resync request may be queued: " + text::one_line(e.what())};
     } catch (const std::exception& e) {
+        if (store::classify_db_error(e) == store::DbError::commit_in_doubt)  // the request may be queued
+            return DaemonResync{Kind::lost, 1, "the resync request may be queued: " + text::one_line(e.what())};
         return DaemonResync{Kind::not_queued, 1, text::one_line(e.what())};
     }
     try {
@@ -129,13 +130,13 @@ DaemonResync resync_through_daemon(const config::Config& cfg, const ResyncAsk& a
 
 TerminalProgress::TerminalProgress(const config::Config& cfg, std::ostream&, std::optional<int64_t> snapshot_id) {
     thread_ = std::jthread([dsn = cfg.database.dsn, schema = cfg.database.schema, snapshot_id](std::stop_token stop) {
-        std::unique_ptr<pqxx::connection> conn;
+        std::unique_ptr<store::Connection> conn;
         std::mutex mutex;
         std::condition_variable_any cv;
         while (!stop.stop_requested()) {
             try {
-                if (!conn) conn = connect(dsn, "cdp-sync progress");
-                auto p = snapshot_id ? snapshot_progress(*conn, schema, *snapshot_id) : running_run(*conn, schema);
+                if (!conn) conn = store::connect_control(dsn, "cdp-sync progress");
+                auto p = snapshot_id ? store::snapshot_progress(*conn, schema, *snapshot_id) : store::running_run(*conn, schema);
                 if (p) logging::set_status_line(bar(*p));
             } catch (const std::exception&) {
                 conn.reset();

@@ -4,7 +4,7 @@
 
 namespace cdpsync::daemon {
 
-std::string RunMonitor::line(const RunProgress& p, std::chrono::steady_clock::time_point now) {
+std::string RunMonitor::line(const store::RunProgress& p, std::chrono::steady_clock::time_point now) {
     std::string line = fmt::format("run {} ({}) {}", p.run_id, label_, p.phase);
     if (p.phase == "apply" && p.total > 0) {
         const double secs = std::chrono::duration<double>(now - last_tick_).count();

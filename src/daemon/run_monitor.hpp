@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <string>
 
-#include "daemon/control.hpp"
+#include "store/status.hpp"
 
 namespace cdpsync::daemon {
 
@@ -17,7 +17,7 @@ public:
     explicit RunMonitor(std::string label) : label_(std::move(label)) {}
 
     // The line for `progress` read at `now`; the rate counts from the previous call.
-    std::string line(const RunProgress& progress, std::chrono::steady_clock::time_point now);
+    std::string line(const store::RunProgress& progress, std::chrono::steady_clock::time_point now);
 
 private:
     std::string label_;

@@ -3,9 +3,9 @@
 #include <cmath>
 
 #include <fmt/format.h>
-#include <pqxx/pqxx>
 
-#include "daemon/control.hpp"
+#include "store/control.hpp"
+#include "store/status.hpp"
 #include "store/store.hpp"
 
 namespace cdpsync::daemon {
@@ -13,24 +13,26 @@ namespace {
 
 using json = nlohmann::json;
 
-json opt(const pqxx::field& f) {
-    if (f.is_null()) return nullptr;
-    return f.as<double>();
+template <typename T>
+json opt(const std::optional<T>& v) {
+    return v ? json(*v) : json(nullptr);
 }
 
-// Failed/permanent ops whose next attempt is ahead: how many, why, when the next one is due.
-json waiting_ops(pqxx::work& tx, const std::string& q, const std::string& schema) {
-    json out = json::array();
-    if (!tx.exec1("SELECT count(*) FROM information_schema.columns WHERE table_schema = " + tx.quote(schema) +
-                  " AND table_name = 'op' AND column_name = 'next_attempt_at'")[0].as<bool>())
-        return out;
-    for (const auto& r : tx.exec("SELECT state, coalesce(nullif(msg, ''), '(no message)'), count(*),"
-                                 " extract(epoch FROM min(next_attempt_at) - now())::float8 FROM " + q +
-                                 ".op WHERE state IN ('failed', 'permanent') AND next_attempt_at > now()"
-                                 " GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 5"))
-        out.push_back({{"state", r[0].as<std::string>()}, {"msg", r[1].as<std::string>()},
-                       {"count", r[2].as<int64_t>()}, {"next_in_s", r[3].as<double>()}});
-    return out;
+json leader_json(const store::LeaderInfo& l) {
+    return {{"backend_pid", l.backend_pid},       {"host", l.host},
+            {"phase", l.phase},                   {"pid", opt(l.pid)},
+            {"phase_seconds", opt(l.phase_seconds)}, {"heartbeat_age_s", opt(l.heartbeat_age_s)},
+            {"next_full_in_s", opt(l.next_full_in_s)}, {"leader_for_s", opt(l.leader_for_s)}};
+}
+
+json run_json(const store::RunRow& r) {
+    const auto& c = r.counts;
+    return {{"id", r.id},           {"mode", store::to_string(r.mode)}, {"phase", store::to_string(r.phase)},
+            {"status", store::to_string(r.status)},   {"started_at", r.started_at}, {"seconds", r.seconds},
+            {"rows", c.rows_read},  {"adds", c.adds},          {"removes", c.removes},
+            {"ops_planned", c.ops_planned}, {"ops_done", c.ops_done}, {"ops_failed", c.ops_failed},
+            {"ops_permanent", c.ops_permanent}, {"calls", c.calls}, {"retries", c.retries},
+            {"failures", c.failures}, {"error", r.error}};
 }
 
 std::string ago(const json& seconds) {
@@ -46,87 +48,33 @@ std::string ago(const json& seconds) {
 
 json collect_status(const config::Config& cfg, int runs) {
     const std::string& schema = cfg.database.schema;
-    if (!store::is_plain_identifier(schema)) throw std::invalid_argument("database.schema is not a plain identifier");
-    const std::string q = "\"" + schema + "\"";
-    auto conn = connect(cfg.database.dsn, "cdp-sync status");
+    auto conn = store::connect_control(cfg.database.dsn, "cdp-sync status");
+    const auto f = store::read_status(*conn, schema, runs);
     json out;
     out["schema"] = schema;
     out["database"] = store::redact_dsn(cfg.database.dsn);
-
-    if (auto l = current_leader(*conn, schema)) {
-        json j{{"backend_pid", l->backend_pid}, {"host", l->host}, {"phase", l->phase}};
-        j["pid"] = l->pid ? json(*l->pid) : json(nullptr);
-        j["phase_seconds"] = l->phase_seconds ? json(*l->phase_seconds) : json(nullptr);
-        j["heartbeat_age_s"] = l->heartbeat_age_s ? json(*l->heartbeat_age_s) : json(nullptr);
-        j["next_full_in_s"] = l->next_full_in_s ? json(*l->next_full_in_s) : json(nullptr);
-        j["leader_for_s"] = l->leader_for_s ? json(*l->leader_for_s) : json(nullptr);
-        out["leader"] = j;
-    } else {
-        out["leader"] = nullptr;
-    }
-
-    pqxx::work tx(*conn);
-    auto exists = [&](const std::string& table) {
-        return tx.exec_params1("SELECT to_regclass($1) IS NOT NULL", schema + "." + table)[0].as<bool>();
-    };
+    out["leader"] = f.leader ? leader_json(*f.leader) : json(nullptr);
     out["runs"] = json::array();
-    out["last_success_s"] = nullptr;
+    for (const auto& r : f.runs) out["runs"].push_back(run_json(r));
+    out["last_success_s"] = opt(f.last_success_s);
+    if (f.has_runs) out["last_full_success_s"] = opt(f.last_full_success_s);
     out["ops"] = {{"pending", 0}, {"failed", 0}, {"permanent", 0}, {"top_errors", json::array()}};
-    out["resync"] = {{"queued", 0}, {"running", 0}};
-    if (exists("run")) {
-        for (const auto& r : tx.exec_params(
-                 "SELECT id, mode, phase, status, to_char(started_at, 'YYYY-MM-DD HH24:MI:SS'),"
-                 " extract(epoch FROM coalesce(finished_at, now()) - started_at)::float8,"
-                 " rows_read, adds, removes, ops_planned, ops_done, ops_failed, ops_permanent, calls, retries,"
-                 " failures, coalesce(error, '') FROM " + q + ".run ORDER BY id DESC LIMIT $1",
-                 runs)) {
-            out["runs"].push_back({{"id", r[0].as<int64_t>()}, {"mode", r[1].as<std::string>()},
-                                   {"phase", r[2].as<std::string>()}, {"status", r[3].as<std::string>()},
-                                   {"started_at", r[4].as<std::string>()}, {"seconds", r[5].as<double>()},
-                                   {"rows", r[6].as<int64_t>()}, {"adds", r[7].as<int64_t>()},
-                                   {"removes", r[8].as<int64_t>()}, {"ops_planned", r[9].as<int64_t>()},
-                                   {"ops_done", r[10].as<int64_t>()}, {"ops_failed", r[11].as<int64_t>()},
-                                   {"ops_permanent", r[12].as<int64_t>()}, {"calls", r[13].as<int64_t>()},
-                                   {"retries", r[14].as<int64_t>()}, {"failures", r[15].as<int64_t>()},
-                                   {"error", r[16].as<std::string>()}});
-        }
-        auto s = tx.exec1("SELECT extract(epoch FROM now() - max(finished_at))::float8 FROM " + q +
-                          ".run WHERE status = 'succeeded'");
-        out["last_success_s"] = opt(s[0]);
-        auto f = tx.exec1("SELECT extract(epoch FROM now() - max(finished_at))::float8 FROM " + q +
-                          ".run WHERE status = 'succeeded' AND mode = 'full'");
-        out["last_full_success_s"] = opt(f[0]);
+    for (const auto& [state, n] : f.open_ops) out["ops"][state] = n;
+    for (const auto& e : f.top_errors)
+        out["ops"]["top_errors"].push_back({{"msg", e.msg}, {"count", e.count}, {"example_customer", e.example_customer},
+                                            {"state", e.state}, {"http_status", opt(e.http_status)},
+                                            {"cdp_code", opt(e.cdp_code)}});
+    if (f.has_ops) {
+        out["ops"]["waiting"] = json::array();
+        for (const auto& w : f.waiting)
+            out["ops"]["waiting"].push_back(
+                {{"state", w.state}, {"msg", w.msg}, {"count", w.count}, {"next_in_s", w.next_in_s}});
     }
-    if (exists("op")) {
-        for (const auto& r : tx.exec("SELECT state, count(*) FROM " + q +
-                                     ".op WHERE state IN ('pending', 'failed', 'permanent') GROUP BY state"))
-            out["ops"][r[0].as<std::string>()] = r[1].as<int64_t>();
-        for (const auto& r : tx.exec("SELECT coalesce(nullif(msg, ''), '(no message)'), http_status, cdp_code,"
-                                     " count(*), min(customer_id), max(state) FROM " + q +
-                                     ".op WHERE state IN ('failed', 'permanent')"
-                                     " GROUP BY 1, 2, 3 ORDER BY 4 DESC LIMIT 5")) {
-            json e{{"msg", r[0].as<std::string>()}, {"count", r[3].as<int64_t>()},
-                   {"example_customer", r[4].as<int64_t>()}, {"state", r[5].as<std::string>()}};
-            e["http_status"] = r[1].is_null() ? json(nullptr) : json(r[1].as<int>());
-            e["cdp_code"] = r[2].is_null() ? json(nullptr) : json(r[2].as<int>());
-            out["ops"]["top_errors"].push_back(e);
-        }
-        out["ops"]["waiting"] = waiting_ops(tx, q, schema);
+    if (f.breaker) {
+        out["breaker"] = {{"state", f.breaker->state}, {"reason", f.breaker->reason}, {"since", f.breaker->since}};
+        out["max_groups_per_call_learned"] = opt(f.breaker->max_groups_per_call);
     }
-    if (exists("cdp_state")) {
-        auto b = tx.exec1("SELECT breaker, breaker_reason, to_char(breaker_since, 'YYYY-MM-DD HH24:MI:SS'),"
-                          " max_groups_per_call FROM " + q + ".cdp_state");
-        out["breaker"] = {{"state", b[0].as<std::string>()}, {"reason", b[1].as<std::string>()},
-                          {"since", b[2].as<std::string>()}};
-        out["max_groups_per_call_learned"] = b[3].is_null() ? json(nullptr) : json(b[3].as<int>());
-    }
-    if (exists("resync_request")) {
-        auto r = tx.exec1("SELECT count(*) FILTER (WHERE started_at IS NULL),"
-                          " count(*) FILTER (WHERE started_at IS NOT NULL AND finished_at IS NULL) FROM " + q +
-                          ".resync_request");
-        out["resync"] = {{"queued", r[0].as<int64_t>()}, {"running", r[1].as<int64_t>()}};
-    }
-    tx.commit();
+    out["resync"] = {{"queued", f.resync_queued}, {"running", f.resync_running}};
     return out;
 }
 

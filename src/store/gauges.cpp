@@ -1,6 +1,7 @@
 // Read-only figures for monitoring (the daemon's metrics), read after each run.
 #include <pqxx/pqxx>
 
+#include "store/pq.hpp"
 #include "store/store.hpp"
 
 namespace cdpsync::store {
@@ -12,7 +13,7 @@ OpenOpCounts Store::open_op_counts() {
         out.by_state[s] = 0;
         states += std::string(states.empty() ? "" : ", ") + "'" + s + "'";
     }
-    pqxx::read_transaction tx(*conn_);
+    pqxx::read_transaction tx(pq(conn_));
     for (const auto& row : tx.exec(sql("SELECT state, count(*) FROM @.op WHERE state IN (" + states + ") GROUP BY state")))
         out.by_state[row[0].as<std::string>()] = row[1].as<int64_t>();
     out.mirror_memberships = tx.exec1(sql("SELECT count(*) FROM @.remote_member"))[0].as<int64_t>();

@@ -4,6 +4,7 @@
 #include <pqxx/pqxx>
 
 #include "store/outcomes.hpp"
+#include "store/pq.hpp"
 #include "store/store.hpp"
 
 namespace cdpsync::store {
@@ -12,14 +13,15 @@ namespace {
 const char* kRunColumns =
     "id, mode, phase, status, force, rows_read, rows_rejected, duplicates, adds, removes, ops_planned,"
     " ops_done, ops_failed, ops_permanent, calls, retries, failures, member_pages, groups_created,"
-    " group_errors, drift_corrections, coalesce(error, ''), details::text";
+    " group_errors, drift_corrections, coalesce(error, ''), details::text,"
+    " to_char(started_at, 'YYYY-MM-DD HH24:MI:SS'), extract(epoch FROM coalesce(finished_at, now()) - started_at)::float8";
 
 RunRow read_run(const pqxx::row& r) {
     RunRow run;
     run.id = r[0].as<int64_t>();
-    run.mode = r[1].as<std::string>();
-    run.phase = r[2].as<std::string>();
-    run.status = r[3].as<std::string>();
+    run.mode = parse_run_mode(r[1].as<std::string>());
+    run.phase = parse_run_phase(r[2].as<std::string>());
+    run.status = parse_run_status(r[3].as<std::string>());
     run.force = r[4].as<bool>();
     auto& c = run.counts;
     int i = 5;
@@ -28,7 +30,9 @@ RunRow read_run(const pqxx::row& r) {
                        &c.member_pages, &c.groups_created, &c.group_errors, &c.drift_corrections})
         *f = r[i++].as<int64_t>();
     run.error = r[i++].as<std::string>();
-    run.details = json::parse(r[i].as<std::string>());
+    run.details = json::parse(r[i++].as<std::string>());
+    run.started_at = r[i++].as<std::string>();
+    run.seconds = r[i].as<double>();
     return run;
 }
 
@@ -45,23 +49,23 @@ Op read_op(const pqxx::row& r) {
 
 }  // namespace
 
-int64_t Store::create_run(const std::string& mode, bool force) {
-    pqxx::work tx(*conn_);
-    auto id = tx.exec_params1(sql("INSERT INTO @.run (mode, force, pid) VALUES ($1, $2, $3) RETURNING id"), mode,
+int64_t Store::create_run(RunMode mode, bool force) {
+    pqxx::work tx(pq(conn_));
+    auto id = tx.exec_params1(sql("INSERT INTO @.run (mode, force, pid) VALUES ($1, $2, $3) RETURNING id"), to_string(mode),
                               force, static_cast<int>(::getpid()))[0]
                   .as<int64_t>();
     tx.commit();
     return id;
 }
 
-void Store::set_phase(int64_t run_id, const std::string& phase) {
-    pqxx::work tx(*conn_);
-    tx.exec_params(sql("UPDATE @.run SET phase = $2 WHERE id = $1"), run_id, phase);
+void Store::set_phase(int64_t run_id, RunPhase phase) {
+    pqxx::work tx(pq(conn_));
+    tx.exec_params(sql("UPDATE @.run SET phase = $2 WHERE id = $1"), run_id, to_string(phase));
     tx.commit();
 }
 
 void Store::save_counts(int64_t run_id, const RunCounts& c, const json& details) {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     tx.exec_params(sql("UPDATE @.run SET rows_read = $2, rows_rejected = $3, duplicates = $4, adds = $5,"
                        " removes = $6, ops_planned = $7, ops_done = $8, ops_failed = $9, ops_permanent = $10,"
                        " calls = $11, retries = $12, failures = $13, member_pages = $14, groups_created = $15,"
@@ -72,25 +76,25 @@ void Store::save_counts(int64_t run_id, const RunCounts& c, const json& details)
     tx.commit();
 }
 
-void Store::finish_run(int64_t run_id, const std::string& status, const std::string& error, const RunCounts& c,
+void Store::finish_run(int64_t run_id, RunStatus status, const std::string& error, const RunCounts& c,
                        const json& details) {
     save_counts(run_id, c, details);
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     tx.exec_params(sql("UPDATE @.run SET status = $2, error = nullif($3, ''), finished_at = now(),"
                        " phase = CASE WHEN $2 = 'succeeded' THEN 'done' ELSE phase END WHERE id = $1"),
-                   run_id, status, error);
+                   run_id, to_string(status), error);
     tx.commit();
 }
 
 void Store::interrupt_run(int64_t run_id, const std::string& why, const RunCounts& c, const json& details) {
     save_counts(run_id, c, details);
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     tx.exec_params(sql("UPDATE @.run SET status = 'interrupted', error = $2 WHERE id = $1"), run_id, why);
     tx.commit();
 }
 
 std::optional<RunRow> Store::run(int64_t run_id) {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     auto r = tx.exec_params(sql(std::string("SELECT ") + kRunColumns + " FROM @.run WHERE id = $1"), run_id);
     tx.commit();
     if (r.empty()) return std::nullopt;
@@ -98,7 +102,7 @@ std::optional<RunRow> Store::run(int64_t run_id) {
 }
 
 std::optional<RunRow> Store::interrupted_run() {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     auto r = tx.exec(sql(std::string("SELECT ") + kRunColumns +
                          " FROM @.run WHERE status IN ('running', 'interrupted') ORDER BY id DESC LIMIT 1"));
     if (r.empty()) {
@@ -116,24 +120,27 @@ std::optional<RunRow> Store::interrupted_run() {
     return run;
 }
 
-std::vector<RunRow> Store::recent_runs(int limit) {
-    pqxx::work tx(*conn_);
+std::vector<RunRow> recent_runs(Connection& conn, const std::string& schema, int limit) {
+    pqxx::work tx(pq(conn));
     std::vector<RunRow> out;
-    for (const auto& r : tx.exec_params(sql(std::string("SELECT ") + kRunColumns + " FROM @.run ORDER BY id DESC LIMIT $1"), limit))
-        out.push_back(read_run(r));
+    const std::string q = with_schema(std::string("SELECT ") + kRunColumns + " FROM @.run ORDER BY id DESC LIMIT $1",
+                                      pq(conn).quote_name(schema));
+    for (const auto& r : tx.exec_params(q, limit)) out.push_back(read_run(r));
     tx.commit();
     return out;
 }
 
+std::vector<RunRow> Store::recent_runs(int limit) { return store::recent_runs(conn_, schema_, limit); }
+
 std::vector<Op> Store::pending_ops(int64_t run_id, int64_t after_id, int limit) {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     auto out = detail::pending_ops(tx, quoted_schema_, run_id, after_id, limit);
     tx.commit();
     return out;
 }
 
 void Store::record_op(const Op& op, const OpOutcome& o) {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     // A confirmation lost by a kill -9 of this process is still committed (the server has
     // it); only a crash of the server itself could lose the last few, and those are resent.
     tx.exec0("SET LOCAL synchronous_commit = off");
@@ -227,7 +234,7 @@ void record_outcomes(pqxx::work& tx, const std::string& q, const std::vector<Out
 }  // namespace detail
 
 OpTotals Store::op_totals(int64_t run_id) {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     auto r = tx.exec_params1(sql("SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'done'),"
                                  " count(*) FILTER (WHERE state = 'failed'), count(*) FILTER (WHERE state = 'permanent')"
                                  " FROM @.op WHERE run_id = $1"),
@@ -257,7 +264,7 @@ FailedOp read_failed(const pqxx::row& r) {
 }  // namespace
 
 std::vector<FailedOp> Store::failed_ops(int64_t run_id, int limit) {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     std::vector<FailedOp> out;
     for (const auto& r : tx.exec_params(sql(std::string("SELECT ") + kFailedColumns +
                                             " FROM @.op WHERE run_id = $1 AND state IN ('failed', 'permanent')"
@@ -269,7 +276,7 @@ std::vector<FailedOp> Store::failed_ops(int64_t run_id, int limit) {
 }
 
 std::vector<FailedOp> Store::waiting_ops(int limit) {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     std::vector<FailedOp> out;
     for (const auto& r : tx.exec_params(
              sql(std::string("SELECT ") + kFailedColumns + " FROM @.op WHERE state IN ('failed', 'permanent')"
@@ -282,7 +289,7 @@ std::vector<FailedOp> Store::waiting_ops(int limit) {
 }
 
 int64_t Store::clear_op_waits() {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     auto r = tx.exec(sql("UPDATE @.op SET next_attempt_at = NULL, attempts = 0, updated_at = now()"
                          " WHERE state IN ('failed', 'permanent')"));
     tx.commit();
@@ -290,7 +297,7 @@ int64_t Store::clear_op_waits() {
 }
 
 std::vector<Op> Store::split_op(const Op& op, const std::vector<std::vector<int64_t>>& parts) {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     std::vector<Op> out;
     for (const auto& ids : parts) {
         Op part = op;
@@ -319,7 +326,7 @@ const char* to_string(Breaker b) {
 }
 
 CdpState Store::cdp_state() {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     auto r = tx.exec1(sql("SELECT breaker, breaker_reason, max_groups_per_call FROM @.cdp_state WHERE id = 1"));
     tx.commit();
     CdpState s;
@@ -331,7 +338,7 @@ CdpState Store::cdp_state() {
 }
 
 bool Store::set_breaker(Breaker b, const std::string& reason) {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     auto r = tx.exec_params(sql("UPDATE @.cdp_state SET breaker = $1, breaker_reason = $2, breaker_since = now()"
                        " WHERE id = 1 AND breaker <> $1"),
                    to_string(b), reason);
@@ -341,7 +348,7 @@ bool Store::set_breaker(Breaker b, const std::string& reason) {
 
 void Store::learn_group_cap(int cap) {
     if (cap < 1) return;
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     tx.exec_params(sql("UPDATE @.cdp_state SET max_groups_per_call = $1"
                        " WHERE id = 1 AND (max_groups_per_call IS NULL OR max_groups_per_call > $1)"),
                    cap);

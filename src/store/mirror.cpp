@@ -1,12 +1,13 @@
 // The group map and the mirror of the CDP's memberships, with resumable snapshots.
 #include <pqxx/pqxx>
 
+#include "store/pq.hpp"
 #include "store/store.hpp"
 
 namespace cdpsync::store {
 
 std::map<std::string, GroupMapping> Store::group_map() {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     std::map<std::string, GroupMapping> out;
     for (const auto& row : tx.exec(sql("SELECT name, group_id, type, description, folder_id, created_by_us,"
                                        " snapshot_at IS NOT NULL, coalesce(error, ''), recheck FROM @.group_map"))) {
@@ -27,7 +28,7 @@ std::map<std::string, GroupMapping> Store::group_map() {
 }
 
 void Store::save_group(const GroupMapping& g) {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     // Another name that pointed at this id no longer does (the group was renamed in the CDP).
     if (g.group_id)
         tx.exec_params(sql("UPDATE @.group_map SET group_id = NULL, snapshot_at = NULL, updated_at = now()"
@@ -50,20 +51,20 @@ void Store::save_group(const GroupMapping& g) {
 }
 
 void Store::flag_group_recheck(int64_t group_id) {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     tx.exec_params(sql("UPDATE @.group_map SET recheck = true, updated_at = now() WHERE group_id = $1"), group_id);
     tx.commit();
 }
 
 void Store::forget_group(const std::string& name, int64_t group_id) {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     tx.exec_params(sql("DELETE FROM @.remote_member WHERE group_id = $1"), group_id);
     tx.exec_params(sql("DELETE FROM @.group_map WHERE name = $1 AND group_id = $2"), name, group_id);
     tx.commit();
 }
 
 void Store::reset_group_mirror(int64_t group_id, bool snapshotted) {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     tx.exec_params(sql("DELETE FROM @.remote_member WHERE group_id = $1"), group_id);
     tx.exec_params(sql("UPDATE @.group_map SET snapshot_at = CASE WHEN $2 THEN now() END WHERE group_id = $1"),
                    group_id, snapshotted);
@@ -71,7 +72,7 @@ void Store::reset_group_mirror(int64_t group_id, bool snapshotted) {
 }
 
 void Store::snapshot_begin(int64_t snapshot_id, const std::vector<int64_t>& group_ids, int page_size) {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     for (int64_t g : group_ids)
         tx.exec_params(sql("INSERT INTO @.snapshot_cursor (snapshot_id, group_id, page_size) VALUES ($1, $2, $3)"
                            " ON CONFLICT DO NOTHING"),
@@ -80,7 +81,7 @@ void Store::snapshot_begin(int64_t snapshot_id, const std::vector<int64_t>& grou
 }
 
 void Store::snapshot_restart_group(int64_t snapshot_id, int64_t group_id, int page_size) {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     tx.exec_params(sql("DELETE FROM @.snapshot_member WHERE snapshot_id = $1 AND group_id = $2"), snapshot_id, group_id);
     tx.exec_params(sql("UPDATE @.snapshot_cursor SET next_page = 1, page_size = $3, done = false"
                        " WHERE snapshot_id = $1 AND group_id = $2"),
@@ -89,7 +90,7 @@ void Store::snapshot_restart_group(int64_t snapshot_id, int64_t group_id, int pa
 }
 
 std::map<int64_t, SnapshotCursor> Store::snapshot_cursors(int64_t snapshot_id) {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     std::map<int64_t, SnapshotCursor> out;
     for (const auto& row : tx.exec_params(
              sql("SELECT group_id, next_page, page_size, done, unreliable FROM @.snapshot_cursor"
@@ -103,7 +104,7 @@ std::map<int64_t, SnapshotCursor> Store::snapshot_cursors(int64_t snapshot_id) {
 
 bool Store::snapshot_page(int64_t snapshot_id, int64_t group_id, int64_t page,
                           const std::vector<int64_t>& customer_ids) {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     tx.exec0("SET LOCAL synchronous_commit = off");
     auto r = tx.exec_params(sql("UPDATE @.snapshot_cursor SET next_page = next_page + 1"
                                 " WHERE snapshot_id = $1 AND group_id = $2 AND next_page = $3 AND NOT done"),
@@ -123,7 +124,7 @@ bool Store::snapshot_page(int64_t snapshot_id, int64_t group_id, int64_t page,
 }
 
 int64_t Store::snapshot_finish_group(int64_t snapshot_id, int64_t group_id, bool unreliable) {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     tx.exec_params(sql("DELETE FROM @.remote_member WHERE group_id = $1"), group_id);
     auto ins = tx.exec_params(sql("INSERT INTO @.remote_member (group_id, customer_id)"
                                   " SELECT DISTINCT $2::bigint, customer_id FROM @.snapshot_member"
@@ -140,21 +141,21 @@ int64_t Store::snapshot_finish_group(int64_t snapshot_id, int64_t group_id, bool
 }
 
 void Store::snapshot_discard(int64_t snapshot_id) {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     tx.exec_params(sql("DELETE FROM @.snapshot_member WHERE snapshot_id = $1"), snapshot_id);
     tx.exec_params(sql("DELETE FROM @.snapshot_cursor WHERE snapshot_id = $1"), snapshot_id);
     tx.commit();
 }
 
 void Store::snapshot_gc() {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     tx.exec0(sql("DELETE FROM @.snapshot_member WHERE snapshot_id NOT IN (SELECT id FROM @.run WHERE status IN ('running', 'interrupted'))"));
     tx.exec0(sql("DELETE FROM @.snapshot_cursor WHERE snapshot_id NOT IN (SELECT id FROM @.run WHERE status IN ('running', 'interrupted'))"));
     tx.commit();
 }
 
 Store::PassCount Store::snapshot_pass_count(int64_t snapshot_id, int64_t group_id) {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     auto r = tx.exec_params1(sql("SELECT count(*), count(DISTINCT customer_id) FROM @.snapshot_member"
                                  " WHERE snapshot_id = $1 AND group_id = $2"),
                              snapshot_id, group_id);
@@ -163,7 +164,7 @@ Store::PassCount Store::snapshot_pass_count(int64_t snapshot_id, int64_t group_i
 }
 
 std::map<int64_t, int64_t> Store::mirror_counts(const std::vector<int64_t>& group_ids) {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     std::map<int64_t, int64_t> out;
     for (int64_t g : group_ids) out[g] = 0;
     for (const auto& row : tx.exec_params(sql("SELECT group_id, count(*) FROM @.remote_member"
@@ -175,7 +176,7 @@ std::map<int64_t, int64_t> Store::mirror_counts(const std::vector<int64_t>& grou
 }
 
 bool Store::identity_confirmed(const std::string& field) {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     const bool yes = tx.exec_params1(sql("SELECT EXISTS (SELECT 1 FROM @.identity_confirmation WHERE field = $1)"),
                                      field)[0]
                          .as<bool>();
@@ -185,7 +186,7 @@ bool Store::identity_confirmed(const std::string& field) {
 
 void Store::confirm_identity(const std::string& field, const std::string& resolved_field, int64_t group_id,
                              const std::vector<int64_t>& customer_ids) {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     tx.exec_params(sql("INSERT INTO @.identity_confirmation (field, resolved_field, group_id, customer_ids)"
                        " VALUES ($1, $2, $3, $4::bigint[])"
                        " ON CONFLICT (field) DO UPDATE SET resolved_field = excluded.resolved_field,"
@@ -195,7 +196,7 @@ void Store::confirm_identity(const std::string& field, const std::string& resolv
 }
 
 int64_t Store::mirror_count(int64_t group_id) {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     auto n = tx.exec_params1(sql("SELECT count(*) FROM @.remote_member WHERE group_id = $1"), group_id)[0].as<int64_t>();
     tx.commit();
     return n;

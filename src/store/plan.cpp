@@ -3,12 +3,13 @@
 // `plan` and the run share every statement here; only journal_plan() writes.
 #include <pqxx/pqxx>
 
+#include "store/pq.hpp"
 #include "store/store.hpp"
 
 namespace cdpsync::store {
 
 void Store::set_managed(const std::vector<ManagedGroup>& groups) {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     tx.exec0("DROP TABLE IF EXISTS pg_temp.cdp_managed, pg_temp.cdp_wanted");
     tx.exec0("CREATE TEMP TABLE cdp_managed (group_id bigint PRIMARY KEY, name text NOT NULL UNIQUE,"
              " hold_removals boolean NOT NULL DEFAULT false)");
@@ -22,7 +23,7 @@ void Store::set_managed(const std::vector<ManagedGroup>& groups) {
 }
 
 PlanSummary Store::compute_plan(const PlanOptions& o) {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     tx.exec0("DROP TABLE IF EXISTS pg_temp.cdp_plan_add, pg_temp.cdp_plan_remove, pg_temp.cdp_plan_op");
     tx.exec0(sql("CREATE TEMP TABLE cdp_plan_add AS SELECT w.customer_id, w.group_id FROM pg_temp.cdp_wanted w"
                  " WHERE NOT EXISTS (SELECT 1 FROM @.remote_member r"
@@ -111,7 +112,7 @@ PlanSummary Store::compute_plan(const PlanOptions& o) {
 }
 
 std::vector<std::pair<int64_t, std::string>> Store::sample_removals(int limit) {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     std::vector<std::pair<int64_t, std::string>> out;
     for (const auto& r : tx.exec_params("SELECT p.customer_id, m.name FROM pg_temp.cdp_plan_remove p"
                                         " JOIN pg_temp.cdp_managed m USING (group_id)"
@@ -123,7 +124,7 @@ std::vector<std::pair<int64_t, std::string>> Store::sample_removals(int limit) {
 }
 
 void Store::journal_plan(int64_t run_id, const RunCounts& c, const CarryOver& carry) {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     // An op identical to one that failed before (looked up before the older ops are
     // superseded) keeps its attempts, for the backoff, and waits as it did while its
     // next_attempt_at is ahead; a full run ($2) carries nothing.

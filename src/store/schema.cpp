@@ -2,6 +2,7 @@
 #include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
 
+#include "store/pq.hpp"
 #include "store/store.hpp"
 
 namespace cdpsync::store {
@@ -174,7 +175,8 @@ std::string with_schema(const std::string& tmpl, const std::string& quoted_schem
     return out;
 }
 
-int migrate_schema(pqxx::connection& conn, const std::string& schema, spdlog::logger& log) {
+int migrate_schema(Connection& connection, const std::string& schema, spdlog::logger& log) {
+    auto& conn = pq(connection);
     if (!is_plain_identifier(schema))
         throw std::invalid_argument("database.schema is not a plain SQL identifier: " + schema);
     const std::string quoted = conn.quote_name(schema);
@@ -202,7 +204,7 @@ int migrate_schema(pqxx::connection& conn, const std::string& schema, spdlog::lo
     return current;
 }
 
-int Store::migrate() { return migrate_schema(*conn_, schema_, *log_); }
+int Store::migrate() { return migrate_schema(conn_, schema_, *log_); }
 
 std::optional<ApplyLock> Store::lock_apply() {
     if (!try_lock_apply()) return std::nullopt;
@@ -221,12 +223,12 @@ ApplyLock::~ApplyLock() {
 }
 
 bool Store::try_lock_apply() {
-    pqxx::nontransaction tx(*conn_);
+    pqxx::nontransaction tx(pq(conn_));
     return tx.exec_params1("SELECT pg_try_advisory_lock($1, hashtext($2))", kApplyLock, schema_)[0].as<bool>();
 }
 
 void Store::unlock_apply() {
-    pqxx::nontransaction tx(*conn_);
+    pqxx::nontransaction tx(pq(conn_));
     tx.exec_params("SELECT pg_advisory_unlock($1, hashtext($2))", kApplyLock, schema_);
 }
 

@@ -6,6 +6,7 @@
 #include <pqxx/pqxx>
 
 #include "config/text.hpp"
+#include "store/pq.hpp"
 #include "store/store.hpp"
 
 namespace cdpsync::store {
@@ -75,7 +76,8 @@ std::string try_select(pqxx::connection& conn, const std::function<std::string(p
 
 }  // namespace
 
-std::vector<QueryCheck> check_source_queries(pqxx::connection& conn, const config::DatabaseConfig& db) {
+std::vector<QueryCheck> check_source_queries(Connection& connection, const config::DatabaseConfig& db) {
+    auto& conn = pq(connection);
     std::vector<QueryCheck> out;
     out.push_back({"database.desired_memberships",
                    try_select(conn, [&](pqxx::work&) { return membership_select(db.desired_memberships); })});
@@ -97,7 +99,7 @@ std::vector<QueryCheck> check_source_queries(pqxx::connection& conn, const confi
 
 SourceStats Store::load_source(const config::DatabaseConfig& db, const std::vector<std::string>& only_groups) {
     SourceStats stats;
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     tx.exec0("DROP TABLE IF EXISTS pg_temp.cdp_src, pg_temp.cdp_desired, pg_temp.cdp_desired_group,"
              " pg_temp.cdp_only");
     tx.exec0("CREATE TEMP TABLE cdp_src (customer_id bigint, group_name text, reason text, raw_customer text)");
@@ -177,7 +179,7 @@ SourceStats Store::load_source(const config::DatabaseConfig& db, const std::vect
 }
 
 std::vector<DesiredGroup> Store::desired_groups() {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(conn_));
     std::vector<DesiredGroup> out;
     // A name listed twice in desired_groups takes its first non-null description/folder.
     auto rows = tx.exec(

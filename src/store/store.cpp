@@ -2,8 +2,9 @@
 
 #include <regex>
 
-#include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
+
+#include "store/pq.hpp"
 
 namespace cdpsync::store {
 
@@ -63,6 +64,28 @@ OpKind parse_op_kind(const std::string& s) {
     throw std::invalid_argument("unknown op kind: " + s);
 }
 
+namespace {
+
+template <typename E, size_t N>
+E parse_word(const char* const (&words)[N], const std::string& s, const char* what) {
+    for (size_t i = 0; i < N; ++i)
+        if (s == words[i]) return static_cast<E>(i);
+    throw std::invalid_argument(std::string("unknown run ") + what + ": " + s);
+}
+
+constexpr const char* kModes[] = {"full", "incremental"};
+constexpr const char* kPhases[] = {"source", "groups", "snapshot", "plan", "apply", "done"};
+constexpr const char* kStatuses[] = {"running", "interrupted", "succeeded", "failed", "blocked", "abandoned"};
+
+}  // namespace
+
+const char* to_string(RunMode mode) { return kModes[static_cast<size_t>(mode)]; }
+const char* to_string(RunPhase phase) { return kPhases[static_cast<size_t>(phase)]; }
+const char* to_string(RunStatus status) { return kStatuses[static_cast<size_t>(status)]; }
+RunMode parse_run_mode(const std::string& s) { return parse_word<RunMode>(kModes, s, "mode"); }
+RunPhase parse_run_phase(const std::string& s) { return parse_word<RunPhase>(kPhases, s, "phase"); }
+RunStatus parse_run_status(const std::string& s) { return parse_word<RunStatus>(kStatuses, s, "status"); }
+
 json SourceStats::to_json() const {
     json ex = json::array();
     for (const auto& e : examples)
@@ -94,46 +117,32 @@ json PlanSummary::to_json() const {
             {"groups", gs}};
 }
 
-std::string with_keepalives(const std::string& dsn) {
-    if (dsn.find("keepalives") != std::string::npos) return dsn;  // the user's choice
-    const bool uri = dsn.rfind("postgresql://", 0) == 0 || dsn.rfind("postgres://", 0) == 0;
-    if (!uri) return dsn + (dsn.empty() ? "" : " ") + "keepalives=1 keepalives_idle=30 keepalives_interval=10 keepalives_count=3";
-    return dsn + (dsn.find('?') == std::string::npos ? "?" : "&") +
-           "keepalives=1&keepalives_idle=30&keepalives_interval=10&keepalives_count=3";
+namespace {
+
+std::string validated_schema(std::string schema) {
+    if (!is_plain_identifier(schema))
+        throw std::invalid_argument("database.schema is not a plain SQL identifier: " + schema);
+    return schema;
 }
 
-std::unique_ptr<pqxx::connection> connect(const std::string& dsn, std::chrono::seconds statement_timeout) {
-    auto conn = std::make_unique<pqxx::connection>(with_keepalives(dsn));
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-    conn->inhibit_reactivation(true);
-#pragma GCC diagnostic pop
-    // Only where neither the DSN's options nor the role/database settings chose one.
-    pqxx::nontransaction tx(*conn);
-    tx.exec_params("SELECT set_config('statement_timeout', $1, false) WHERE current_setting('statement_timeout') = '0'",
-                   std::to_string(statement_timeout.count()) + "s");
-    return conn;
-}
+}  // namespace
 
 Store::Store(const std::string& dsn, std::string schema, std::shared_ptr<spdlog::logger> log)
-    : log_(log ? std::move(log) : spdlog::default_logger()), schema_(std::move(schema)) {
-    if (!is_plain_identifier(schema_))
-        throw std::invalid_argument("database.schema is not a plain SQL identifier: " + schema_);
-    conn_ = connect(dsn);
+    : log_(log ? std::move(log) : spdlog::default_logger()), schema_(validated_schema(std::move(schema))), conn_(dsn) {
     // synchronous_commit off: each op outcome is its own commit, and waiting for its WAL flush
     // made the journal, not the CDP, the apply's bottleneck. A kill of cdp-sync loses nothing
     // by it (the server still writes the WAL); only a crash of the PostgreSQL server itself can
     // forget the last fraction of a second of outcomes, whose ops are then sent again
     // (idempotent). The planner's temp tables and hash joins fit in memory at 1M rows with
     // these sizes instead of spilling to disk.
-    pqxx::nontransaction tx(*conn_);
+    pqxx::nontransaction tx(pq(conn_));
     tx.exec0("SET synchronous_commit = off; SET work_mem = '64MB'; SET temp_buffers = '128MB'");
-    quoted_schema_ = conn_->quote_name(schema_);
+    quoted_schema_ = pq(conn_).quote_name(schema_);
 }
 
 Store::~Store() = default;
 
-pqxx::connection& Store::connection() { return *conn_; }
+Connection& Store::connection() { return conn_; }
 
 std::string Store::sql(const std::string& tmpl) const { return with_schema(tmpl, quoted_schema_); }
 

@@ -1,6 +1,6 @@
 // PostgreSQL side of cdp-sync: the `cdp_sync` schema (migrations, run history, journal,
 // mirror, group map, snapshot cursors), the source queries and the set-based planner.
-// No HTTP here. A dead or refusing PostgreSQL throws (pqxx exceptions); a source query that
+// No HTTP here. A dead or refusing PostgreSQL throws (store::classify_db_error tells what); a source query that
 // fails throws SourceError so the engine can record a failed run.
 //
 // Working tables of one session are TEMP tables (pg_temp.cdp_*): the validated source rows,
@@ -32,11 +32,11 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
-#include <pqxx/connection>
 #include <spdlog/logger.h>
 
 #include "config/config.hpp"
 #include "config/text.hpp"
+#include "store/connection.hpp"
 
 namespace cdpsync::store {
 
@@ -199,15 +199,31 @@ struct RunCounts {
     int64_t drift_corrections = 0;  // groups re-read because simpleQuery's count differed from the mirror
 };
 
+// The run row's state: enums here, the same words as text in the run table.
+enum class RunMode { full, incremental };
+enum class RunPhase { source, groups, snapshot, plan, apply, done };
+// What the run row records. sync::RunStatus is a run's outcome for its caller (exit codes;
+// `busy` has no row, `running` and `abandoned` are no outcome).
+enum class RunStatus { running, interrupted, succeeded, failed, blocked, abandoned };
+const char* to_string(RunMode mode);
+const char* to_string(RunPhase phase);
+const char* to_string(RunStatus status);
+// Throw std::invalid_argument on a word that is none of the enum's.
+RunMode parse_run_mode(const std::string& s);
+RunPhase parse_run_phase(const std::string& s);
+RunStatus parse_run_status(const std::string& s);
+
 struct RunRow {
     int64_t id = 0;
-    std::string mode;    // full, incremental
-    std::string phase;   // source, groups, snapshot, plan, apply, done
-    std::string status;  // running, interrupted, succeeded, failed, blocked, abandoned
+    RunMode mode = RunMode::full;
+    RunPhase phase = RunPhase::source;
+    RunStatus status = RunStatus::running;
     bool force = false;
     RunCounts counts;
     std::string error;
     json details;        // reject examples, group errors, permanent failures
+    std::string started_at;  // YYYY-MM-DD HH:MM:SS, server time
+    double seconds = 0;      // since started_at, until finished_at when it finished
 };
 
 struct SnapshotCursor {
@@ -225,26 +241,17 @@ struct QueryCheck {
 };
 // desired_memberships, and desired_groups and change_query when set. A dead PostgreSQL
 // throws; a query that does not run is a problem in the result.
-std::vector<QueryCheck> check_source_queries(pqxx::connection& conn, const config::DatabaseConfig& db);
-
-// A connection that fails after PostgreSQL restarts instead of reconnecting behind the
-// caller's back (pqxx 6 would, losing advisory locks and temp tables without a word).
-// TCP keepalives are on unless the DSN sets them (a dead server or network is noticed in
-// about a minute, not hours), and a statement running longer than `statement_timeout` is
-// cancelled by the server (unless the DSN's options set one), so a stalled PostgreSQL
-// ends in an error instead of a process blocked for ever.
-inline constexpr std::chrono::seconds kEngineStatementTimeout{600};
-std::unique_ptr<pqxx::connection> connect(const std::string& dsn,
-                                          std::chrono::seconds statement_timeout = kEngineStatementTimeout);
-// `dsn` with libpq's keepalive keywords added when it sets none (key=value or URI form).
-std::string with_keepalives(const std::string& dsn);
+std::vector<QueryCheck> check_source_queries(Connection& conn, const config::DatabaseConfig& db);
 
 // `tmpl` with every "@." replaced by `quoted_schema` and a dot.
 std::string with_schema(const std::string& tmpl, const std::string& quoted_schema);
 
 // Applies missing migrations of the cdp_sync schema named `schema` in one transaction under
 // an advisory lock; idempotent and safe with concurrent callers. Returns the version.
-int migrate_schema(pqxx::connection& conn, const std::string& schema, spdlog::logger& log);
+int migrate_schema(Connection& conn, const std::string& schema, spdlog::logger& log);
+
+// The newest `limit` runs of `schema`, newest first.
+std::vector<RunRow> recent_runs(Connection& conn, const std::string& schema, int limit);
 
 class Store;
 
@@ -271,14 +278,14 @@ struct OpenOpCounts {
 
 class Store {
 public:
-    // Connects (throws pqxx::broken_connection) and validates the schema name
-    // (std::invalid_argument).
+    // Validates the schema name (std::invalid_argument) and connects (throws: see
+    // classify_db_error).
     Store(const std::string& dsn, std::string schema, std::shared_ptr<spdlog::logger> log = nullptr);
     ~Store();
     Store(const Store&) = delete;
     Store& operator=(const Store&) = delete;
 
-    pqxx::connection& connection();
+    Connection& connection();
     const std::string& schema() const { return schema_; }
     // `tmpl` with every "@." replaced by the quoted schema and a dot.
     std::string sql(const std::string& tmpl) const;
@@ -355,10 +362,10 @@ public:
     void journal_plan(int64_t run_id, const RunCounts& counts, const CarryOver& carry = {});
 
     // --- journal.cpp
-    int64_t create_run(const std::string& mode, bool force);
-    void set_phase(int64_t run_id, const std::string& phase);
+    int64_t create_run(RunMode mode, bool force);
+    void set_phase(int64_t run_id, RunPhase phase);
     void save_counts(int64_t run_id, const RunCounts& counts, const json& details);
-    void finish_run(int64_t run_id, const std::string& status, const std::string& error,
+    void finish_run(int64_t run_id, RunStatus status, const std::string& error,
                     const RunCounts& counts, const json& details);
     // A run stopped on request: resumable like a killed one (interrupted_run finds it).
     void interrupt_run(int64_t run_id, const std::string& why, const RunCounts& counts, const json& details);
@@ -394,7 +401,7 @@ private:
     std::shared_ptr<spdlog::logger> log_;
     std::string schema_;
     std::string quoted_schema_;
-    std::unique_ptr<pqxx::connection> conn_;
+    Connection conn_;
 };
 
 }  // namespace cdpsync::store

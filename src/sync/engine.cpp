@@ -54,8 +54,6 @@ json failures_json(const std::vector<store::FailedOp>& failures) {
 
 int64_t plan_snapshot_id() { return -static_cast<int64_t>(::getpid()); }
 
-const char* to_string(RunKind kind) { return kind == RunKind::full ? "full" : "incremental"; }
-
 const char* to_string(RunStatus status) {
     switch (status) {
     case RunStatus::succeeded: return "succeeded";
@@ -156,7 +154,7 @@ struct Engine::Impl {
 
     // Carries one run from `phase` to its end. The run row exists and is 'running'.
     RunReport execute(int64_t run_id, RunKind kind, bool force, const std::vector<std::string>& only_groups,
-                      const std::string& phase, store::RunCounts counts, const std::atomic<bool>* stop) {
+                      store::RunPhase phase, store::RunCounts counts, const std::atomic<bool>* stop) {
         RunState run(run_id, kind, force, only_groups, steps());
         run.st.stop = stop;
         run.api_before = api.stats();
@@ -164,10 +162,10 @@ struct Engine::Impl {
         run.r.kind = kind;
         run.r.counts = counts;
         try {
-            if (phase != "apply") {
+            if (phase != store::RunPhase::apply) {
                 if (!prepare(run)) return std::move(run.r);  // the delete guard stopped it
             } else {
-                run.r.resumed_phase = phase;
+                run.r.resumed_phase = store::to_string(phase);
             }
             apply_and_prune(run);
         } catch (const Interrupted&) {
@@ -187,7 +185,7 @@ struct Engine::Impl {
         load_source_phase(run);
         if (!run.fatal.empty()) return true;
         run.st.throw_if_stopped();
-        store.set_phase(run.id, "groups");
+        store.set_phase(run.id, store::RunPhase::groups);
         GroupsResult g = block_on(run.st.resolve_groups(run.kind == RunKind::full, false));
         run.r.group_errors = g.errors;
         run.r.counts.groups_created += g.created;
@@ -211,7 +209,7 @@ struct Engine::Impl {
 
     void load_source_phase(RunState& run) {
         run.st.throw_if_stopped();
-        store.set_phase(run.id, "source");
+        store.set_phase(run.id, store::RunPhase::source);
         auto& r = run.r;
         try {
             r.source = store.load_source(cfg.database, run.only_groups);
@@ -231,7 +229,7 @@ struct Engine::Impl {
         std::vector<store::ManagedGroup> to_read = run.kind == RunKind::full ? g.existing : g.unsnapshotted;
         std::set<int64_t> unreliable;
         if (!to_read.empty()) {
-            store.set_phase(run.id, "snapshot");
+            store.set_phase(run.id, store::RunPhase::snapshot);
             SnapshotResult s = block_on(run.st.snapshot(run.id, to_read));
             take_snapshot(s, g.managed, run.r, unreliable);
             run.lap("snapshot");
@@ -244,7 +242,7 @@ struct Engine::Impl {
     void plan_phase(RunState& run, GroupsResult& g) {
         auto& r = run.r;
         run.st.throw_if_stopped();
-        store.set_phase(run.id, "plan");
+        store.set_phase(run.id, store::RunPhase::plan);
         const auto tp = Clock::now();
         store.set_managed(g.managed);
         r.plan = store.compute_plan(plan_options());
@@ -275,7 +273,7 @@ struct Engine::Impl {
         r.error = why;
         add_api_delta(r.counts, run.api_before);
         r.seconds = since(run.t0);
-        store.finish_run(run.id, "blocked", why, r.counts, details(r, run.only_groups));
+        store.finish_run(run.id, store::RunStatus::blocked, why, r.counts, details(r, run.only_groups));
         store.snapshot_discard(run.id);
         log->info("{}", r.summary_line());
     }
@@ -314,14 +312,14 @@ struct Engine::Impl {
     }
 
     // The honest final status: succeeded only when every op is confirmed and no group failed.
-    RunReport finish(RunState& run, const std::string& phase) {
+    RunReport finish(RunState& run, store::RunPhase phase) {
         auto& r = run.r;
         const auto totals = store.op_totals(run.id);
         r.counts.ops_done = totals.done;
         r.counts.ops_failed = totals.failed + totals.pending;
         r.counts.ops_permanent = totals.permanent;
         // A resumed apply keeps the group errors its run found before the kill.
-        if (phase != "apply") r.counts.group_errors = static_cast<int64_t>(r.group_errors.size());
+        if (phase != store::RunPhase::apply) r.counts.group_errors = static_cast<int64_t>(r.group_errors.size());
         r.failures = store.failed_ops(run.id, 20);
         add_api_delta(r.counts, run.api_before);
         const bool ok = run.fatal.empty() && totals.pending == 0 && totals.failed == 0 && totals.permanent == 0 &&
@@ -329,7 +327,7 @@ struct Engine::Impl {
         r.status = ok ? RunStatus::succeeded : RunStatus::failed;
         r.error = ok || !run.fatal.empty() ? run.fatal : why_not_converged(r.counts, totals);
         r.seconds = since(run.t0);
-        store.finish_run(run.id, ok ? "succeeded" : "failed", r.error, r.counts, details(r, run.only_groups));
+        store.finish_run(run.id, ok ? store::RunStatus::succeeded : store::RunStatus::failed, r.error, r.counts, details(r, run.only_groups));
         store.snapshot_discard(run.id);
         for (const auto& f : r.failures)
             log->warn("run {}: op {} ({} customer {} groups {}) {}: {}", run.id, f.op.id, store::to_string(f.op.kind),
@@ -481,25 +479,26 @@ RunReport Engine::run(const RunRequest& request) {
         return r;
     }
     if (auto prev = st.interrupted_run()) {
-        const RunKind prev_kind = prev->mode == "full" ? RunKind::full : RunKind::incremental;
-        im.log->warn("resuming run {} ({}), interrupted in phase {}", prev->id, prev->mode, prev->phase);
+        const RunKind prev_kind = prev->mode;
+        im.log->warn("resuming run {} ({}), interrupted in phase {}", prev->id, to_string(prev->mode),
+                     to_string(prev->phase));
         std::vector<std::string> only;
         if (prev->details.contains("only_groups"))
             only = prev->details["only_groups"].get<std::vector<std::string>>();
         RunReport r = im.execute(prev->id, prev_kind, prev->force || request.force, only, prev->phase, prev->counts,
                                  request.stop);
         r.resumed = true;
-        r.resumed_phase = prev->phase;
+        r.resumed_phase = to_string(prev->phase);
         const bool covers = prev_kind == request.kind || prev_kind == RunKind::full;
         if (covers && only == request.only_groups) return r;
         if (r.status == RunStatus::blocked || r.status == RunStatus::interrupted) return r;
     }
 
     st.snapshot_gc();
-    const int64_t id = st.create_run(to_string(request.kind), request.force);
+    const int64_t id = st.create_run(request.kind, request.force);
     st.save_counts(id, {}, json{{"only_groups", request.only_groups}});
     im.log->info("run {} ({}) started", id, to_string(request.kind));
-    return im.execute(id, request.kind, request.force, request.only_groups, "source", {}, request.stop);
+    return im.execute(id, request.kind, request.force, request.only_groups, store::RunPhase::source, {}, request.stop);
 }
 
 PlanReport Engine::plan(const PlanRequest& request) {

@@ -38,8 +38,9 @@ namespace cdpsync::sync {
 
 using json = nlohmann::json;
 
-enum class RunKind { full, incremental };
-const char* to_string(RunKind kind);
+// A run's mode, as its run row records it.
+using RunKind = store::RunMode;
+using store::to_string;
 
 struct RunRequest {
     RunKind kind = RunKind::full;

@@ -61,7 +61,7 @@ protected:
         store::RunCounts counts;
         counts.adds = summary.adds;
         counts.removes = summary.removes;
-        run_id = s->create_run("full", false);
+        run_id = s->create_run(store::RunMode::full, false);
         s->journal_plan(run_id, counts);
         return summary;
     }

@@ -1,15 +1,9 @@
 // The store's connections (keepalives, statement_timeout) and the RAII apply lock.
-#include <pqxx/pqxx>
-
+#include "store/connection.hpp"
 #include "sync_fixture.hpp"
 
 namespace cdpsync::testing {
 namespace {
-
-std::string show(pqxx::connection& c, const std::string& setting) {
-    pqxx::nontransaction tx(c);
-    return tx.exec1("SHOW " + setting)[0].as<std::string>();
-}
 
 TEST(StoreConnection, KeepalivesAreAddedUnlessTheDsnSetsThem) {
     EXPECT_EQ(store::with_keepalives("host=db dbname=x"),
@@ -25,12 +19,12 @@ TEST(StoreConnection, KeepalivesAreAddedUnlessTheDsnSetsThem) {
 TEST(StoreConnection, StatementTimeoutIsSetUnlessTheDsnChoseOne) {
     const std::string dsn = test_dsn();
     ASSERT_FALSE(dsn.empty()) << "CDP_SYNC_TEST_DSN is not set";
-    auto engine = store::connect(dsn);
-    EXPECT_EQ(show(*engine, "statement_timeout"), "10min");
-    auto daemon = store::connect(dsn, std::chrono::seconds(30));
-    EXPECT_EQ(show(*daemon, "statement_timeout"), "30s");
-    auto own = store::connect(dsn + " options='-c statement_timeout=5s'");
-    EXPECT_EQ(show(*own, "statement_timeout"), "5s");
+    store::Connection engine(dsn);
+    EXPECT_EQ(engine.setting("statement_timeout"), "10min");
+    store::Connection daemon(dsn, std::chrono::seconds(30));
+    EXPECT_EQ(daemon.setting("statement_timeout"), "30s");
+    store::Connection own(dsn + " options='-c statement_timeout=5s'");
+    EXPECT_EQ(own.setting("statement_timeout"), "5s");
 }
 
 TEST_F(SyncTest, ApplyLockIsHeldWhileItLivesAndReleasedAfterAnException) {

@@ -1,4 +1,4 @@
-#include "daemon/control.hpp"
+#include "store/control.hpp"
 
 #include <unistd.h>
 
@@ -7,17 +7,17 @@
 #include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
 
+#include "store/pq.hpp"
+#include "store/status.hpp"
 #include "store/store.hpp"
 
-namespace cdpsync::daemon {
+namespace cdpsync::store {
 namespace {
 
 std::string quote_schema(const std::string& schema) {
-    if (!store::is_plain_identifier(schema)) throw std::invalid_argument("database.schema is not a plain identifier");
+    if (!is_plain_identifier(schema)) throw std::invalid_argument("database.schema is not a plain identifier");
     return "\"" + schema + "\"";
 }
-
-using store::with_schema;
 
 std::vector<std::string> text_array(const pqxx::field& f) {
     std::vector<std::string> out;
@@ -28,7 +28,7 @@ std::vector<std::string> text_array(const pqxx::field& f) {
     return out;
 }
 
-std::string to_text_array(pqxx::connection& conn, const std::vector<std::string>& values) {
+std::string to_text_array(const std::vector<std::string>& values) {
     std::string s = "{";
     for (size_t i = 0; i < values.size(); ++i) {
         if (i) s += ',';
@@ -39,7 +39,6 @@ std::string to_text_array(pqxx::connection& conn, const std::vector<std::string>
         }
         s += '"';
     }
-    (void)conn;
     return s + "}";
 }
 
@@ -69,20 +68,17 @@ std::string hostname() {
 
 }  // namespace
 
-void ensure_daemon_tables(pqxx::connection& conn, const std::string& schema) {
-    store::migrate_schema(conn, schema, *spdlog::default_logger());
+void ensure_daemon_tables(Connection& conn, const std::string& schema) {
+    migrate_schema(conn, schema, *spdlog::default_logger());
 }
 
-std::unique_ptr<pqxx::connection> connect(const std::string& dsn, const std::string& application_name) {
-    auto conn = store::connect(dsn, kControlStatementTimeout);
-    pqxx::nontransaction tx(*conn);
-    tx.exec_params("SELECT set_config('application_name', $1, false)", application_name);
-    return conn;
+std::unique_ptr<Connection> connect_control(const std::string& dsn, const std::string& application_name) {
+    return std::make_unique<Connection>(dsn, kControlStatementTimeout, application_name);
 }
 
-std::optional<LeaderInfo> current_leader(pqxx::connection& conn, const std::string& schema) {
+std::optional<LeaderInfo> current_leader(Connection& connection, const std::string& schema) {
     const std::string q = quote_schema(schema);
-    pqxx::work tx(conn);
+    pqxx::work tx(pq(connection));
     auto r = tx.exec_params(
         "SELECT l.pid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2"
         " AND l.classid = $1::oid AND l.objid = (hashtext($2)::bigint & 4294967295)::oid"
@@ -113,88 +109,46 @@ std::optional<LeaderInfo> current_leader(pqxx::connection& conn, const std::stri
     return info;
 }
 
-std::optional<RunProgress> running_run(pqxx::connection& conn, const std::string& schema) {
-    const std::string q = quote_schema(schema);
-    pqxx::nontransaction tx(conn);
-    if (!tx.exec_params1("SELECT to_regclass($1) IS NOT NULL", schema + ".op")[0].as<bool>()) return std::nullopt;
-    auto r = tx.exec(with_schema(
-        "SELECT r.id, r.mode, r.phase, extract(epoch FROM now() - r.started_at)::float8,"
-        " (SELECT count(*) FROM @.op o WHERE o.run_id = r.id AND o.state IN ('done', 'failed', 'permanent')),"
-        " (SELECT count(*) FROM @.op o WHERE o.run_id = r.id AND o.state <> 'superseded'),"
-        " s.pages, s.groups_done, s.groups_total"
-        " FROM @.run r, LATERAL (SELECT coalesce(sum(c.next_page - 1), 0)::bigint AS pages,"
-        "   count(*) FILTER (WHERE c.done) AS groups_done, count(*) AS groups_total"
-        "   FROM @.snapshot_cursor c WHERE c.snapshot_id = r.id) s"
-        " WHERE r.status = 'running' ORDER BY r.id DESC LIMIT 1",
-        q));
-    if (r.empty()) return std::nullopt;
-    RunProgress p{r[0][0].as<int64_t>(), r[0][1].as<std::string>(), r[0][2].as<std::string>(),
-                  r[0][3].as<double>(), r[0][4].as<int64_t>(), r[0][5].as<int64_t>()};
-    p.pages = r[0][6].as<int64_t>();
-    p.groups_done = r[0][7].as<int64_t>();
-    p.groups_total = r[0][8].as<int64_t>();
-    return p;
-}
-
-std::optional<RunProgress> snapshot_progress(pqxx::connection& conn, const std::string& schema, int64_t snapshot_id) {
-    const std::string q = quote_schema(schema);
-    pqxx::nontransaction tx(conn);
-    if (!tx.exec_params1("SELECT to_regclass($1) IS NOT NULL", schema + ".snapshot_cursor")[0].as<bool>())
-        return std::nullopt;
-    auto r = tx.exec_params1(with_schema("SELECT coalesce(sum(next_page - 1), 0)::bigint, count(*) FILTER (WHERE done),"
-                                        " count(*) FROM @.snapshot_cursor WHERE snapshot_id = $1",
-                                        q),
-                             snapshot_id);
-    if (r[2].as<int64_t>() == 0) return std::nullopt;
-    RunProgress p;
-    p.mode = "plan";
-    p.phase = "snapshot";
-    p.pages = r[0].as<int64_t>();
-    p.groups_done = r[1].as<int64_t>();
-    p.groups_total = r[2].as<int64_t>();
-    return p;
-}
-
-void set_leader_phase(pqxx::connection& conn, const std::string& schema, const std::string& phase) {
-    pqxx::nontransaction tx(conn);
+void set_leader_phase(Connection& connection, const std::string& schema, const std::string& phase) {
+    pqxx::nontransaction tx(pq(connection));
     tx.exec_params(with_schema("UPDATE @.daemon_leader SET phase = $1, heartbeat_at = now() WHERE id = 1",
                               quote_schema(schema)),
                    phase);
 }
 
-int64_t enqueue_resync(pqxx::connection& conn, const std::string& schema, const std::string& requested_by,
+int64_t enqueue_resync(Connection& connection, const std::string& schema, const std::string& requested_by,
                        bool force, const std::vector<std::string>& only_groups) {
     const std::string q = quote_schema(schema);
-    pqxx::work tx(conn);
+    pqxx::work tx(pq(connection));
     auto id = tx.exec_params1(with_schema("INSERT INTO @.resync_request (requested_by, force, only_groups)"
                                          " VALUES ($1, $2, $3::text[]) RETURNING id",
                                          q),
-                              requested_by, force, to_text_array(conn, only_groups))[0]
+                              requested_by, force, to_text_array(only_groups))[0]
                   .as<int64_t>();
     tx.exec0(std::string("NOTIFY ") + kNotifyChannel + ", 'resync'");
     tx.commit();
     return id;
 }
 
-std::optional<ResyncRequest> get_resync(pqxx::connection& conn, const std::string& schema, int64_t id) {
+std::optional<ResyncRequest> get_resync(Connection& connection, const std::string& schema, int64_t id) {
     const std::string q = quote_schema(schema);
-    pqxx::nontransaction tx(conn);
+    pqxx::nontransaction tx(pq(connection));
     auto r = tx.exec_params(with_schema(std::string("SELECT ") + kRequestColumns + " FROM @.resync_request WHERE id = $1", q), id);
     if (r.empty()) return std::nullopt;
     return read_request(r[0]);
 }
 
-bool withdraw_resync(pqxx::connection& conn, const std::string& schema, int64_t id) {
+bool withdraw_resync(Connection& connection, const std::string& schema, int64_t id) {
     const std::string q = quote_schema(schema);
-    pqxx::work tx(conn);
+    pqxx::work tx(pq(connection));
     auto r = tx.exec_params(with_schema("DELETE FROM @.resync_request WHERE id = $1 AND started_at IS NULL", q), id);
     tx.commit();
     return r.affected_rows() == 1;
 }
 
-int64_t queued_resyncs(pqxx::connection& conn, const std::string& schema) {
+int64_t queued_resyncs(Connection& connection, const std::string& schema) {
     const std::string q = quote_schema(schema);
-    pqxx::nontransaction tx(conn);
+    pqxx::nontransaction tx(pq(connection));
     return tx.exec1(with_schema("SELECT count(*) FROM @.resync_request WHERE finished_at IS NULL", q))[0].as<int64_t>();
 }
 
@@ -212,9 +166,9 @@ struct Control::Receiver : pqxx::notification_receiver {
 
 Control::Control(const std::string& dsn, std::string schema, std::shared_ptr<spdlog::logger> log)
     : schema_(std::move(schema)), q_(quote_schema(schema_)), log_(std::move(log)) {
-    conn_ = connect(dsn, "cdp-sync daemon");
+    conn_ = connect_control(dsn, "cdp-sync daemon");
     ensure_daemon_tables(*conn_, schema_);
-    receiver_ = std::make_unique<Receiver>(*conn_, schema_);
+    receiver_ = std::make_unique<Receiver>(pq(*conn_), schema_);
 }
 
 Control::~Control() {
@@ -222,17 +176,14 @@ Control::~Control() {
         receiver_.reset();
     } catch (...) {
     }
-    try {
-        if (conn_) conn_->disconnect();  // ends the session: releases the leader lock
-    } catch (...) {
-    }
+    if (conn_) conn_->close();  // ends the session: releases the leader lock
 }
 
-int Control::socket() const { return conn_->sock(); }
+int Control::socket() const { return conn_->socket(); }
 
 bool Control::try_lead() {
     if (leading_) return true;
-    pqxx::nontransaction tx(*conn_);
+    pqxx::nontransaction tx(pq(*conn_));
     leading_ = tx.exec_params1("SELECT pg_try_advisory_lock($1, hashtext($2))", kLeaderLock, schema_)[0].as<bool>();
     if (leading_) {
         tx.exec_params(with_schema("INSERT INTO @.daemon_leader (id, pid, host, started_at, phase, phase_since, heartbeat_at)"
@@ -246,20 +197,20 @@ bool Control::try_lead() {
 }
 
 void Control::ping() {
-    pqxx::nontransaction tx(*conn_);
+    pqxx::nontransaction tx(pq(*conn_));
     tx.exec1("SELECT 1");
 }
 
 bool Control::take_notified() {
     if (!conn_->is_open()) throw pqxx::broken_connection("the control connection is closed");
-    conn_->get_notifs();
+    pq(*conn_).get_notifs();
     const bool n = receiver_->notified;
     receiver_->notified = false;
     return n;
 }
 
 void Control::publish(const std::string& phase, std::optional<std::chrono::seconds> next_full_in) {
-    pqxx::nontransaction tx(*conn_);
+    pqxx::nontransaction tx(pq(*conn_));
     tx.exec_params(with_schema("UPDATE @.daemon_leader SET phase_since = CASE WHEN phase IS DISTINCT FROM $1"
                               " THEN now() ELSE phase_since END, phase = $1, heartbeat_at = now(),"
                               " next_full_at = now() + make_interval(secs => $2::float8) WHERE id = 1",
@@ -268,22 +219,14 @@ void Control::publish(const std::string& phase, std::optional<std::chrono::secon
 }
 
 void Control::heartbeat() {
-    pqxx::nontransaction tx(*conn_);
+    pqxx::nontransaction tx(pq(*conn_));
     tx.exec0(with_schema("UPDATE @.daemon_leader SET heartbeat_at = now() WHERE id = 1", q_));
 }
 
-std::optional<double> Control::seconds_since_last_full() {
-    pqxx::nontransaction tx(*conn_);
-    if (!tx.exec_params1("SELECT to_regclass($1) IS NOT NULL", schema_ + ".run")[0].as<bool>()) return std::nullopt;
-    auto r = tx.exec1(with_schema("SELECT extract(epoch FROM now() - max(finished_at))::float8 FROM @.run"
-                                 " WHERE mode = 'full' AND status = 'succeeded'",
-                                 q_));
-    if (r[0].is_null()) return std::nullopt;
-    return r[0].as<double>();
-}
+std::optional<double> Control::seconds_since_last_full() { return seconds_since_success(*conn_, schema_, true); }
 
 std::string Control::change_value(const std::string& query) {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(*conn_));
     auto r = tx.exec(query);
     tx.commit();
     std::string out;
@@ -296,7 +239,7 @@ std::string Control::change_value(const std::string& query) {
 }
 
 std::optional<ResyncRequest> Control::claim_resync(int pid) {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(*conn_));
     auto r = tx.exec_params(
         with_schema(std::string("UPDATE @.resync_request SET started_at = now(), message = 'taken by pid ' || $1"
                                " WHERE id = (SELECT id FROM @.resync_request WHERE started_at IS NULL"
@@ -311,7 +254,7 @@ std::optional<ResyncRequest> Control::claim_resync(int pid) {
 
 void Control::finish_resync(int64_t id, std::optional<int64_t> run_id, const std::string& outcome, int exit_code,
                             const std::string& message) {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(*conn_));
     tx.exec_params(with_schema("UPDATE @.resync_request SET finished_at = now(), run_id = $2, outcome = $3,"
                               " exit_code = $4, message = $5 WHERE id = $1",
                               q_),
@@ -321,7 +264,7 @@ void Control::finish_resync(int64_t id, std::optional<int64_t> run_id, const std
 }
 
 int Control::requeue_orphans() {
-    pqxx::work tx(*conn_);
+    pqxx::work tx(pq(*conn_));
     auto r = tx.exec(with_schema("UPDATE @.resync_request SET started_at = NULL, message = 'requeued: its leader stopped'"
                                 " WHERE started_at IS NOT NULL AND finished_at IS NULL",
                                 q_));
@@ -329,4 +272,4 @@ int Control::requeue_orphans() {
     return static_cast<int>(r.affected_rows());
 }
 
-}  // namespace cdpsync::daemon
+}  // namespace cdpsync::store

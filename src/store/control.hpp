@@ -1,6 +1,7 @@
 // The daemon's control connection to PostgreSQL, separate from the engine's: it holds the
 // leader lock, LISTENs on channel `cdp_sync`, runs the change query and keeps the daemon's
-// tables (the leader's phase, the resync request queue).
+// tables (the leader's phase, the resync request queue). The free functions are the other
+// side of those tables (`status`, `resync` through a daemon) on any connection.
 //
 // One writer: the leader holds a session advisory lock (key kLeaderLock, hashtext(schema)),
 // distinct from the engine's apply lock. PostgreSQL is the coordinator: when the leader's
@@ -14,7 +15,6 @@
 // | resync_request   | `cdp-sync resync` asking the running daemon; outcome when done   |
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -22,23 +22,22 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-#include <pqxx/connection>
 #include <spdlog/logger.h>
 
-namespace cdpsync::daemon {
+#include "store/connection.hpp"
+
+namespace cdpsync::store {
 
 inline constexpr const char* kNotifyChannel = "cdp_sync";
 inline constexpr int kLeaderLock = 0x0cd95003;  // first key; the engine uses ...01 and ...02
 
 // Migrates the cdp_sync schema, which holds the daemon tables since migration 2.
-void ensure_daemon_tables(pqxx::connection& conn, const std::string& schema);
+void ensure_daemon_tables(Connection& conn, const std::string& schema);
 
-// Opens a connection with reactivation off (a broken connection stays broken), TCP
-// keepalives, and kControlStatementTimeout: the daemon's own queries are small, and its
-// event loop waits for them.
+// A Connection (reactivation off, TCP keepalives) with kControlStatementTimeout: the
+// daemon's own queries are small, and its event loop waits for them.
 inline constexpr std::chrono::seconds kControlStatementTimeout{30};
-std::unique_ptr<pqxx::connection> connect(const std::string& dsn, const std::string& application_name);
+std::unique_ptr<Connection> connect_control(const std::string& dsn, const std::string& application_name);
 
 struct ResyncRequest {
     int64_t id = 0;
@@ -66,52 +65,39 @@ struct LeaderInfo {
 
 // Who holds the leader lock now (pg_locks), with what it last published. Works on any
 // connection to the same database.
-std::optional<LeaderInfo> current_leader(pqxx::connection& conn, const std::string& schema);
+std::optional<LeaderInfo> current_leader(Connection& conn, const std::string& schema);
 
-// The run in progress (status 'running', newest), read from outside the engine: its phase
-// and, in the apply phase, how many of its ops are settled.
-struct RunProgress {
-    int64_t run_id = 0;
-    std::string mode;
-    std::string phase;
-    double seconds = 0;        // since the run started
-    int64_t done = 0, total = 0;                      // ops, while applying
-    int64_t pages = 0, groups_done = 0, groups_total = 0;  // member pages, while snapshotting
-};
-std::optional<RunProgress> running_run(pqxx::connection& conn, const std::string& schema);
-// The snapshot `plan --full` makes outside any run (see sync::plan_snapshot_id).
-std::optional<RunProgress> snapshot_progress(pqxx::connection& conn, const std::string& schema, int64_t snapshot_id);
 // The leader's published phase and heartbeat, from another connection of the leader.
-void set_leader_phase(pqxx::connection& conn, const std::string& schema, const std::string& phase);
+void set_leader_phase(Connection& conn, const std::string& schema, const std::string& phase);
 
 // Resync requests, from either side.
-int64_t enqueue_resync(pqxx::connection& conn, const std::string& schema, const std::string& requested_by,
+int64_t enqueue_resync(Connection& conn, const std::string& schema, const std::string& requested_by,
                        bool force, const std::vector<std::string>& only_groups);
-std::optional<ResyncRequest> get_resync(pqxx::connection& conn, const std::string& schema, int64_t id);
+std::optional<ResyncRequest> get_resync(Connection& conn, const std::string& schema, int64_t id);
 // Removes a request nobody has started yet; false when the leader already took it.
-bool withdraw_resync(pqxx::connection& conn, const std::string& schema, int64_t id);
-int64_t queued_resyncs(pqxx::connection& conn, const std::string& schema);
+bool withdraw_resync(Connection& conn, const std::string& schema, int64_t id);
+int64_t queued_resyncs(Connection& conn, const std::string& schema);
 
 class Control {
 public:
-    // Connects (throws pqxx::broken_connection), creates the daemon tables and LISTENs.
+    // Connects (throws: see classify_db_error), creates the daemon tables and LISTENs.
     Control(const std::string& dsn, std::string schema, std::shared_ptr<spdlog::logger> log);
     ~Control();
     Control(const Control&) = delete;
     Control& operator=(const Control&) = delete;
 
-    pqxx::connection& connection() { return *conn_; }
+    Connection& connection() { return *conn_; }
     int socket() const;
 
     // pg_try_advisory_lock on the leader key; true once held.
     bool try_lead();
     bool leading() const { return leading_; }
-    // Round trip; throws pqxx::broken_connection when the connection (and so the lock) is gone.
+    // Round trip; throws (DbError::connection_lost) when the connection (and so the lock) is gone.
     void ping();
     // Reads pending notifications (non-blocking); true when a data change was announced on
     // `cdp_sync` since the last call: `NOTIFY cdp_sync` (every daemon on the database wakes)
     // or `NOTIFY cdp_sync, 'SCHEMA'` (only the one of that schema). Throws
-    // pqxx::broken_connection when the connection is gone.
+    // DbError::connection_lost when the connection is gone.
     bool take_notified();
 
     // The leader's row in daemon_leader.
@@ -135,9 +121,9 @@ private:
     std::string schema_;
     std::string q_;  // quoted schema
     std::shared_ptr<spdlog::logger> log_;
-    std::unique_ptr<pqxx::connection> conn_;
+    std::unique_ptr<Connection> conn_;
     std::unique_ptr<Receiver> receiver_;
     bool leading_ = false;
 };
 
-}  // namespace cdpsync::daemon
+}  // namespace cdpsync::store
