@@ -119,7 +119,7 @@ Row run(unsigned short port, int max_in_flight, int requests) {
             const auto start = Clock::now();
             auto result = co_await client.send(request);
             latencies.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
-            if (!result.ok() || result.response->status != 200) ++row.failures;
+            if (!result.has_value() || result.value().status != 200) ++row.failures;
         }
     };
     const auto start = Clock::now();

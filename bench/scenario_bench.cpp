@@ -256,14 +256,14 @@ net::awaitable<void> naive_calls(cdpsync::cdp::Api& api, const Data& d, const st
             m.customer_id = ch.customer;
             m.group_ids = {gid[g]};
             auto r = co_await api.customer_add_groups(std::move(m));
-            if (!r.ok()) ++failures;
+            if (!r.has_value()) ++failures;
         }
         for (int g : ch.removes) {
             cdpsync::cdp::MembershipChange m;
             m.customer_id = ch.customer;
             m.group_ids = {gid[g]};
             auto r = co_await api.customer_delete_groups(std::move(m));
-            if (!r.ok()) ++failures;
+            if (!r.has_value()) ++failures;
         }
     }
 }

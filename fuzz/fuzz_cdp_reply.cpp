@@ -1,7 +1,8 @@
 // Fuzzes what the CDP client does with a reply body: parse_envelope, then every decoder
 // Api::Impl (src/cdp/api.cpp) applies to `data` (id, group page, member page, folder tree,
-// a customer's groups; the decoders themselves live in models.cpp), and the snippet an
-// error reply is shown by.
+// a customer's groups; the decoders themselves live in models.cpp), the SAX reader of member
+// pages (member_page_sax.cpp, checked against the DOM path), and the snippet an error reply
+// is shown by.
 //
 // A ParseError is the documented way to refuse a body. A finding is anything else: another
 // exception escaping, a sanitizer report, or a decoded number that is not the one the body
@@ -147,6 +148,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
                 if (page.records[i].record != r) finding("member", "record not kept as received");
             }
         });
+    }
+    // The SAX reader of member pages: when it decodes a body, the DOM path above must decode
+    // the very same page from it (code 0, same numbers, same ids in order).
+    for (const std::string id_field : {"", "id", "customerId", "memberNo"}) {
+        const std::optional<MemberPageReply> fast = read_member_page_fast(body, id_field);
+        if (!fast) continue;
+        if (env.code != 0) finding("member page sax", "decoded a reply whose code is " + std::to_string(env.code));
+        if (fast->msg != env.msg) finding("member page sax", "msg differs");
+        try {
+            const Page<Member> page =
+                parse_page<Member>(data, [&](const json& r) { return parse_member(r, id_field); });
+            if (page.current != fast->page.current || page.size != fast->page.size || page.total != fast->page.total)
+                finding("member page sax", "current/size/total differ from the DOM path");
+            if (page.records.size() != fast->page.records.size()) finding("member page sax", "record count differs");
+            for (size_t i = 0; i < page.records.size(); ++i)
+                if (page.records[i].customer_id != fast->page.records[i].customer_id)
+                    finding("member page sax", "customer id differs from the DOM path");
+        } catch (const ParseError& e) {
+            finding("member page sax", std::string("decoded a page the DOM path refuses: ") + e.what());
+        }
     }
     expect_parse_error_only([&] {
         const std::vector<Folder> folders = decode_list<Folder>(data, parse_folder);

@@ -7,8 +7,10 @@
 #include <map>
 #include <set>
 #include <unordered_set>
+#include <variant>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -36,6 +38,100 @@ bool is_5xx_429_408(unsigned status) {
 
 // A body `code` that is an HTTP status the transport would retry (429, 5xx, 408).
 bool is_http_status_code(int code) { return code > 0 && is_5xx_429_408(static_cast<unsigned>(code)); }
+
+// One call's progress through its attempts.
+struct CallState {
+    std::string endpoint;
+    int attempt = 0;  // attempts sent
+    int transient_failures = 0;
+    bool reread_used = false;
+    uint64_t generation = 0;  // the token generation the last attempt was sent with
+};
+
+// What the call does after an attempt that did not succeed.
+enum class Verdict { retry, reread_token, fail };
+
+struct Setback {
+    Setback(Verdict v, CallError e) : verdict(v), failure(std::move(e)) {}
+    Verdict verdict = Verdict::fail;
+    CallError failure;                // the call's error if it ends here
+    std::string retry_reason;         // Verdict::retry
+    std::optional<std::chrono::milliseconds> retry_after;
+};
+
+// classify()'s answer for one attempt: the decoded data, or a setback.
+template <class T>
+using Decision = std::variant<T, Setback>;
+
+// A 2xx body as read by a Reader: decoded data, a CDP refusal (code != 0), data that does
+// not decode, or no envelope at all.
+template <class T>
+struct BodyRead {
+    enum class Kind { decoded, refused, bad_data, malformed } kind = Kind::malformed;
+    int code = 0;
+    std::string msg;  // refused: the CDP's msg; bad_data, malformed: what is wrong
+    std::optional<T> value;
+};
+
+// The envelope through parse_envelope's DOM, then `decode` on its data when code is 0.
+template <class T, class F>
+BodyRead<T> read_dom(const std::string& body, const F& decode) {
+    using Kind = typename BodyRead<T>::Kind;
+    BodyRead<T> r;
+    Envelope env;
+    try {
+        env = parse_envelope(body);
+    } catch (const std::exception& e) {  // ParseError, or anything nlohmann throws
+        r.msg = e.what();
+        return r;
+    }
+    r.code = env.code;
+    if (env.code != 0) {
+        r.kind = Kind::refused;
+        r.msg = std::move(env.msg);
+        return r;
+    }
+    try {
+        r.value.emplace(decode(env.data));
+        r.kind = Kind::decoded;
+    } catch (const std::exception& e) {  // ParseError, nlohmann::json::exception
+        r.kind = Kind::bad_data;
+        r.msg = e.what();
+    }
+    return r;
+}
+
+template <class T, class F>
+struct DomReader {
+    F decode;
+    BodyRead<T> operator()(const std::string& body) const { return read_dom<T>(body, decode); }
+};
+
+// Member pages: ids only through the SAX reader, falling back to the DOM for whatever it
+// leaves (odd replies, whole records wanted), so both decide every body alike.
+struct MemberPageReader {
+    std::string id_field;
+    MemberRecords keep = MemberRecords::whole;
+
+    BodyRead<Page<Member>> operator()(const std::string& body) const {
+        if (keep == MemberRecords::ids) {
+            if (std::optional<MemberPageReply> fast = read_member_page_fast(body, id_field)) {
+                BodyRead<Page<Member>> r;
+                r.kind = BodyRead<Page<Member>>::Kind::decoded;
+                r.value.emplace(std::move(fast->page));
+                return r;
+            }
+        }
+        return read_dom<Page<Member>>(body, [this](const json& data) { return decode(data); });
+    }
+
+    Page<Member> decode(const json& data) const {
+        Page<Member> page = parse_page<Member>(data, [this](const json& r) { return parse_member(r, id_field); });
+        if (keep == MemberRecords::ids)
+            for (auto& m : page.records) m.record = json();
+        return page;
+    }
+};
 
 }  // namespace
 
@@ -147,13 +243,6 @@ ApiOptions ApiOptions::from_config(const config::CdpConfig& cdp) {
 }
 
 struct Api::Impl {
-    // The decoded envelope of a successful reply, with what a later decode error needs.
-    struct Reply {
-        json data;
-        unsigned status = 0;
-        int attempts = 0;
-    };
-
     Impl(net::any_io_executor ex, ApiOptions opt, config::TokenSource token_source,
          std::shared_ptr<spdlog::logger> lg)
         : executor(ex),
@@ -203,7 +292,7 @@ struct Api::Impl {
     Result<T> fail(CallError e) {
         ++stats.failures;
         log->debug("call failed: {}", e.describe());
-        return Result<T>::failure(std::move(e));
+        return outcome::failure(std::move(e));
     }
 
     // Reads the token (again, when `force`), returning an error message on failure.
@@ -233,132 +322,174 @@ struct Api::Impl {
         co_return !ec && !stopped;
     }
 
-    // One API call with retries and the token re-read. On success returns the envelope's data.
+    // One API call with retries and the token re-read; `read` turns a 2xx body into the
+    // envelope's code/msg and the decoded data (a decoding failure is a malformed reply).
     // `abandon` (optional) stops further retries when set: a pager that gave up on its window.
     // `repeatable` false (a create): an attempt that may have been applied (timeout, reset, 5xx,
     // an unreadable reply) is not sent again; only a refused connection or a 429 is.
-    net::awaitable<Result<Reply>> call(http::Request request, std::shared_ptr<const bool> abandon = {},
-                                       bool repeatable = true) {
-        const std::string endpoint = request.path;
-        const int max_attempts = options.retry.max_attempts;
-        int attempt = 0;          // attempts sent
-        int transient_failures = 0;
-        bool reread_used = false;
-
+    template <class T, class Reader>
+    net::awaitable<Result<T>> call(http::Request request, Reader read, std::shared_ptr<const bool> abandon = {},
+                                   bool repeatable = true) {
+        CallState state{request.path};
         for (;;) {
-            if (stopped) co_return fail<Reply>(error(CallError::Kind::cancelled, endpoint, "", attempt));
-            if (auto problem = load_token(false))
-                co_return fail<Reply>(error(CallError::Kind::auth, endpoint, *problem, attempt));
-
-            const uint64_t generation = token_generation;
-            http::Request req = request;
-            req.headers.push_back({"Content-Type", "application/json"});
-            req.headers.push_back({"token", token->reveal()});
-
-            ++attempt;
-            ++stats.calls;
-            if (attempt > 1) ++stats.retries;
-            http::Result result = co_await client.send(std::move(req));
-
-            std::optional<std::string> retry_reason;
-            std::optional<std::chrono::milliseconds> retry_after;
-            CallError failure;
-            bool auth_failure = false;
-
-            if (!result.ok()) {
-                const auto& te = *result.error;
-                const bool cancelled = te.kind == http::ErrorKind::cancelled || stopped;
-                count_attempt(endpoint, cancelled ? "cancelled" : "transport", 0);
-                if (cancelled)
-                    co_return fail<Reply>(error(CallError::Kind::cancelled, endpoint, te.message, attempt));
-                failure = error(CallError::Kind::transport, endpoint, te.message, attempt);
-                failure.transport_kind = te.kind;
-                retry_reason = http::transient_reason(result);
-            } else {
-                const http::Response& resp = *result.response;
-                const unsigned status = resp.status;
-                if (status == 401 || status == 403) {
-                    count_attempt(endpoint, "auth", status);
-                    failure = error(CallError::Kind::auth, endpoint, "", attempt, status);
-                    decorate_from_body(failure, resp.body);
-                    auth_failure = true;
-                } else if (status < 200 || status > 299) {
-                    count_attempt(endpoint, "http_error", status);
-                    failure = error(CallError::Kind::http_status, endpoint, "", attempt, status);
-                    decorate_from_body(failure, resp.body);
-                    retry_reason = http::transient_reason(result);
-                    if (resp.retry_after) retry_after = http::parse_retry_after(*resp.retry_after);
-                } else {
-                    Envelope env;
-                    std::optional<std::string> malformed;
-                    try {
-                        env = parse_envelope(resp.body);
-                    } catch (const std::exception& e) {  // ParseError, or anything nlohmann throws
-                        malformed = e.what();
-                    }
-                    const bool auth_msg = !malformed && env.code != 0 && is_auth_msg(env.msg);
-                    count_attempt(endpoint, malformed ? "malformed" : env.code == 0 ? "ok" : auth_msg ? "auth" : "cdp_code",
-                                  status);
-                    if (malformed) {
-                        failure = error(CallError::Kind::malformed, endpoint, *malformed, attempt, status);
-                        // An HTML page or a cut body with 200 comes from something between us and
-                        // the CDP and passes; JSON of the wrong shape would come back the same.
-                        if (json::accept(resp.body)) co_return fail<Reply>(std::move(failure));
-                        failure.not_json = true;
-                        retry_reason = "the reply is not JSON";
-                    } else if (env.code == 0) {
-                        co_return Result<Reply>::success(Reply{std::move(env.data), status, attempt});
-                    } else {
-                        failure = error(CallError::Kind::cdp_code, endpoint, env.msg, attempt, status);
-                        failure.cdp_code = env.code;
-                        if (auth_msg) {
-                            failure.kind = CallError::Kind::auth;
-                            auth_failure = true;
-                        } else if (env.code == -1 && is_transient_msg(env.msg)) {
-                            retry_reason = "code -1: " + env.msg;
-                        } else if (is_http_status_code(env.code)) {
-                            // A gateway or the CDP itself putting the HTTP status in the body.
-                            retry_reason = "code " + std::to_string(env.code) + " in an HTTP 200 body";
-                        }
-                    }
-                }
-            }
-
-            if (auth_failure) {
-                if (reread_used) co_return fail<Reply>(std::move(failure));
-                reread_used = true;
-                // Another call may have re-read it meanwhile; then just try the new one.
-                if (generation == token_generation) {
-                    if (auto problem = load_token(true)) {
-                        failure.msg += failure.msg.empty() ? *problem : "; " + *problem;
-                        co_return fail<Reply>(std::move(failure));
-                    }
-                }
-                log->debug("{}: credentials refused, retrying with the token re-read from {}", endpoint,
-                           tokens.describe());
+            if (std::optional<CallError> refused = before_attempt(state)) co_return fail<T>(std::move(*refused));
+            http::Result result = co_await send_attempt(request, state);
+            Decision<T> decision = classify<T>(result, read, state);
+            if (T* value = std::get_if<T>(&decision)) co_return outcome::success(std::move(*value));
+            Setback& setback = std::get<Setback>(decision);
+            switch (setback.verdict) {
+            case Verdict::fail: co_return fail<T>(std::move(setback.failure));
+            case Verdict::reread_token:
+                if (!reread_token(setback.failure, state)) co_return fail<T>(std::move(setback.failure));
                 continue;
-            }
-
-            if (!retry_reason || attempt >= max_attempts || (abandon && *abandon))
-                co_return fail<Reply>(std::move(failure));
-            if (!repeatable && !never_applied(result)) co_return fail<Reply>(std::move(failure));
-
-            ++transient_failures;
-            const auto delay = backoff.delay(transient_failures, retry_after);
-            log->debug("{}: attempt {}/{} failed ({}), retrying in {} ms", endpoint, attempt, max_attempts,
-                       *retry_reason, delay.count());
-            if (!co_await sleep(delay)) {
-                failure.kind = CallError::Kind::cancelled;
-                co_return fail<Reply>(std::move(failure));
+            case Verdict::retry:
+                if (!may_retry(result, state, abandon, repeatable)) co_return fail<T>(std::move(setback.failure));
+                if (!co_await wait_before_retry(setback, state)) {
+                    setback.failure.kind = CallError::Kind::cancelled;
+                    co_return fail<T>(std::move(setback.failure));
+                }
+                continue;
             }
         }
     }
 
+    // Why the call cannot even send its next attempt: stopped, or no usable token.
+    std::optional<CallError> before_attempt(const CallState& s) {
+        if (stopped) return error(CallError::Kind::cancelled, s.endpoint, "", s.attempt);
+        if (auto problem = load_token(false)) return error(CallError::Kind::auth, s.endpoint, *problem, s.attempt);
+        return std::nullopt;
+    }
+
+    net::awaitable<http::Result> send_attempt(const http::Request& request, CallState& s) {
+        s.generation = token_generation;
+        http::Request req = request;
+        req.headers.push_back({"Content-Type", "application/json"});
+        req.headers.push_back({"token", token->reveal()});
+        ++s.attempt;
+        ++stats.calls;
+        if (s.attempt > 1) ++stats.retries;
+        http::Result result = co_await client.send(std::move(req));
+        co_return result;
+    }
+
+    // What one attempt's outcome means for the call.
+    template <class T, class Reader>
+    Decision<T> classify(const http::Result& result, const Reader& read, const CallState& s) {
+        if (result.has_error()) return transport_setback(result, s);
+        const http::Response& resp = result.value();
+        if (resp.status < 200 || resp.status > 299) return status_setback(resp, result, s);
+        BodyRead<T> body = read(resp.body);
+        return body_decision<T>(resp, std::move(body), s);
+    }
+
+    Setback transport_setback(const http::Result& result, const CallState& s) {
+        const http::TransportError& te = result.error();
+        const bool cancelled = te.kind == http::ErrorKind::cancelled || stopped;
+        count_attempt(s.endpoint, cancelled ? "cancelled" : "transport", 0);
+        if (cancelled) return Setback{Verdict::fail, error(CallError::Kind::cancelled, s.endpoint, te.message, s.attempt)};
+        Setback sb{Verdict::fail, error(CallError::Kind::transport, s.endpoint, te.message, s.attempt)};
+        sb.failure.transport_kind = te.kind;
+        retry_if(sb, http::transient_reason(result));
+        return sb;
+    }
+
+    // A non-2xx status: refused credentials (401/403) re-read the token, others may retry.
+    Setback status_setback(const http::Response& resp, const http::Result& result, const CallState& s) {
+        const bool refused = resp.status == 401 || resp.status == 403;
+        count_attempt(s.endpoint, refused ? "auth" : "http_error", resp.status);
+        const auto kind = refused ? CallError::Kind::auth : CallError::Kind::http_status;
+        Setback sb{refused ? Verdict::reread_token : Verdict::fail, error(kind, s.endpoint, "", s.attempt, resp.status)};
+        decorate_from_body(sb.failure, resp.body);
+        if (refused) return sb;
+        retry_if(sb, http::transient_reason(result));
+        if (resp.retry_after) sb.retry_after = http::parse_retry_after(*resp.retry_after);
+        return sb;
+    }
+
+    template <class T>
+    Decision<T> body_decision(const http::Response& resp, BodyRead<T>&& body, const CallState& s) {
+        switch (body.kind) {
+        case BodyRead<T>::Kind::decoded: count_attempt(s.endpoint, "ok", resp.status); return std::move(*body.value);
+        case BodyRead<T>::Kind::bad_data:
+            count_attempt(s.endpoint, "ok", resp.status);
+            return Setback{Verdict::fail, error(CallError::Kind::malformed, s.endpoint, body.msg, s.attempt, resp.status)};
+        case BodyRead<T>::Kind::malformed: return malformed_setback(resp, std::move(body.msg), s);
+        case BodyRead<T>::Kind::refused: break;
+        }
+        return code_setback(body.code, std::move(body.msg), resp.status, s);
+    }
+
+    // A 2xx body that is no envelope. An HTML page or a cut body with 200 comes from something
+    // between us and the CDP and passes; JSON of the wrong shape would come back the same.
+    Setback malformed_setback(const http::Response& resp, std::string problem, const CallState& s) {
+        count_attempt(s.endpoint, "malformed", resp.status);
+        Setback sb{Verdict::fail, error(CallError::Kind::malformed, s.endpoint, std::move(problem), s.attempt, resp.status)};
+        if (json::accept(resp.body)) return sb;
+        sb.failure.not_json = true;
+        retry_if(sb, std::string("the reply is not JSON"));
+        return sb;
+    }
+
+    // HTTP 200 with code != 0: an auth msg re-reads the token, a transient one retries.
+    Setback code_setback(int code, std::string msg, unsigned status, const CallState& s) {
+        const bool auth_msg = is_auth_msg(msg);
+        count_attempt(s.endpoint, auth_msg ? "auth" : "cdp_code", status);
+        Setback sb{Verdict::fail, error(CallError::Kind::cdp_code, s.endpoint, std::move(msg), s.attempt, status)};
+        sb.failure.cdp_code = code;
+        if (auth_msg) {
+            sb.failure.kind = CallError::Kind::auth;
+            sb.verdict = Verdict::reread_token;
+        } else if (code == -1 && is_transient_msg(sb.failure.msg)) {
+            retry_if(sb, "code -1: " + sb.failure.msg);
+        } else if (is_http_status_code(code)) {
+            // A gateway or the CDP itself putting the HTTP status in the body.
+            retry_if(sb, "code " + std::to_string(code) + " in an HTTP 200 body");
+        }
+        return sb;
+    }
+
+    static void retry_if(Setback& sb, std::optional<std::string> reason) {
+        if (!reason) return;
+        sb.verdict = Verdict::retry;
+        sb.retry_reason = std::move(*reason);
+    }
+
+    // Refused credentials: re-read the token once per call (another call may have re-read it
+    // meanwhile; then just try the new one). False when the call must fail.
+    bool reread_token(CallError& failure, CallState& s) {
+        if (s.reread_used) return false;
+        s.reread_used = true;
+        if (s.generation == token_generation) {
+            if (auto problem = load_token(true)) {
+                failure.msg += failure.msg.empty() ? *problem : "; " + *problem;
+                return false;
+            }
+        }
+        log->debug("{}: credentials refused, retrying with the token re-read from {}", s.endpoint, tokens.describe());
+        return true;
+    }
+
+    bool may_retry(const http::Result& result, const CallState& s, const std::shared_ptr<const bool>& abandon,
+                   bool repeatable) const {
+        if (s.attempt >= options.retry.max_attempts || (abandon && *abandon)) return false;
+        return repeatable || never_applied(result);
+    }
+
+    // The backoff before the next attempt; false when stop() cancelled the wait.
+    net::awaitable<bool> wait_before_retry(const Setback& sb, CallState& s) {
+        ++s.transient_failures;
+        const auto delay = backoff.delay(s.transient_failures, sb.retry_after);
+        log->debug("{}: attempt {}/{} failed ({}), retrying in {} ms", s.endpoint, s.attempt,
+                   options.retry.max_attempts, sb.retry_reason, delay.count());
+        const bool slept = co_await sleep(delay);
+        co_return slept;
+    }
+
     // The attempt certainly did not reach the CDP's logic: no connection, or a 429.
     static bool never_applied(const http::Result& result) {
-        if (result.error)
-            return result.error->kind == http::ErrorKind::resolve || result.error->kind == http::ErrorKind::connect;
-        return result.response && result.response->status == 429;
+        if (result.has_error())
+            return result.error().kind == http::ErrorKind::resolve || result.error().kind == http::ErrorKind::connect;
+        return result.value().status == 429;
     }
 
     // Fills msg/code of an error reply from its body when it is a CDP envelope, else a snippet.
@@ -373,24 +504,12 @@ struct Api::Impl {
         e.msg = snippet(body);
     }
 
-    // A call whose data is decoded by `decode`; a decoding failure is a malformed reply.
+    // A call whose data is decoded by `decode` from the envelope's DOM.
     template <class T, class F>
     net::awaitable<Result<T>> typed(http::Request request, F decode,
                                     std::shared_ptr<const bool> abandon = {}, bool repeatable = true) {
-        const std::string endpoint = request.path;
-        Result<Reply> reply = co_await call(std::move(request), std::move(abandon), repeatable);
-        if (!reply.ok()) co_return Result<T>::failure(std::move(*reply.error));
-        std::optional<T> value;
-        std::string problem;
-        try {
-            value.emplace(decode(reply.value->data));
-        } catch (const std::exception& e) {  // ParseError, nlohmann::json::exception
-            problem = e.what();
-        }
-        if (!value)
-            co_return fail<T>(error(CallError::Kind::malformed, endpoint, problem, reply.value->attempts,
-                                    reply.value->status));
-        co_return Result<T>::success(std::move(*value));
+        DomReader<T, F> reader{std::move(decode)};
+        co_return co_await call<T>(std::move(request), std::move(reader), std::move(abandon), repeatable);
     }
 
     static http::Request get(const char* path, std::vector<std::pair<std::string, std::string>> query) {
@@ -425,13 +544,6 @@ struct Api::Impl {
     static std::vector<CustomerGroup> decode_customer_groups(const json& data) {
         return decode_list<CustomerGroup>(data, parse_customer_group);
     }
-    struct MemberPageDecoder {
-        std::string id_field;
-        Page<Member> operator()(const json& data) const {
-            return parse_page<Member>(data, [this](const json& r) { return parse_member(r, id_field); });
-        }
-    };
-
     net::awaitable<Result<Page<Group>>> query_groups(GroupQuery q, std::shared_ptr<const bool> abandon = {}) {
         Query query;
         if (!q.search_key.empty()) query.emplace_back("searchKey", q.search_key);
@@ -443,13 +555,13 @@ struct Api::Impl {
     }
 
     net::awaitable<Result<Page<Member>>> members_page(int64_t group_id, int64_t current, int64_t size,
-                                                      std::shared_ptr<const bool> abandon = {}) {
+                                                      MemberRecords keep, std::shared_ptr<const bool> abandon = {}) {
         Query query = query1("customerGroupId", group_id);
         query.emplace_back("current", std::to_string(current));
         query.emplace_back("size", std::to_string(size));
         http::Request request = get(path::members_page, std::move(query));
-        MemberPageDecoder decode{options.customer_id_field};
-        co_return co_await typed<Page<Member>>(std::move(request), std::move(decode), std::move(abandon));
+        MemberPageReader reader{options.customer_id_field, keep};
+        co_return co_await call<Page<Member>>(std::move(request), std::move(reader), std::move(abandon));
     }
 
     // Pager ------------------------------------------------------------------------------
@@ -475,11 +587,24 @@ struct Api::Impl {
         net::steady_timer notify;  // cancelled whenever a fetch completes
         struct Slot {
             std::exception_ptr exception;
-            Result<Page<T>> result;
+            std::optional<Result<Page<T>>> result;  // unless exception
         };
         std::map<int64_t, Slot> ready;
         int in_flight = 0;
         std::shared_ptr<bool> abandon = std::make_shared<bool>(false);
+    };
+
+    // Where the pager stands: the page in hand, its number, and the fetches ahead of it.
+    template <class T>
+    struct Walk {
+        Page<T> page;
+        int64_t size = 0;         // records a full page holds
+        int64_t first_page = 1;
+        int64_t page_number = 1;  // of `page`
+        int64_t next_spawn = 2;
+        int64_t spawn_limit = 1;
+        std::optional<CallError> failure;
+        std::exception_ptr thrown;
     };
 
     template <class T>
@@ -492,108 +617,136 @@ struct Api::Impl {
     template <class T>
     void spawn_fetch(const std::shared_ptr<Window<T>>& w, const Fetch<T>& fetch, int64_t page, int64_t size) {
         ++w->in_flight;
-        std::shared_ptr<const bool> abandon = w->abandon;
         net::co_spawn(
             executor,
-            [fetch, page, size, abandon]() -> net::awaitable<Result<Page<T>>> {
-                co_return co_await fetch(page, size, abandon);
-            },
-            [w, page](std::exception_ptr e, Result<Page<T>> r) {
+            [w, fetch, page, size]() -> net::awaitable<void> {
+                typename Window<T>::Slot slot;
+                try {
+                    std::shared_ptr<const bool> abandon = w->abandon;
+                    slot.result.emplace(co_await fetch(page, size, std::move(abandon)));
+                } catch (...) {
+                    slot.exception = std::current_exception();
+                }
                 --w->in_flight;
-                w->ready.insert_or_assign(page, typename Window<T>::Slot{e, std::move(r)});
+                w->ready.insert_or_assign(page, std::move(slot));
                 w->notify.cancel();
-            });
+            },
+            net::detached);
     }
 
+    // The first page to hand over, and the page size the server really uses.
     template <class T>
-    net::awaitable<Result<Done>> paginate(const char* endpoint, Fetch<T> fetch, Sink<T> sink, int64_t first_page) {
+    net::awaitable<Result<Walk<T>>> start_walk(const char* endpoint, const Fetch<T>& fetch, int64_t first_page) {
         const int64_t asked = options.page_size;
-        first_page = std::max<int64_t>(1, first_page);
-
         const std::shared_ptr<const bool> never_abandoned;
         Result<Page<T>> first = co_await fetch(first_page, asked, never_abandoned);
-        if (!first.ok()) co_return Result<Done>::failure(std::move(*first.error));
+        if (!first.has_value()) co_return outcome::failure(std::move(first.error()));
         int64_t size = asked;
         if (first_page == 1) {
-            size = effective_size(asked, first.value->records.size(), first.value->total);
-        } else if (static_cast<int64_t>(first.value->records.size()) < asked) {
+            size = effective_size(asked, first.value().records.size(), first.value().total);
+        } else if (static_cast<int64_t>(first.value().records.size()) < asked) {
             // Short page while resuming: the last page, or a capped server. Page 1 tells.
             Result<Page<T>> probe = co_await fetch(1, asked, never_abandoned);
-            if (!probe.ok()) co_return Result<Done>::failure(std::move(*probe.error));
-            size = effective_size(asked, probe.value->records.size(), probe.value->total);
+            if (!probe.has_value()) co_return outcome::failure(std::move(probe.error()));
+            size = effective_size(asked, probe.value().records.size(), probe.value().total);
             if (size != asked) {
                 first = co_await fetch(first_page, size, never_abandoned);
-                if (!first.ok()) co_return Result<Done>::failure(std::move(*first.error));
+                if (!first.has_value()) co_return outcome::failure(std::move(first.error()));
             }
         }
         if (size != asked)
             log->debug("{}: server returns at most {} records a page (asked {})", endpoint, size, asked);
+        Walk<T> walk{std::move(first.value()), size, first_page, first_page, first_page + 1, first_page, {}, {}};
+        co_return outcome::success(std::move(walk));
+    }
 
+    // The last page the page in hand's total implies. `total` comes from the wire: no
+    // arithmetic on it that could overflow.
+    template <class T>
+    static int64_t last_by_total(const Walk<T>& w) {
+        return w.page.total <= 0 ? 0 : w.page.total / w.size + (w.page.total % w.size != 0);
+    }
+
+    // A short page proves the end, and so does a full page ending exactly at the total that
+    // same reply counted (saves the empty read after a group whose size is a multiple of the
+    // page size). A full page past the total proves the total stale: keep reading until a
+    // short page.
+    template <class T>
+    static bool is_last_page(const Walk<T>& w) {
+        const int64_t n = static_cast<int64_t>(w.page.records.size());
+        const int64_t total = w.page.total;
+        return n == 0 || (n < w.size && w.page_number >= last_by_total(w)) ||
+               (n == w.size && total > 0 && total % w.size == 0 && total / w.size == w.page_number);
+    }
+
+    // Hands the page in hand to the sink (an empty page only when it is the first); false
+    // when the sink threw.
+    template <class T>
+    static bool deliver(Walk<T>& w, const Sink<T>& sink) {
+        if (w.page.records.empty() && w.page_number != w.first_page) return true;
+        try {
+            sink(w.page_number, std::move(w.page));
+            return true;
+        } catch (...) {
+            w.thrown = std::current_exception();
+            return false;
+        }
+    }
+
+    // Keeps up to `width` pages in flight: through the expected last page, and one page at a
+    // time beyond it while pages stay full (the total grew).
+    template <class T>
+    void fill_window(Walk<T>& w, const std::shared_ptr<Window<T>>& window, const Fetch<T>& fetch) {
+        w.spawn_limit = std::max({w.spawn_limit, last_by_total(w), w.page_number + 1});
+        while (window->in_flight < options.max_pages_in_flight && w.next_spawn <= w.spawn_limit)
+            spawn_fetch<T>(window, fetch, w.next_spawn++, w.size);
+    }
+
+    // Waits for the next page in order; false when its fetch failed or threw.
+    template <class T>
+    static net::awaitable<bool> take_next(Walk<T>& w, Window<T>& window) {
+        ++w.page_number;
+        while (!window.ready.count(w.page_number)) co_await wait_change(window);
+        auto slot = std::move(window.ready.at(w.page_number));
+        window.ready.erase(w.page_number);
+        if (slot.exception) {
+            w.thrown = slot.exception;
+            co_return false;
+        }
+        if (slot.result->has_error()) {
+            w.failure = std::move(slot.result->error());
+            co_return false;
+        }
+        w.page = std::move(slot.result->value());
+        co_return true;
+    }
+
+    template <class T>
+    net::awaitable<Result<Done>> paginate(const char* endpoint, Fetch<T> fetch, Sink<T> sink, int64_t first_page) {
+        Result<Walk<T>> started = co_await start_walk<T>(endpoint, fetch, std::max<int64_t>(1, first_page));
+        if (!started.has_value()) co_return outcome::failure(std::move(started.error()));
+        Walk<T>& w = started.value();
         auto window = std::make_shared<Window<T>>(executor);
-        const int width = options.max_pages_in_flight;
-        int64_t next_spawn = first_page + 1;
-        int64_t spawn_limit = first_page;
-        int64_t page_number = first_page;
-        Page<T> page = std::move(*first.value);
-        std::optional<CallError> failure;
-        std::exception_ptr thrown;
-
         for (;;) {
-            const int64_t n = static_cast<int64_t>(page.records.size());
-            // `total` comes from the wire: no arithmetic on it that could overflow.
-            const int64_t last_by_total = page.total <= 0 ? 0 : page.total / size + (page.total % size != 0);
-            // A short page proves the end, and so does a full page ending exactly at the total
-            // that same reply counted (saves the empty read after a group whose size is a
-            // multiple of the page size). A full page past the total proves the total stale:
-            // keep reading until a short page.
-            const bool end = n == 0 || (n < size && page_number >= last_by_total) ||
-                             (n == size && page.total > 0 && page.total % size == 0 &&
-                              page.total / size == page_number);
-            if (n > 0 || page_number == first_page) {
-                try {
-                    sink(page_number, std::move(page));
-                } catch (...) {
-                    thrown = std::current_exception();
-                    break;
-                }
-            }
-            if (end) break;
-            if (page_number - 100000 > last_by_total) {
-                failure = error(CallError::Kind::malformed, endpoint,
-                                "paging does not end: page " + std::to_string(page_number) +
-                                    " is still full with total " + std::to_string(page.total),
-                                1, 200);
+            const bool last = is_last_page(w);
+            if (!deliver(w, sink) || last) break;
+            if (w.page_number - 100000 > last_by_total(w)) {
+                w.failure = error(CallError::Kind::malformed, endpoint,
+                                  "paging does not end: page " + std::to_string(w.page_number) +
+                                      " is still full with total " + std::to_string(w.page.total),
+                                  1, 200);
                 ++stats.failures;
                 break;
             }
-
-            // Keep up to `width` pages in flight: through the expected last page, and one
-            // page at a time beyond it while pages stay full (the total grew).
-            spawn_limit = std::max({spawn_limit, last_by_total, page_number + 1});
-            while (window->in_flight < width && next_spawn <= spawn_limit)
-                spawn_fetch<T>(window, fetch, next_spawn++, size);
-
-            ++page_number;
-            while (!window->ready.count(page_number)) co_await wait_change(*window);
-            auto slot = std::move(window->ready.at(page_number));
-            window->ready.erase(page_number);
-            if (slot.exception) {
-                thrown = slot.exception;
-                break;
-            }
-            if (!slot.result.ok()) {
-                failure = std::move(*slot.result.error);
-                break;
-            }
-            page = std::move(*slot.result.value);
+            fill_window(w, window, fetch);
+            if (!co_await take_next(w, *window)) break;
         }
-
         // Never leave fetches running behind the caller's back: they reference this Api.
         *window->abandon = true;
         while (window->in_flight > 0) co_await wait_change(*window);
-        if (thrown) std::rethrow_exception(thrown);
-        if (failure) co_return Result<Done>::failure(std::move(*failure));
-        co_return Result<Done>::success(Done{});
+        if (w.thrown) std::rethrow_exception(w.thrown);
+        if (w.failure) co_return outcome::failure(std::move(*w.failure));
+        co_return outcome::success(Done{});
     }
 };
 
@@ -636,8 +789,8 @@ net::awaitable<Result<std::vector<Group>>> Api::query_all_groups(std::string sea
             if (seen.insert(g.id).second) groups.push_back(std::move(g));
     };
     Result<Done> done = co_await impl_->paginate<Group>(path::simple_query, std::move(fetch), std::move(sink), 1);
-    if (!done.ok()) co_return Result<std::vector<Group>>::failure(std::move(*done.error));
-    co_return Result<std::vector<Group>>::success(std::move(groups));
+    if (!done.has_value()) co_return outcome::failure(std::move(done.error()));
+    co_return outcome::success(std::move(groups));
 }
 
 net::awaitable<Result<int64_t>> Api::add_folder(std::string name, std::string parent_code) {
@@ -681,7 +834,7 @@ net::awaitable<Result<Done>> Api::customer_update_groups(MembershipChange change
 }
 
 net::awaitable<Result<Page<Member>>> Api::members_page(int64_t group_id, int64_t current, int64_t size) {
-    co_return co_await impl_->members_page(group_id, current, size);
+    co_return co_await impl_->members_page(group_id, current, size, MemberRecords::whole);
 }
 
 net::awaitable<Result<std::vector<CustomerGroup>>> Api::groups_of_customer(int64_t customer_id, int type) {
@@ -692,11 +845,11 @@ net::awaitable<Result<std::vector<CustomerGroup>>> Api::groups_of_customer(int64
 }
 
 net::awaitable<Result<Done>> Api::for_each_member_page(int64_t group_id, MemberPageHandler on_page,
-                                                       int64_t first_page) {
+                                                       int64_t first_page, MemberRecords keep) {
     Impl* impl = impl_.get();
-    Impl::Fetch<Member> fetch = [impl, group_id](int64_t current, int64_t size,
-                                                 std::shared_ptr<const bool> abandon) {
-        return impl->members_page(group_id, current, size, std::move(abandon));
+    Impl::Fetch<Member> fetch = [impl, group_id, keep](int64_t current, int64_t size,
+                                                       std::shared_ptr<const bool> abandon) {
+        return impl->members_page(group_id, current, size, keep, std::move(abandon));
     };
     co_return co_await impl_->paginate<Member>(path::members_page, std::move(fetch), std::move(on_page),
                                                first_page);

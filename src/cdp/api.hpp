@@ -22,6 +22,8 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/outcome/policy/terminate.hpp>
+#include <boost/outcome/result.hpp>
 #include <spdlog/logger.h>
 
 #include "cdp/models.hpp"
@@ -63,14 +65,12 @@ const char* to_string(CallError::Kind kind);
 
 struct Done {};
 
+namespace outcome = boost::outcome_v2;
+
+// A call's value or its CallError: has_value(), value(), error(); built from
+// outcome::success(v) / outcome::failure(e). Reading the side that is not there terminates.
 template <class T>
-struct Result {
-    std::optional<T> value;
-    std::optional<CallError> error;
-    bool ok() const { return value.has_value(); }
-    static Result success(T v) { return Result{std::move(v), std::nullopt}; }
-    static Result failure(CallError e) { return Result{std::nullopt, std::move(e)}; }
-};
+using Result = outcome::result<T, CallError, outcome::policy::terminate>;
 
 // Classifiers of a `code != 0` reply's msg (exposed for tests and the simulator's faults).
 bool is_transient_msg(const std::string& msg);
@@ -80,6 +80,10 @@ bool is_auth_msg(const std::string& msg);
 bool is_unknown_customer_msg(const std::string& msg);
 bool is_unknown_group_msg(const std::string& msg);
 bool is_smart_group_msg(const std::string& msg);
+
+// What a member page keeps of each record: the customer id alone (a streaming parse, no
+// DOM: what a sync needs), or also the whole record as received (Member::record).
+enum class MemberRecords { ids, whole };
 
 struct ApiOptions {
     http::ClientOptions http;
@@ -130,6 +134,7 @@ public:
     net::awaitable<Result<Done>> customer_add_groups(MembershipChange change);
     net::awaitable<Result<Done>> customer_delete_groups(MembershipChange change);
     net::awaitable<Result<Done>> customer_update_groups(MembershipChange change);
+    // One page, whole records.
     net::awaitable<Result<Page<Member>>> members_page(int64_t group_id, int64_t current, int64_t size);
     net::awaitable<Result<std::vector<CustomerGroup>>> groups_of_customer(int64_t customer_id,
                                                                          int type = kStaticGroup);
@@ -138,10 +143,12 @@ public:
     // max_pages_in_flight pages at once and handing them to `on_page` in page order.
     // Copes with pages shorter than asked (the server's own cap) and a `total` that
     // changes underway: it stops at the first short or empty page past the known total.
-    // `on_page` may throw to abort; the exception propagates.
+    // `on_page` may throw to abort; the exception propagates. By default the records carry
+    // the customer id alone (Member::record is null).
     using MemberPageHandler = std::function<void(int64_t page_number, Page<Member>&& page)>;
     net::awaitable<Result<Done>> for_each_member_page(int64_t group_id, MemberPageHandler on_page,
-                                                      int64_t first_page = 1);
+                                                      int64_t first_page = 1,
+                                                      MemberRecords keep = MemberRecords::ids);
 
     ApiStats stats() const;
     http::Client& http_client();

@@ -7,6 +7,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -160,6 +161,16 @@ Page<T> parse_page(const json& data, F&& parse_record) {
     }
     return page;
 }
+
+// A member page reply (getCustomerPageByGroupId) read without building a DOM: only code,
+// msg, data.current/size/total and each record's customer id (Member::record stays null).
+// nullopt unless the body is a code 0 reply that parse_envelope, parse_page and parse_member
+// decode without complaint, to exactly this page; decode any other body the DOM way.
+struct MemberPageReply {
+    std::string msg;
+    Page<Member> page;
+};
+std::optional<MemberPageReply> read_member_page_fast(std::string_view body, const std::string& id_field);
 
 // The `data` of a reply that is a new id (addSingleGroup, group/add).
 int64_t decode_id(const json& data);

@@ -104,8 +104,8 @@ std::optional<int64_t> Invocation::integer(const std::string& name) const {
 
 template <class T>
 Outcome from(cdp::Result<T>&& r, json (*to_output)(T&)) {
-    if (!r.ok()) return Outcome{std::nullopt, std::move(r.error)};
-    return Outcome{to_output(*r.value), std::nullopt};
+    if (!r.has_value()) return Outcome{std::nullopt, std::move(r.error())};
+    return Outcome{to_output(r.value()), std::nullopt};
 }
 
 Outcome done(cdp::Result<cdp::Done>&& r) {
@@ -217,10 +217,10 @@ net::awaitable<Outcome> members_list(Context& c) {
             first = false;
         }
     };
-    auto r = co_await c.api.for_each_member_page(group, std::move(on_page));
-    if (!r.ok()) {
+    auto r = co_await c.api.for_each_member_page(group, std::move(on_page), 1, cdp::MemberRecords::whole);
+    if (!r.has_value()) {
         if (!first) out << std::endl;
-        co_return Outcome{std::nullopt, std::move(r.error)};
+        co_return Outcome{std::nullopt, std::move(r.error())};
     }
     out << (first ? "[]" : "\n]") << std::endl;
     co_return Outcome{};

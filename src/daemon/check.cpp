@@ -35,6 +35,14 @@ struct Report {
 
 // Confirms on the live CDP that member records are read for customer ids (sync/identity.hpp)
 // and stores the confirmation, which a run needs before its first removal.
+// A coroutine's value into `out` (co_spawn's value handler needs a default-constructible
+// value, which cdp::Result is not).
+template <class T>
+net::awaitable<void> store_into(net::awaitable<T> task, std::optional<T>& out) {
+    T value = co_await std::move(task);
+    out.emplace(std::move(value));
+}
+
 void check_identity(Report& r, const config::Config& cfg, cdp::Api& api, net::io_context& io) {
     std::optional<store::Store> st;
     std::vector<store::ManagedGroup> groups;
@@ -133,18 +141,15 @@ int run_checks(const std::filesystem::path& path, std::ostream& out) {
         std::exception_ptr error;
         cdp::GroupQuery query;
         query.size = 1;
-        net::co_spawn(io, api.query_groups(query), [&](std::exception_ptr e, cdp::Result<cdp::Page<cdp::Group>> v) {
-            error = e;
-            if (!e) result = std::move(v);
-        });
+        net::co_spawn(io, store_into(api.query_groups(query), result), [&](std::exception_ptr e) { error = e; });
         io.run();
         if (error) std::rethrow_exception(error);
-        if (result->ok()) {
+        if (result->has_value()) {
             r.ok(fmt::format("CDP at {} answered: {} customer group(s) visible to this token", cfg.cdp.base_url,
-                             result->value->total));
+                             result->value().total));
             check_identity(r, cfg, api, io);
         } else {
-            const auto& e = *result->error;
+            const auto& e = result->error();
             std::string why = e.describe();
             if (e.kind == cdp::CallError::Kind::auth)
                 why += "; the CDP refused the token from " + tokens.describe();

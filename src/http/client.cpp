@@ -123,10 +123,9 @@ std::string percent_encode(const std::string& s) {
     return out;
 }
 
-Result failure(ErrorKind kind, std::string message) {
-    Result r;
-    r.error = TransportError{kind, std::move(message)};
-    return r;
+// Converts to a failed Result, or to any other result over TransportError.
+outcome::failure_type<TransportError> failure(ErrorKind kind, std::string message) {
+    return outcome::failure(TransportError{kind, std::move(message)});
 }
 
 // The peer went away: the socket-level ways a connection ends under our feet.
@@ -170,7 +169,7 @@ struct Connection {
 
 // The outcome of one write + read on a connection.
 struct Exchange {
-    Result result;
+    Result result = failure(ErrorKind::protocol, "no exchange");  // until exchange() sets it
     bool keep_alive = false;
     bool closed_before_response = false;  // nothing came back: safe to resend on a new connection
 };
@@ -267,11 +266,13 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
 
     std::string endpoint() const { return url.host + ":" + url.port; }
 
-    Result cancelled() const { return failure(ErrorKind::cancelled, "client stopped"); }
+    outcome::failure_type<TransportError> cancelled() const { return failure(ErrorKind::cancelled, "client stopped"); }
+
+    // A connection ready for a request, or why there is none.
+    using Connected = outcome::result<std::shared_ptr<Connection>, TransportError, outcome::policy::terminate>;
 
     // Resolve, connect and (for https) handshake, all within `deadline`.
-    net::awaitable<std::pair<std::shared_ptr<Connection>, Result>> connect(Clock::time_point deadline) {
-        using Out = std::pair<std::shared_ptr<Connection>, Result>;
+    net::awaitable<Connected> connect(Clock::time_point deadline) {
         // Resolve: the resolver has no deadline of its own, so a timer cancels it.
         auto resolver = std::make_shared<tcp::resolver>(executor);
         auto timed_out = std::make_shared<bool>(false);
@@ -287,26 +288,31 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
         auto endpoints = co_await resolver->async_resolve(url.host, url.port, net::redirect_error(net::use_awaitable, ec));
         cancel_hooks.erase(hook);
         timer.cancel();
-        if (stopped) co_return Out{nullptr, cancelled()};
-        if (*timed_out) co_return Out{nullptr, failure(ErrorKind::timeout, "resolving " + url.host + " timed out")};
-        if (ec) co_return Out{nullptr, failure(ErrorKind::resolve, "cannot resolve " + url.host + ": " + ec.message())};
+        if (stopped) co_return cancelled();
+        if (*timed_out) co_return failure(ErrorKind::timeout, "resolving " + url.host + " timed out");
+        if (ec) co_return failure(ErrorKind::resolve, "cannot resolve " + url.host + ": " + ec.message());
 
         // Connect to the first address that answers.
         auto conn = std::make_shared<Connection>(executor, ssl_ctx ? &*ssl_ctx : nullptr, ++last_connection_id);
         track(conn);
         conn->lowest().expires_at(deadline);
         co_await conn->lowest().async_connect(endpoints, net::redirect_error(net::use_awaitable, ec));
-        if (stopped) co_return Out{nullptr, cancelled()};
+        if (stopped) co_return cancelled();
         if (ec == beast::error::timeout)
-            co_return Out{nullptr, failure(ErrorKind::timeout, "connecting to " + endpoint() + " timed out")};
-        if (ec) co_return Out{nullptr, failure(ErrorKind::connect, "cannot connect to " + endpoint() + ": " + ec.message())};
+            co_return failure(ErrorKind::timeout, "connecting to " + endpoint() + " timed out");
+        if (ec) co_return failure(ErrorKind::connect, "cannot connect to " + endpoint() + ": " + ec.message());
         ++stats.connections_opened;
         // Headers and body may leave in separate segments: without NODELAY each small
         // exchange would wait ~40 ms for the peer's delayed ACK.
         conn->lowest().socket().set_option(tcp::no_delay(true), ec);
-        if (!conn->tls) co_return Out{conn, Result{}};
+        if (!conn->tls) co_return outcome::success(conn);
+        Connected secured = co_await handshake(std::move(conn), deadline);
+        co_return secured;
+    }
 
-        // TLS: SNI for names (never for IP literals), and the name or IP checked by OpenSSL
+    // The TLS handshake on a connected socket, within `deadline`.
+    net::awaitable<Connected> handshake(std::shared_ptr<Connection> conn, Clock::time_point deadline) {
+        // SNI for names (never for IP literals), and the name or IP checked by OpenSSL
         // itself, so a mismatch fails the handshake with a precise verify result.
         SSL* ssl_handle = conn->tls->native_handle();
         if (is_ip_literal(url.host)) {
@@ -317,28 +323,26 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
             SSL_set1_host(ssl_handle, url.host.c_str());
         }
         conn->tls->set_verify_mode(ssl::verify_peer);
-        // Handshake.
         conn->lowest().expires_at(deadline);
+        error_code ec;
         co_await conn->tls->async_handshake(ssl::stream_base::client, net::redirect_error(net::use_awaitable, ec));
-        if (stopped) co_return Out{nullptr, cancelled()};
+        if (stopped) co_return cancelled();
         if (ec == beast::error::timeout)
-            co_return Out{nullptr, failure(ErrorKind::timeout, "TLS handshake with " + endpoint() + " timed out")};
+            co_return failure(ErrorKind::timeout, "TLS handshake with " + endpoint() + " timed out");
         if (ec) {
             const long verify = SSL_get_verify_result(ssl_handle);
             if (verify != X509_V_OK) {
                 std::string why = X509_verify_cert_error_string(verify);
                 if (verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH)
                     why += ": the certificate is not valid for " + url.host;
-                co_return Out{nullptr, failure(ErrorKind::tls_verify, "TLS certificate of " + endpoint() +
-                                                                          " rejected: " + why)};
+                co_return failure(ErrorKind::tls_verify, "TLS certificate of " + endpoint() + " rejected: " + why);
             }
             if (is_disconnect(ec))
-                co_return Out{nullptr, failure(ErrorKind::connection_reset,
-                                               "connection closed during TLS handshake with " + endpoint())};
-            co_return Out{nullptr, failure(ErrorKind::tls_handshake,
-                                           "TLS handshake with " + endpoint() + " failed: " + ec.message())};
+                co_return failure(ErrorKind::connection_reset,
+                                  "connection closed during TLS handshake with " + endpoint());
+            co_return failure(ErrorKind::tls_handshake, "TLS handshake with " + endpoint() + " failed: " + ec.message());
         }
-        co_return Out{conn, Result{}};
+        co_return outcome::success(conn);
     }
 
     // Write the request, read the response, within `deadline`.
@@ -409,7 +413,7 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
         if (auto it = res.find(bhttp::field::retry_after); it != res.end()) response.retry_after = std::string(it->value());
         out.keep_alive = res.keep_alive();
         response.body = std::move(res.body());
-        out.result.response = std::move(response);
+        out.result = std::move(response);
         co_return out;
     }
 
@@ -445,9 +449,9 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
             std::shared_ptr<Connection> conn = round == 0 ? take_idle() : nullptr;
             const bool reused = conn != nullptr;
             if (!conn) {
-                auto [fresh, error] = co_await connect(deadline);
-                if (!fresh) co_return error;
-                conn = std::move(fresh);
+                Connected connected = co_await connect(deadline);
+                if (!connected) co_return outcome::failure(std::move(connected.error()));
+                conn = std::move(connected.value());
             }
             // The token is taken with the connection ready, so the server sees the send
             // right after it was counted: connect and handshake times cannot bunch sends.
@@ -465,7 +469,7 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
                 ex = co_await exchange(*conn->tls, *conn, req, deadline);
             else
                 ex = co_await exchange(*conn->plain, *conn, req, deadline);
-            if (ex.result.ok()) {
+            if (ex.result.has_value()) {
                 if (ex.keep_alive && !stopped) {
                     conn->lowest().expires_never();
                     idle.push_back(std::move(conn));
@@ -487,21 +491,23 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
         auto self = shared_from_this();  // outlives the Client if it is destroyed meanwhile
         const auto start = Clock::now();
         if (!co_await acquire_slot()) co_return cancelled();
-        Result result;
+        std::optional<Result> attempted;
         {
             SlotGuard guard{*this};
-            result = co_await attempt(request);
+            Result r = co_await attempt(request);
+            attempted.emplace(std::move(r));
         }
+        Result& result = *attempted;
         const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
         const char* method = request.method == Method::post ? "POST" : "GET";
-        if (result.ok()) {
-            log->debug("{} {} -> {} in {} ms", method, request.path, result.response->status, ms);
+        if (result.has_value()) {
+            log->debug("{} {} -> {} in {} ms", method, request.path, result.value().status, ms);
         } else {
             ++stats.transport_errors;
-            log->debug("{} {} -> {} ({}) after {} ms", method, request.path, to_string(result.error->kind),
-                       result.error->message, ms);
+            log->debug("{} {} -> {} ({}) after {} ms", method, request.path, to_string(result.error().kind),
+                       result.error().message, ms);
         }
-        co_return result;
+        co_return std::move(result);
     }
 
     void stop() {

@@ -25,6 +25,8 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/outcome/policy/terminate.hpp>
+#include <boost/outcome/result.hpp>
 #include <spdlog/logger.h>
 
 namespace cdpsync::http {
@@ -70,12 +72,10 @@ struct TransportError {
     std::string message;  // human detail; never contains headers or bodies
 };
 
-// One attempt's outcome: exactly one of response / error is set.
-struct Result {
-    std::optional<Response> response;
-    std::optional<TransportError> error;
-    bool ok() const { return response.has_value(); }
-};
+namespace outcome = boost::outcome_v2;
+
+// One attempt's outcome: the response (any status), or why none came.
+using Result = outcome::result<Response, TransportError, outcome::policy::terminate>;
 
 struct ClientOptions {
     std::string base_url;

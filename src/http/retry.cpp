@@ -11,13 +11,13 @@
 namespace cdpsync::http {
 
 std::optional<std::string> transient_reason(const Result& result) {
-    if (result.error) {
-        switch (result.error->kind) {
+    if (result.has_error()) {
+        switch (result.error().kind) {
         case ErrorKind::resolve:
         case ErrorKind::connect:
         case ErrorKind::timeout:
         case ErrorKind::connection_reset:
-            return std::string(to_string(result.error->kind));
+            return std::string(to_string(result.error().kind));
         case ErrorKind::tls_handshake:  // a protocol or cipher mismatch does not heal by itself
         case ErrorKind::tls_verify:
         case ErrorKind::protocol:
@@ -26,8 +26,7 @@ std::optional<std::string> transient_reason(const Result& result) {
         }
         return std::nullopt;
     }
-    if (!result.response) return std::nullopt;
-    const unsigned status = result.response->status;
+    const unsigned status = result.value().status;
     if (status == 408 || status == 429 || (status >= 500 && status <= 599))
         return "HTTP " + std::to_string(status);
     return std::nullopt;

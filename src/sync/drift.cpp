@@ -18,13 +18,13 @@ net::awaitable<DriftResult> Steps::detect_drift(int64_t snapshot_id, std::vector
     if (ids.empty()) co_return out;
 
     auto listed = co_await api.query_all_groups();
-    if (!listed.ok()) {
+    if (!listed.has_value()) {
         // Not fatal: the cycle goes on against the mirror, as without the check.
-        log.warn("drift check skipped: listing the groups failed: {}", listed.error->describe());
+        log.warn("drift check skipped: listing the groups failed: {}", listed.error().describe());
         co_return out;
     }
     std::map<int64_t, int64_t> cdp_total;
-    for (const auto& g : *listed.value) cdp_total[g.id] = g.customer_total;
+    for (const auto& g : listed.value()) cdp_total[g.id] = g.customer_total;
     const auto mirror = store.mirror_counts(ids);
 
     std::vector<store::ManagedGroup> drifted;

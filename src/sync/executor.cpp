@@ -148,11 +148,11 @@ net::awaitable<Applier::Sent> Applier::handle(store::Op op) {
         op = std::move(*widened);
     }
     auto result = co_await send(op);
-    if (result.ok()) {
+    if (result.has_value()) {
         on_sent_ok(op);
         co_return Sent::done;
     }
-    const cdp::CallError& e = *result.error;
+    const cdp::CallError& e = result.error();
     if (e.kind == cdp::CallError::Kind::auth || e.kind == cdp::CallError::Kind::cancelled) {
         // Not this op's fault: leave it pending and stop.
         if (!stop_) out_.aborted = "stopped sending: " + e.describe();

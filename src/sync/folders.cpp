@@ -57,8 +57,8 @@ FolderPaths::Walk FolderPaths::walk(const std::vector<std::string>& levels) cons
 
 net::awaitable<std::string> FolderPaths::load_tree() {
     auto t = co_await api_.folder_tree();
-    if (!t.ok()) co_return "reading the folder tree failed: " + t.error->describe();
-    tree_ = std::move(*t.value);
+    if (!t.has_value()) co_return "reading the folder tree failed: " + t.error().describe();
+    tree_ = std::move(t.value());
     co_return "";
 }
 
@@ -100,13 +100,13 @@ net::awaitable<FolderLookup> FolderPaths::create_levels(const std::string& path,
             co_return FolderLookup{std::nullopt, "folder '" + join(levels, w.matched) + "' has no code to nest under"};
         auto created = co_await api_.add_folder(std::move(name), std::move(parent));
         const std::string level = join(levels, w.matched + 1);
-        if (created.ok()) {
-            log_.info("created folder '{}' (id {})", level, *created.value);
-        } else if (may_have_been_applied(*created.error)) {
+        if (created.has_value()) {
+            log_.info("created folder '{}' (id {})", level, created.value());
+        } else if (may_have_been_applied(created.error())) {
             log_.warn("creating folder '{}' may have been applied ({}): reading the tree before creating again", level,
-                      created.error->describe());
+                      created.error().describe());
         } else {
-            co_return FolderLookup{std::nullopt, "creating folder '" + level + "' failed: " + created.error->describe()};
+            co_return FolderLookup{std::nullopt, "creating folder '" + level + "' failed: " + created.error().describe()};
         }
         if (auto problem = co_await load_tree(); !problem.empty()) co_return FolderLookup{std::nullopt, problem};
     }

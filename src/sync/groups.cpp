@@ -133,8 +133,8 @@ private:
         std::string everything;
         std::optional<int64_t> any_folder;
         auto all = co_await st_.api.query_all_groups(std::move(everything), std::move(any_folder));
-        if (!all.ok()) co_return "listing the CDP's groups failed: " + all.error->describe();
-        for (auto& g : *all.value) listed_[g.name].push_back(std::move(g));
+        if (!all.has_value()) co_return "listing the CDP's groups failed: " + all.error().describe();
+        for (auto& g : all.value()) listed_[g.name].push_back(std::move(g));
         co_return "";
     }
 
@@ -148,12 +148,12 @@ private:
         std::string key = name;
         std::optional<int64_t> any_folder;
         auto found = co_await st_.api.query_all_groups(std::move(key), std::move(any_folder));
-        if (!found.ok()) {
-            error(name, "looking the group up failed: " + found.error->describe());
+        if (!found.has_value()) {
+            error(name, "looking the group up failed: " + found.error().describe());
             co_return std::nullopt;
         }
-        std::erase_if(*found.value, [&](const cdp::Group& g) { return g.name != name; });
-        co_return std::move(*found.value);
+        std::erase_if(found.value(), [&](const cdp::Group& g) { return g.name != name; });
+        co_return std::move(found.value());
     }
 
     net::awaitable<Found> find_remote(const store::DesiredGroup& d, const store::GroupMapping*& mapped) {
@@ -208,12 +208,12 @@ private:
     // deleted group too), so then the name decides.
     net::awaitable<Presence> presence(const std::string& name, int64_t id) {
         auto page = co_await st_.api.members_page(id, 1, 1);
-        if (!page.ok() && says_missing(*page.error)) co_return Presence::gone;
-        if (!page.ok()) {
-            error(name, "confirming group id " + std::to_string(id) + " failed: " + page.error->describe());
+        if (!page.has_value() && says_missing(page.error())) co_return Presence::gone;
+        if (!page.has_value()) {
+            error(name, "confirming group id " + std::to_string(id) + " failed: " + page.error().describe());
             co_return Presence::unknown;
         }
-        if (page.value->total > 0 || !page.value->records.empty()) co_return Presence::exists;
+        if (page.value().total > 0 || !page.value().records.empty()) co_return Presence::exists;
         auto listed = co_await namesakes(name, true);
         if (!listed) co_return Presence::unknown;
         co_return has_id(*listed, id) ? Presence::exists : Presence::gone;
@@ -268,12 +268,12 @@ private:
         for (int attempt = 1; attempt <= 2; ++attempt) {
             cdp::CreateGroup request{d.name, d.description.value_or(""), folder_id};
             auto created = co_await st_.api.create_group(std::move(request));
-            if (created.ok())
-                co_return Found{cdp::Group{*created.value, d.name, d.description.value_or(""), folder_id,
+            if (created.has_value())
+                co_return Found{cdp::Group{created.value(), d.name, d.description.value_or(""), folder_id,
                                            cdp::kStaticGroup, 0},
                                 false};
-            last = created.error->describe();
-            if (!may_have_been_applied(*created.error)) break;
+            last = created.error().describe();
+            if (!may_have_been_applied(created.error())) break;
             st_.log.warn("creating group '{}' may have been applied ({}): looking the name up before creating again",
                          d.name, last);
             auto listed = co_await namesakes(d.name, true);
@@ -324,8 +324,8 @@ private:
         }
         cdp::UpdateGroup u{remote.id, d.name, describe ? *d.description : remote.description, folder_id, cdp::kStaticGroup};
         auto updated = co_await st_.api.update_group(std::move(u));
-        if (!updated.ok()) {
-            error(d.name, "updating the group (description/folder) failed: " + updated.error->describe());
+        if (!updated.has_value()) {
+            error(d.name, "updating the group (description/folder) failed: " + updated.error().describe());
             co_return;
         }
         if (describe) st_.log.info("group '{}' (id {}): description updated", d.name, remote.id);
@@ -368,17 +368,17 @@ net::awaitable<PruneResult> Steps::prune(std::vector<store::GroupMapping> groups
     for (const auto& g : groups) {
         const int64_t id = *g.group_id;
         auto deleted = co_await api.delete_group(id);
-        if (!deleted.ok()) {
+        if (!deleted.has_value()) {
             // Refused: maybe because it is gone already (deleted by hand, or by a run killed
             // after the call). Only a lookup tells.
             std::string key = g.name;
             std::optional<int64_t> any_folder;
             auto found = co_await api.query_all_groups(std::move(key), std::move(any_folder));
-            const bool gone = found.ok() && std::none_of(found.value->begin(), found.value->end(),
+            const bool gone = found.has_value() && std::none_of(found.value().begin(), found.value().end(),
                                                          [id](const cdp::Group& r) { return r.id == id; });
             if (!gone) {
                 out.errors.push_back({g.name, "deleting the group (id " + std::to_string(id) +
-                                                  ", sync.prune_groups) failed: " + deleted.error->describe()});
+                                                  ", sync.prune_groups) failed: " + deleted.error().describe()});
                 continue;
             }
         }

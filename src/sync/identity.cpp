@@ -12,8 +12,8 @@ using Outcome = IdentityCheck::Outcome;
 // or an error.
 boost::asio::awaitable<bool> lists_group(cdp::Api& api, int64_t customer_id, IdentityCheck& c) {
     auto groups = co_await api.groups_of_customer(customer_id);
-    if (!groups.ok()) {
-        const auto& e = *groups.error;
+    if (!groups.has_value()) {
+        const auto& e = groups.error();
         if (e.kind == cdp::CallError::Kind::cdp_code && !e.transient()) {
             c.outcome = Outcome::mismatch;
             c.detail = "getGroupsByCustomerId does not know customer " + std::to_string(customer_id) + " (" +
@@ -24,7 +24,7 @@ boost::asio::awaitable<bool> lists_group(cdp::Api& api, int64_t customer_id, Ide
         }
         co_return false;
     }
-    const auto& list = *groups.value;
+    const auto& list = groups.value();
     if (std::none_of(list.begin(), list.end(), [&](const cdp::CustomerGroup& g) { return g.id == c.group_id; })) {
         c.outcome = Outcome::mismatch;
         c.detail = "customer " + std::to_string(customer_id) + " (read from the member list of group " +
@@ -66,23 +66,23 @@ boost::asio::awaitable<IdentityCheck> check_member_identity(cdp::Api& api, std::
     for (const auto& g : groups) {
         if (g.group_id <= 0) continue;
         auto page = co_await api.members_page(g.group_id, 1, samples);
-        if (!page.ok()) {
+        if (!page.has_value()) {
             // A record without the configured field does not decode: that is the mismatch.
-            const bool undecodable = page.error->kind == cdp::CallError::Kind::malformed && !page.error->not_json;
+            const bool undecodable = page.error().kind == cdp::CallError::Kind::malformed && !page.error().not_json;
             c.outcome = undecodable ? Outcome::mismatch : Outcome::error;
             c.group_id = g.group_id;
             c.group_name = g.name;
             c.field = c.setting;
             c.detail = (undecodable ? "the member records of group '" + g.name + "' do not decode: "
                                     : "reading members of group '" + g.name + "' failed: ") +
-                       page.error->describe();
+                       page.error().describe();
             co_return c;
         }
-        if (page.value->records.empty()) continue;
+        if (page.value().records.empty()) continue;
         c.group_id = g.group_id;
         c.group_name = g.name;
-        c.field = cdp::member_id_field(page.value->records.front().record, customer_id_field);
-        for (const auto& m : page.value->records) {
+        c.field = cdp::member_id_field(page.value().records.front().record, customer_id_field);
+        for (const auto& m : page.value().records) {
             if (static_cast<int>(c.customer_ids.size()) >= samples) break;
             c.customer_ids.push_back(m.customer_id);
             const int64_t id = m.customer_id;

@@ -51,7 +51,7 @@ net::awaitable<Refusal> Steps::judge_refusal(const store::Op& op, const cdp::Cal
     // The API retried it already; what it did is for the next run's plan to find out.
     if (e.transient()) co_return Refusal::retry_later;
     auto held = co_await api.groups_of_customer(op.customer_id, cdp::kStaticGroup);
-    if (held.ok() && already_applied(op, *held.value)) co_return Refusal::done;
+    if (held.has_value() && already_applied(op, held.value())) co_return Refusal::done;
     if (cdp::is_unknown_customer_msg(e.msg)) co_return Refusal::permanent;
     // A replace cannot be split: each half would remove the other.
     if (op.group_ids.size() > 1 && op.kind != store::OpKind::set) co_return Refusal::split;
@@ -63,8 +63,8 @@ net::awaitable<Refusal> Steps::judge_refusal(const store::Op& op, const cdp::Cal
 net::awaitable<std::optional<store::Op>> Steps::keep_unmanaged(store::Op op, const std::set<int64_t>& managed,
                                                                std::string& error) {
     auto held = co_await api.groups_of_customer(op.customer_id, cdp::kStaticGroup);
-    if (!held.ok()) {
-        error = "not replacing the customer's groups: reading them first failed: " + held.error->describe();
+    if (!held.has_value()) {
+        error = "not replacing the customer's groups: reading them first failed: " + held.error().describe();
         co_return std::nullopt;
     }
     // The managed groups the plan wants, and every unmanaged group the customer holds now
@@ -72,7 +72,7 @@ net::awaitable<std::optional<store::Op>> Steps::keep_unmanaged(store::Op op, con
     std::set<int64_t> ids;
     for (int64_t gid : op.group_ids)
         if (managed.count(gid)) ids.insert(gid);
-    for (const auto& g : *held.value)
+    for (const auto& g : held.value())
         if (!managed.count(g.id)) ids.insert(g.id);
     op.group_ids.assign(ids.begin(), ids.end());
     co_return op;

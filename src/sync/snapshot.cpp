@@ -76,8 +76,8 @@ net::awaitable<bool> read_group_pass(Steps& st, int64_t snapshot_id, const store
         st.throw_if_stopped();  // the pager waits for its reads in flight, then rethrows
     };
     auto done = co_await st.api.for_each_member_page(group_id, std::move(on_page), first_page);
-    if (!done.ok()) {
-        out.errors.push_back({g.name, "reading the members failed: " + done.error->describe()});
+    if (!done.has_value()) {
+        out.errors.push_back({g.name, "reading the members failed: " + done.error().describe()});
         out.failed.insert(g.group_id);
         co_return false;
     }

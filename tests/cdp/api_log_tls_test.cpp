@@ -65,11 +65,11 @@ TEST(ApiLog, TheTokenNeverAppearsInLogsAtTraceLevel) {
     harness = &h;
 
     auto refused = h.run(h.api.customer_add_groups({1, {2}}));
-    ASSERT_FALSE(refused.ok());
-    EXPECT_EQ(refused.error->msg, "客户不存在");
+    ASSERT_FALSE(refused.has_value());
+    EXPECT_EQ(refused.error().msg, "客户不存在");
     EXPECT_EQ(h.api.stats().token_rereads, 1u);
     auto ok = h.run(h.api.query_all_groups());
-    ASSERT_TRUE(ok.ok()) << ok.error->describe();
+    ASSERT_TRUE(ok.has_value()) << ok.error().describe();
 
     const std::string text = logs.text();
     // The capture works: retries and the re-read were logged...
@@ -96,12 +96,12 @@ TEST(ApiTls, CallsTheSimulatorOverHttpsWithAPrivateCa) {
     options.http.ca_file = pki.ca_file();
     Harness h(options, "sim-token");
     auto add = h.run(h.api.customer_add_groups({77, {g}}));
-    ASSERT_TRUE(add.ok()) << add.error->describe();
+    ASSERT_TRUE(add.has_value()) << add.error().describe();
     EXPECT_TRUE(server.state().is_member(77, g));
     auto groups = h.run(h.api.query_all_groups("tls"));
-    ASSERT_TRUE(groups.ok()) << groups.error->describe();
-    ASSERT_EQ(groups.value->size(), 1u);
-    EXPECT_EQ((*groups.value)[0].id, g);
+    ASSERT_TRUE(groups.has_value()) << groups.error().describe();
+    ASSERT_EQ(groups.value().size(), 1u);
+    EXPECT_EQ((groups.value())[0].id, g);
 }
 
 TEST(ApiTls, AnUntrustedCertificateIsAFinalTransportError) {
@@ -115,10 +115,10 @@ TEST(ApiTls, AnUntrustedCertificateIsAFinalTransportError) {
     server.start();
     Harness h(fast_options(server.base_url()), "sim-token");
     auto r = h.run(h.api.folder_tree());
-    ASSERT_FALSE(r.ok());
-    EXPECT_EQ(r.error->kind, CallError::Kind::transport);
-    EXPECT_EQ(r.error->transport_kind, http::ErrorKind::tls_verify);
-    EXPECT_EQ(r.error->attempts, 1);  // not retried
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().kind, CallError::Kind::transport);
+    EXPECT_EQ(r.error().transport_kind, http::ErrorKind::tls_verify);
+    EXPECT_EQ(r.error().attempts, 1);  // not retried
     EXPECT_TRUE(server.captured_requests().empty());
 }
 

@@ -108,7 +108,7 @@ TEST(ApiPager, DeliversEveryPageInOrderWithSeveralInFlight) {
     Harness h(options);
     Collected c;
     auto r = h.run(h.api.for_each_member_page(7, c.handler()));
-    ASSERT_TRUE(r.ok()) << r.error->describe();
+    ASSERT_TRUE(r.has_value()) << r.error().describe();
     EXPECT_EQ(c.pages, range(1, 10));
     EXPECT_EQ(c.ids, range(1, 95));
     EXPECT_EQ(ps.server.requests().size(), 10u);
@@ -123,7 +123,7 @@ TEST(ApiPager, OneAtATimeWhenTheWindowIsOne) {
     options.max_pages_in_flight = 1;
     Harness h(options);
     Collected c;
-    ASSERT_TRUE(h.run(h.api.for_each_member_page(7, c.handler())).ok());
+    ASSERT_TRUE(h.run(h.api.for_each_member_page(7, c.handler())).has_value());
     EXPECT_EQ(c.ids, range(1, 35));
     EXPECT_EQ(ps.server.max_concurrent_requests(), 1);
 }
@@ -135,7 +135,7 @@ TEST(ApiPager, ServerCapSmallerThanAskedIsDetectedFromPageOne) {
     options.page_size = 10;
     Harness h(options);
     Collected c;
-    ASSERT_TRUE(h.run(h.api.for_each_member_page(7, c.handler())).ok());
+    ASSERT_TRUE(h.run(h.api.for_each_member_page(7, c.handler())).has_value());
     EXPECT_EQ(c.ids, range(1, 23));
     EXPECT_EQ(c.pages, range(1, 6));
     // Page 1 asked for 10, later pages for the 4 the server gives.
@@ -152,7 +152,7 @@ TEST(ApiPager, TotalGrowingWhilePagingIsFollowedToTheEnd) {
     options.max_pages_in_flight = 1;  // page 3 is fetched after page 2 was read
     Harness h(options);
     Collected c;
-    ASSERT_TRUE(h.run(h.api.for_each_member_page(7, c.handler())).ok());
+    ASSERT_TRUE(h.run(h.api.for_each_member_page(7, c.handler())).has_value());
     EXPECT_EQ(c.ids, range(1, 32));
     EXPECT_EQ(c.pages, range(1, 4));
 }
@@ -162,7 +162,7 @@ TEST(ApiPager, StaleTotalWithAFullLastPageKeepsGoingToAShortPage) {
     ps.stale_total = 17;  // two pages by the total, but page 2 is full past it: there is a third
     Harness h(fast_options(ps.server.base_url()));
     Collected c;
-    ASSERT_TRUE(h.run(h.api.for_each_member_page(7, c.handler())).ok());
+    ASSERT_TRUE(h.run(h.api.for_each_member_page(7, c.handler())).has_value());
     EXPECT_EQ(c.ids, range(1, 25));
 }
 
@@ -173,7 +173,7 @@ TEST(ApiPager, AbsurdTotalFromTheWireEndsAtTheShortPageWithoutOverflow) {
     options.max_pages_in_flight = 2;
     Harness h(options);
     Collected c;
-    ASSERT_TRUE(h.run(h.api.for_each_member_page(7, c.handler())).ok());
+    ASSERT_TRUE(h.run(h.api.for_each_member_page(7, c.handler())).has_value());
     EXPECT_EQ(c.ids, range(1, 25));
 }
 
@@ -181,7 +181,7 @@ TEST(ApiPager, ExactlyFullPagesEndAtTheTotalWithoutAnEmptyRead) {
     PagingServer ps(30);
     Harness h(fast_options(ps.server.base_url()));
     Collected c;
-    ASSERT_TRUE(h.run(h.api.for_each_member_page(7, c.handler())).ok());
+    ASSERT_TRUE(h.run(h.api.for_each_member_page(7, c.handler())).has_value());
     EXPECT_EQ(c.ids, range(1, 30));
     EXPECT_EQ(c.pages, range(1, 3));
     EXPECT_EQ(ps.asked(), (std::vector<std::pair<int64_t, int64_t>>{{1, 10}, {2, 10}, {3, 10}}));
@@ -194,7 +194,7 @@ TEST(ApiPager, GrowingGroupWithAFullPageAtTheOldTotalKeepsGoing) {
     };
     Harness h(fast_options(ps.server.base_url()));
     Collected c;
-    ASSERT_TRUE(h.run(h.api.for_each_member_page(7, c.handler())).ok());
+    ASSERT_TRUE(h.run(h.api.for_each_member_page(7, c.handler())).has_value());
     EXPECT_EQ(c.ids, range(1, 31));
     EXPECT_EQ(c.pages, range(1, 4));
 }
@@ -209,7 +209,7 @@ TEST(ApiPager, TotalShrinkingWhilePagingStopsAtTheShortPage) {
     Harness h(options);
     Collected c;
     auto r = h.run(h.api.for_each_member_page(7, c.handler()));
-    ASSERT_TRUE(r.ok()) << r.error->describe();
+    ASSERT_TRUE(r.has_value()) << r.error().describe();
     EXPECT_EQ(c.pages, range(1, 2));
     EXPECT_EQ(c.ids, range(1, 15));
 }
@@ -218,7 +218,7 @@ TEST(ApiPager, EmptyGroupDeliversOneEmptyFirstPage) {
     PagingServer ps(0);
     Harness h(fast_options(ps.server.base_url()));
     Collected c;
-    ASSERT_TRUE(h.run(h.api.for_each_member_page(7, c.handler())).ok());
+    ASSERT_TRUE(h.run(h.api.for_each_member_page(7, c.handler())).has_value());
     EXPECT_EQ(c.pages, std::vector<int64_t>{1});
     EXPECT_TRUE(c.ids.empty());
     EXPECT_EQ(ps.server.requests().size(), 1u);
@@ -228,7 +228,7 @@ TEST(ApiPager, ResumesFromAGivenPage) {
     PagingServer ps(45);
     Harness h(fast_options(ps.server.base_url()));
     Collected c;
-    ASSERT_TRUE(h.run(h.api.for_each_member_page(7, c.handler(), 3)).ok());
+    ASSERT_TRUE(h.run(h.api.for_each_member_page(7, c.handler(), 3)).has_value());
     EXPECT_EQ(c.pages, range(3, 5));
     EXPECT_EQ(c.ids, range(21, 45));
     for (const auto& [page, size] : ps.asked()) EXPECT_GE(page, 3);
@@ -239,7 +239,7 @@ TEST(ApiPager, ResumingOnACappedServerUsesTheCappedPageSize) {
     ps.cap = 4;
     Harness h(fast_options(ps.server.base_url()));  // asks 10
     Collected c;
-    ASSERT_TRUE(h.run(h.api.for_each_member_page(7, c.handler(), 3)).ok());
+    ASSERT_TRUE(h.run(h.api.for_each_member_page(7, c.handler(), 3)).has_value());
     EXPECT_EQ(c.pages, range(3, 6));
     EXPECT_EQ(c.ids, range(9, 23));  // page 3 of 4-record pages starts at the 9th
 }
@@ -256,9 +256,9 @@ TEST(ApiPager, AFailedPageEndsThePagingWithItsErrorAndLeavesNothingRunning) {
     Harness h(options);
     Collected c;
     auto r = h.run(h.api.for_each_member_page(7, c.handler()));
-    ASSERT_FALSE(r.ok());
-    EXPECT_EQ(r.error->http_status, 400u);
-    EXPECT_EQ(r.error->endpoint, path::members_page);
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().http_status, 400u);
+    EXPECT_EQ(r.error().endpoint, path::members_page);
     EXPECT_EQ(c.pages, range(1, 3));
     // run() returned only once every spawned fetch had finished; none is sent later.
     const size_t sent = ps.server.requests().size();
@@ -289,9 +289,9 @@ TEST(ApiPager, QueryAllGroupsUsesTheSamePagerAndDropsShiftedDuplicates) {
     options.max_pages_in_flight = 1;
     Harness h(options);
     auto r = h.run(h.api.query_all_groups("x", 3));
-    ASSERT_TRUE(r.ok()) << r.error->describe();
+    ASSERT_TRUE(r.has_value()) << r.error().describe();
     std::vector<int64_t> ids;
-    for (const auto& g : *r.value) ids.push_back(g.id);
+    for (const auto& g : r.value()) ids.push_back(g.id);
     EXPECT_EQ(ids, range(1, 25));  // 10 appears once; 0 came too late to be seen
     const auto q = query_of(ps.server.requests()[0].target);
     EXPECT_EQ(q.at("searchKey"), "x");

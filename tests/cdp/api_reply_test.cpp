@@ -61,15 +61,15 @@ TEST(ApiReply, LongsAsStringsUnknownAndMissingFieldsAreAccepted) {
     TestServer server({}, [](const TestRequest&) { return reply(ok_body(kGroupPage)); });
     Harness h(fast_options(server.base_url()));
     auto r = h.run(h.api.query_groups({}));
-    ASSERT_TRUE(r.ok()) << r.error->describe();
-    ASSERT_EQ(r.value->records.size(), 2u);
-    EXPECT_EQ(r.value->total, 2);
-    const Group& g = r.value->records[0];
+    ASSERT_TRUE(r.has_value()) << r.error().describe();
+    ASSERT_EQ(r.value().records.size(), 2u);
+    EXPECT_EQ(r.value().total, 2);
+    const Group& g = r.value().records[0];
     EXPECT_EQ(g.id, 123456789012345678);
     EXPECT_EQ(g.folder_id, 77);
     EXPECT_EQ(g.customer_total, 12);
     EXPECT_EQ(g.type, kStaticGroup);
-    const Group& bare = r.value->records[1];
+    const Group& bare = r.value().records[1];
     EXPECT_EQ(bare.id, 5);
     EXPECT_EQ(bare.name, "");
     EXPECT_FALSE(bare.folder_id);
@@ -79,16 +79,16 @@ TEST(ApiReply, CreatedIdMayBeAString) {
     TestServer server({}, [](const TestRequest&) { return reply(ok_body("9007199254740993")); });
     Harness h(fast_options(server.base_url()));
     auto r = h.run(h.api.create_group({"g", "", std::nullopt}));
-    ASSERT_TRUE(r.ok()) << r.error->describe();
-    EXPECT_EQ(*r.value, 9007199254740993);
+    ASSERT_TRUE(r.has_value()) << r.error().describe();
+    EXPECT_EQ(r.value(), 9007199254740993);
 }
 
 TEST(ApiReply, NullListDataIsAnEmptyList) {
     TestServer server({}, [](const TestRequest&) { return reply(R"({"code":0,"msg":"ok"})"); });
     Harness h(fast_options(server.base_url()));
     auto r = h.run(h.api.folder_tree());
-    ASSERT_TRUE(r.ok()) << r.error->describe();
-    EXPECT_TRUE(r.value->empty());
+    ASSERT_TRUE(r.has_value()) << r.error().describe();
+    EXPECT_TRUE(r.value().empty());
 }
 
 TEST(ApiReply, MemberIdHonoursTheConfiguredField) {
@@ -99,11 +99,11 @@ TEST(ApiReply, MemberIdHonoursTheConfiguredField) {
     options.customer_id_field = "cid";
     Harness h(options);
     auto r = h.run(h.api.members_page(1, 1, 10));
-    ASSERT_TRUE(r.ok()) << r.error->describe();
+    ASSERT_TRUE(r.has_value()) << r.error().describe();
     std::vector<int64_t> ids;
-    for (const auto& m : r.value->records) ids.push_back(m.customer_id);
+    for (const auto& m : r.value().records) ids.push_back(m.customer_id);
     EXPECT_EQ(ids, (std::vector<int64_t>{11, 12, 13}));
-    EXPECT_EQ(r.value->records[2].record["nickName"], "x");
+    EXPECT_EQ(r.value().records[2].record["nickName"], "x");
 }
 
 TEST(ApiReply, MemberIdByDefaultIsCustomerIdWhenTheRecordHasOne) {
@@ -112,29 +112,29 @@ TEST(ApiReply, MemberIdByDefaultIsCustomerIdWhenTheRecordHasOne) {
     TestServer server({}, [&](const TestRequest&) { return reply(ok_body(page)); });
     Harness h(fast_options(server.base_url()));
     auto r = h.run(h.api.members_page(1, 1, 10));
-    ASSERT_TRUE(r.ok()) << r.error->describe();
-    ASSERT_EQ(r.value->records.size(), 2u);
-    EXPECT_EQ(r.value->records[0].customer_id, 11);
-    EXPECT_EQ(r.value->records[1].customer_id, 12);
+    ASSERT_TRUE(r.has_value()) << r.error().describe();
+    ASSERT_EQ(r.value().records.size(), 2u);
+    EXPECT_EQ(r.value().records[0].customer_id, 11);
+    EXPECT_EQ(r.value().records[1].customer_id, 12);
 }
 
 TEST(ApiReply, NullDataOnPagedEndpointsIsAnEmptyList) {
     TestServer server({}, [&](const TestRequest&) { return reply(R"({"code":0,"msg":"success","data":null})"); });
     Harness h(fast_options(server.base_url()));
     auto groups = h.run(h.api.query_all_groups("nobody"));
-    ASSERT_TRUE(groups.ok()) << groups.error->describe();
-    EXPECT_TRUE(groups.value->empty());
+    ASSERT_TRUE(groups.has_value()) << groups.error().describe();
+    EXPECT_TRUE(groups.value().empty());
     int pages = 0;
     cdp::Api::MemberPageHandler on_page = [&](int64_t, Page<Member>&& p) {
         ++pages;
         EXPECT_TRUE(p.records.empty());
     };
     auto members = h.run(h.api.for_each_member_page(7, std::move(on_page)));
-    ASSERT_TRUE(members.ok()) << members.error->describe();
+    ASSERT_TRUE(members.has_value()) << members.error().describe();
     EXPECT_EQ(pages, 1);
     auto of_customer = h.run(h.api.groups_of_customer(5));
-    ASSERT_TRUE(of_customer.ok()) << of_customer.error->describe();
-    EXPECT_TRUE(of_customer.value->empty());
+    ASSERT_TRUE(of_customer.has_value()) << of_customer.error().describe();
+    EXPECT_TRUE(of_customer.value().empty());
 }
 
 struct MalformedCase {
@@ -151,12 +151,12 @@ TEST_P(ApiMalformed, IsAMalformedErrorRetriedOnlyWhenTheBodyIsNoJsonAtAll) {
     TestServer server({}, [&](const TestRequest&) { return reply(c.body); });
     Harness h(fast_options(server.base_url()));
     auto r = h.run(h.api.query_groups({}));
-    ASSERT_FALSE(r.ok());
-    EXPECT_EQ(r.error->kind, CallError::Kind::malformed) << r.error->describe();
-    EXPECT_EQ(r.error->endpoint, path::simple_query);
-    EXPECT_EQ(r.error->http_status, 200u);
-    EXPECT_NE(r.error->msg.find(c.expect_in_msg), std::string::npos) << r.error->msg;
-    EXPECT_EQ(r.error->transient(), c.retried);
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().kind, CallError::Kind::malformed) << r.error().describe();
+    EXPECT_EQ(r.error().endpoint, path::simple_query);
+    EXPECT_EQ(r.error().http_status, 200u);
+    EXPECT_NE(r.error().msg.find(c.expect_in_msg), std::string::npos) << r.error().msg;
+    EXPECT_EQ(r.error().transient(), c.retried);
     EXPECT_EQ(server.requests().size(), c.retried ? 4u : 1u);
     EXPECT_EQ(h.api.stats().failures, 1u);
 }
@@ -182,9 +182,9 @@ TEST(ApiReply, NonNumericCreatedIdIsMalformed) {
     TestServer server({}, [](const TestRequest&) { return reply(ok_body("abc")); });
     Harness h(fast_options(server.base_url()));
     auto r = h.run(h.api.add_folder("f"));
-    ASSERT_FALSE(r.ok());
-    EXPECT_EQ(r.error->kind, CallError::Kind::malformed);
-    EXPECT_EQ(r.error->endpoint, path::folder_add);
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().kind, CallError::Kind::malformed);
+    EXPECT_EQ(r.error().endpoint, path::folder_add);
 }
 
 // ---- retries -------------------------------------------------------------------------
@@ -193,7 +193,7 @@ TEST(ApiRetry, ServerErrorsAreRetriedUntilSuccess) {
     TestServer server({}, script({reply("oops", 500), reply("<html>bad gateway</html>", 502)}, reply(ok_body())));
     Harness h(fast_options(server.base_url()));
     auto r = h.run(h.api.delete_group(1));
-    ASSERT_TRUE(r.ok()) << r.error->describe();
+    ASSERT_TRUE(r.has_value()) << r.error().describe();
     EXPECT_EQ(server.requests().size(), 3u);
     EXPECT_EQ(h.api.stats().calls, 3u);
     EXPECT_EQ(h.api.stats().retries, 2u);
@@ -204,15 +204,15 @@ TEST(ApiRetry, GivesUpAfterMaxAttemptsWithEndpointAndStatus) {
     TestServer server({}, [](const TestRequest&) { return reply(fail_body("upstream down", 500), 503); });
     Harness h(fast_options(server.base_url(), 3));
     auto r = h.run(h.api.customer_add_groups({5, {1}}));
-    ASSERT_FALSE(r.ok());
+    ASSERT_FALSE(r.has_value());
     EXPECT_EQ(server.requests().size(), 3u);
-    EXPECT_EQ(r.error->kind, CallError::Kind::http_status);
-    EXPECT_EQ(r.error->http_status, 503u);
-    EXPECT_EQ(r.error->attempts, 3);
-    EXPECT_EQ(r.error->cdp_code, 500);
-    EXPECT_EQ(r.error->msg, "upstream down");
-    EXPECT_TRUE(r.error->transient());
-    const std::string d = r.error->describe();
+    EXPECT_EQ(r.error().kind, CallError::Kind::http_status);
+    EXPECT_EQ(r.error().http_status, 503u);
+    EXPECT_EQ(r.error().attempts, 3);
+    EXPECT_EQ(r.error().cdp_code, 500);
+    EXPECT_EQ(r.error().msg, "upstream down");
+    EXPECT_TRUE(r.error().transient());
+    const std::string d = r.error().describe();
     EXPECT_NE(d.find(path::customer_add_groups), std::string::npos) << d;
     EXPECT_NE(d.find("HTTP 503"), std::string::npos) << d;
     EXPECT_NE(d.find("3 attempts"), std::string::npos) << d;
@@ -226,7 +226,7 @@ TEST(ApiRetry, TooManyRequestsWaitsForRetryAfter) {
     options.retry.max_delay = std::chrono::milliseconds(5000);  // Retry-After is capped at max_delay
     Harness h(options);
     auto r = h.run(h.api.delete_group(1));
-    ASSERT_TRUE(r.ok()) << r.error->describe();
+    ASSERT_TRUE(r.has_value()) << r.error().describe();
     const auto requests = server.requests();
     ASSERT_EQ(requests.size(), 2u);
     EXPECT_GE(requests[1].arrival - requests[0].arrival, std::chrono::milliseconds(900));
@@ -238,7 +238,7 @@ TEST(ApiRetry, TimeoutIsRetried) {
     options.http.timeout = std::chrono::milliseconds(200);
     Harness h(options);
     auto r = h.run(h.api.delete_group(1));
-    ASSERT_TRUE(r.ok()) << r.error->describe();
+    ASSERT_TRUE(r.has_value()) << r.error().describe();
     EXPECT_EQ(server.requests().size(), 2u);
     EXPECT_EQ(h.api.stats().retries, 1u);
 }
@@ -249,10 +249,10 @@ TEST(ApiRetry, TimeoutsUntilTheLastAttemptAreATransportError) {
     options.http.timeout = std::chrono::milliseconds(100);
     Harness h(options);
     auto r = h.run(h.api.delete_group(1));
-    ASSERT_FALSE(r.ok());
-    EXPECT_EQ(r.error->kind, CallError::Kind::transport);
-    EXPECT_EQ(r.error->transport_kind, http::ErrorKind::timeout);
-    EXPECT_EQ(r.error->attempts, 2);
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().kind, CallError::Kind::transport);
+    EXPECT_EQ(r.error().transport_kind, http::ErrorKind::timeout);
+    EXPECT_EQ(r.error().attempts, 2);
     EXPECT_EQ(server.requests().size(), 2u);
 }
 
@@ -261,7 +261,7 @@ TEST(ApiRetry, ConnectionResetIsRetried) {
                                  reply(ok_body())));
     Harness h(fast_options(server.base_url()));
     auto r = h.run(h.api.delete_group(1));
-    ASSERT_TRUE(r.ok()) << r.error->describe();
+    ASSERT_TRUE(r.has_value()) << r.error().describe();
     EXPECT_GE(server.requests().size(), 3u);  // the client may re-send once on a stale connection
     EXPECT_GE(h.api.stats().retries, 1u);
 }
@@ -270,12 +270,12 @@ TEST(ApiRetry, BadRequestIsNotRetried) {
     TestServer server({}, [](const TestRequest&) { return reply(fail_body("参数错误"), 400); });
     Harness h(fast_options(server.base_url()));
     auto r = h.run(h.api.delete_group(1));
-    ASSERT_FALSE(r.ok());
+    ASSERT_FALSE(r.has_value());
     EXPECT_EQ(server.requests().size(), 1u);
-    EXPECT_EQ(r.error->kind, CallError::Kind::http_status);
-    EXPECT_EQ(r.error->http_status, 400u);
-    EXPECT_EQ(r.error->msg, "参数错误");
-    EXPECT_FALSE(r.error->transient());
+    EXPECT_EQ(r.error().kind, CallError::Kind::http_status);
+    EXPECT_EQ(r.error().http_status, 400u);
+    EXPECT_EQ(r.error().msg, "参数错误");
+    EXPECT_FALSE(r.error().transient());
 }
 
 TEST(ApiRetry, TransientCodeMinusOneIsRetried) {
@@ -283,7 +283,7 @@ TEST(ApiRetry, TransientCodeMinusOneIsRetried) {
                                  reply(ok_body())));
     Harness h(fast_options(server.base_url()));
     auto r = h.run(h.api.customer_delete_groups({5, {1, 2}}));
-    ASSERT_TRUE(r.ok()) << r.error->describe();
+    ASSERT_TRUE(r.has_value()) << r.error().describe();
     EXPECT_EQ(server.requests().size(), 3u);
 }
 
@@ -291,24 +291,24 @@ TEST(ApiRetry, PersistentTransientCodeEndsAsCdpCodeError) {
     TestServer server({}, [](const TestRequest&) { return reply(fail_body("限流中")); });
     Harness h(fast_options(server.base_url(), 3));
     auto r = h.run(h.api.delete_group(1));
-    ASSERT_FALSE(r.ok());
+    ASSERT_FALSE(r.has_value());
     EXPECT_EQ(server.requests().size(), 3u);
-    EXPECT_EQ(r.error->kind, CallError::Kind::cdp_code);
-    EXPECT_EQ(r.error->cdp_code, -1);
-    EXPECT_TRUE(r.error->transient());
+    EXPECT_EQ(r.error().kind, CallError::Kind::cdp_code);
+    EXPECT_EQ(r.error().cdp_code, -1);
+    EXPECT_TRUE(r.error().transient());
 }
 
 TEST(ApiRetry, NonTransientCodeMinusOneIsNotRetried) {
     TestServer server({}, [](const TestRequest&) { return reply(fail_body("客户不存在")); });
     Harness h(fast_options(server.base_url()));
     auto r = h.run(h.api.customer_add_groups({5, {1}}));
-    ASSERT_FALSE(r.ok());
+    ASSERT_FALSE(r.has_value());
     EXPECT_EQ(server.requests().size(), 1u);
-    EXPECT_EQ(r.error->kind, CallError::Kind::cdp_code);
-    EXPECT_EQ(r.error->cdp_code, -1);
-    EXPECT_EQ(r.error->msg, "客户不存在");
-    EXPECT_FALSE(r.error->transient());
-    EXPECT_EQ(r.error->describe(), "endpoint /customer-group-ref/customerAddGroups: HTTP 200, code -1: 客户不存在 (after 1 attempt)");
+    EXPECT_EQ(r.error().kind, CallError::Kind::cdp_code);
+    EXPECT_EQ(r.error().cdp_code, -1);
+    EXPECT_EQ(r.error().msg, "客户不存在");
+    EXPECT_FALSE(r.error().transient());
+    EXPECT_EQ(r.error().describe(), "endpoint /customer-group-ref/customerAddGroups: HTTP 200, code -1: 客户不存在 (after 1 attempt)");
 }
 
 TEST(ApiRetry, StopCancelsTheBackoffSleep) {
@@ -322,8 +322,8 @@ TEST(ApiRetry, StopCancelsTheBackoffSleep) {
     stopper.async_wait([&](boost::system::error_code) { h.api.stop(); });
     const auto start = std::chrono::steady_clock::now();
     auto r = h.run(h.api.delete_group(1));
-    ASSERT_FALSE(r.ok());
-    EXPECT_EQ(r.error->kind, CallError::Kind::cancelled);
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().kind, CallError::Kind::cancelled);
     EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
     EXPECT_EQ(server.requests().size(), 1u);
 }
@@ -352,18 +352,18 @@ struct TokenServer {
 TEST(ApiToken, ChangedTokenFileIsReReadAfter401) {
     TokenServer ts("token-one");
     Harness h(fast_options(ts.server.base_url()), "token-one");
-    ASSERT_TRUE(h.run(h.api.delete_group(1)).ok());
+    ASSERT_TRUE(h.run(h.api.delete_group(1)).has_value());
     ts.accept("token-two");
     h.token.set("token-two");
     auto r = h.run(h.api.delete_group(2));
-    ASSERT_TRUE(r.ok()) << r.error->describe();
+    ASSERT_TRUE(r.has_value()) << r.error().describe();
     const auto requests = ts.server.requests();
     ASSERT_EQ(requests.size(), 3u);
     EXPECT_EQ(requests[1].header("token"), "token-one");
     EXPECT_EQ(requests[2].header("token"), "token-two");
     EXPECT_EQ(h.api.stats().token_rereads, 1u);
     // The new token is kept: the next call needs no re-read.
-    ASSERT_TRUE(h.run(h.api.delete_group(3)).ok());
+    ASSERT_TRUE(h.run(h.api.delete_group(3)).has_value());
     EXPECT_EQ(ts.server.requests().size(), 4u);
     EXPECT_EQ(h.api.stats().token_rereads, 1u);
 }
@@ -372,11 +372,11 @@ TEST(ApiToken, TokenMessageWithCodeMinusOneAlsoTriggersTheReRead) {
     TokenServer ts("token-one");
     ts.refuse_with_code = true;
     Harness h(fast_options(ts.server.base_url()), "token-one");
-    ASSERT_TRUE(h.run(h.api.delete_group(1)).ok());
+    ASSERT_TRUE(h.run(h.api.delete_group(1)).has_value());
     ts.accept("token-two");
     h.token.set("token-two");
     auto r = h.run(h.api.delete_group(2));
-    ASSERT_TRUE(r.ok()) << r.error->describe();
+    ASSERT_TRUE(r.has_value()) << r.error().describe();
     EXPECT_EQ(ts.server.requests().size(), 3u);
     EXPECT_EQ(h.api.stats().token_rereads, 1u);
 }
@@ -386,10 +386,10 @@ TEST(ApiToken, TokenMessageStillRefusedIsAnAuthErrorWithTheCode) {
     ts.refuse_with_code = true;
     Harness h(fast_options(ts.server.base_url()), "a-wrong-one");
     auto r = h.run(h.api.delete_group(1));
-    ASSERT_FALSE(r.ok());
-    EXPECT_EQ(r.error->kind, CallError::Kind::auth);
-    EXPECT_EQ(r.error->cdp_code, -1);
-    EXPECT_EQ(r.error->msg, "token无效或已过期");
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().kind, CallError::Kind::auth);
+    EXPECT_EQ(r.error().cdp_code, -1);
+    EXPECT_EQ(r.error().msg, "token无效或已过期");
     EXPECT_EQ(ts.server.requests().size(), 2u);
 }
 
@@ -397,13 +397,13 @@ TEST(ApiToken, StillRefusedAfterReReadIsAnAuthError) {
     TokenServer ts("the-right-one");
     Harness h(fast_options(ts.server.base_url()), "a-wrong-one");
     auto r = h.run(h.api.delete_group(1));
-    ASSERT_FALSE(r.ok());
-    EXPECT_EQ(r.error->kind, CallError::Kind::auth);
-    EXPECT_EQ(r.error->http_status, 401u);
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().kind, CallError::Kind::auth);
+    EXPECT_EQ(r.error().http_status, 401u);
     EXPECT_EQ(ts.server.requests().size(), 2u);
     EXPECT_EQ(h.api.stats().token_rereads, 1u);
-    EXPECT_FALSE(r.error->transient());
-    EXPECT_EQ(r.error->describe().find("a-wrong-one"), std::string::npos);
+    EXPECT_FALSE(r.error().transient());
+    EXPECT_EQ(r.error().describe().find("a-wrong-one"), std::string::npos);
 }
 
 TEST(ApiToken, UnreadableTokenIsAnAuthErrorWithoutAnyRequest) {
@@ -411,9 +411,9 @@ TEST(ApiToken, UnreadableTokenIsAnAuthErrorWithoutAnyRequest) {
     Harness h(fast_options(server.base_url()));
     std::filesystem::remove(h.token.path);
     auto r = h.run(h.api.delete_group(1));
-    ASSERT_FALSE(r.ok());
-    EXPECT_EQ(r.error->kind, CallError::Kind::auth);
-    EXPECT_NE(r.error->msg.find("token"), std::string::npos) << r.error->msg;
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().kind, CallError::Kind::auth);
+    EXPECT_NE(r.error().msg.find("token"), std::string::npos) << r.error().msg;
     EXPECT_EQ(server.requests().size(), 0u);
 }
 
@@ -422,12 +422,12 @@ TEST(ApiToken, EmptyTokenIsNeverSent) {
     Harness h(fast_options(server.base_url()), "");
     for (int i = 0; i < 2; ++i) {
         auto r = h.run(h.api.delete_group(1));
-        ASSERT_FALSE(r.ok());
-        EXPECT_EQ(r.error->kind, CallError::Kind::auth);
+        ASSERT_FALSE(r.has_value());
+        EXPECT_EQ(r.error().kind, CallError::Kind::auth);
     }
     EXPECT_EQ(server.requests().size(), 0u);
     h.token.set("now-there-is-one");
-    EXPECT_TRUE(h.run(h.api.delete_group(1)).ok());
+    EXPECT_TRUE(h.run(h.api.delete_group(1)).has_value());
     ASSERT_EQ(server.requests().size(), 1u);
     EXPECT_EQ(server.requests()[0].header("token"), "now-there-is-one");
 }

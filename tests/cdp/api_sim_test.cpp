@@ -100,10 +100,10 @@ protected:
 TEST_F(ApiSim, CreateGroupPostsAStaticGroupAndReturnsItsId) {
     const int64_t folder = server.state().add_folder("Marketing");
     auto r = h.run(h.api.create_group({"VIP 客户", "big spenders", folder}));
-    ASSERT_TRUE(r.ok()) << r.error->describe();
+    ASSERT_TRUE(r.has_value()) << r.error().describe();
     expect_last("POST", path::add_group, {});
     EXPECT_EQ(last_body(), (json{{"name", "VIP 客户"}, {"description", "big spenders"}, {"groupId", folder}, {"type", 1}}));
-    auto g = server.state().group(*r.value);
+    auto g = server.state().group(r.value());
     ASSERT_TRUE(g);
     EXPECT_EQ(g->name, "VIP 客户");
     EXPECT_EQ(g->folder_id, folder);
@@ -112,7 +112,7 @@ TEST_F(ApiSim, CreateGroupPostsAStaticGroupAndReturnsItsId) {
 TEST_F(ApiSim, DeleteGroupIsAGetWithTheGroupIdInTheQuery) {
     const int64_t id = server.state().add_group("old");
     auto r = h.run(h.api.delete_group(id));
-    ASSERT_TRUE(r.ok()) << r.error->describe();
+    ASSERT_TRUE(r.has_value()) << r.error().describe();
     expect_last("GET", path::delete_group, {{"customerGroupId", std::to_string(id)}});
     EXPECT_EQ(last().body, "");
     EXPECT_FALSE(server.state().group(id));
@@ -124,7 +124,7 @@ TEST_F(ApiSim, UpdateGroupSendsOnlyTheFieldsGiven) {
     u.id = id;
     u.name = "after";
     auto r = h.run(h.api.update_group(u));
-    ASSERT_TRUE(r.ok()) << r.error->describe();
+    ASSERT_TRUE(r.has_value()) << r.error().describe();
     expect_last("POST", path::update_group, {});
     EXPECT_EQ(last_body(), (json{{"customerGroupId", id}, {"name", "after"}, {"type", 1}}));
     EXPECT_EQ(server.state().group(id)->name, "after");
@@ -137,20 +137,20 @@ TEST_F(ApiSim, QueryGroupsSendsSearchFolderAndPageAndDecodesThePage) {
     server.state().add_group("会员B", "b");  // other folder
     server.state().add_membership(7, a);
     auto r = h.run(h.api.query_groups({"会员", folder, 1, 10}));
-    ASSERT_TRUE(r.ok()) << r.error->describe();
+    ASSERT_TRUE(r.has_value()) << r.error().describe();
     expect_last("GET", path::simple_query,
                 {{"searchKey", "会员"}, {"groupId", std::to_string(folder)}, {"current", "1"}, {"size", "10"}});
-    ASSERT_EQ(r.value->records.size(), 1u);
-    EXPECT_EQ(r.value->total, 1);
-    EXPECT_EQ(r.value->records[0].id, a);
-    EXPECT_EQ(r.value->records[0].name, "会员A");
-    EXPECT_EQ(r.value->records[0].folder_id, folder);
-    EXPECT_EQ(r.value->records[0].customer_total, 1);
+    ASSERT_EQ(r.value().records.size(), 1u);
+    EXPECT_EQ(r.value().total, 1);
+    EXPECT_EQ(r.value().records[0].id, a);
+    EXPECT_EQ(r.value().records[0].name, "会员A");
+    EXPECT_EQ(r.value().records[0].folder_id, folder);
+    EXPECT_EQ(r.value().records[0].customer_total, 1);
 }
 
 TEST_F(ApiSim, QueryGroupsWithoutFiltersSendsOnlyThePage) {
     auto r = h.run(h.api.query_groups({"", std::nullopt, 3, 25}));
-    ASSERT_TRUE(r.ok()) << r.error->describe();
+    ASSERT_TRUE(r.has_value()) << r.error().describe();
     expect_last("GET", path::simple_query, {{"current", "3"}, {"size", "25"}});
 }
 
@@ -158,22 +158,22 @@ TEST_F(ApiSim, AddFolderPostsBusinessTypeNameAndParent) {
     const int64_t parent = server.state().add_folder("parent");
     const std::string parent_code = server.state().folder(parent)->code;
     auto r = h.run(h.api.add_folder("child", parent_code));
-    ASSERT_TRUE(r.ok()) << r.error->describe();
+    ASSERT_TRUE(r.has_value()) << r.error().describe();
     expect_last("POST", path::folder_add, {});
     EXPECT_EQ(last_body(), (json{{"businessType", "customer_group"}, {"name", "child"}, {"parentCode", parent_code}}));
-    EXPECT_EQ(server.state().folder(*r.value)->parent_code, parent_code);
+    EXPECT_EQ(server.state().folder(r.value())->parent_code, parent_code);
 }
 
 TEST_F(ApiSim, AddRootFolderOmitsParentCode) {
     auto r = h.run(h.api.add_folder("root"));
-    ASSERT_TRUE(r.ok()) << r.error->describe();
+    ASSERT_TRUE(r.has_value()) << r.error().describe();
     EXPECT_EQ(last_body(), (json{{"businessType", "customer_group"}, {"name", "root"}}));
 }
 
 TEST_F(ApiSim, DeleteFolderSendsCustomerGroupBusinessType) {
     const int64_t id = server.state().add_folder("gone");
     auto r = h.run(h.api.delete_folder(id));
-    ASSERT_TRUE(r.ok()) << r.error->describe();
+    ASSERT_TRUE(r.has_value()) << r.error().describe();
     expect_last("POST", path::folder_delete, {});
     EXPECT_EQ(last_body(), (json{{"businessType", "customer_group"}, {"commonGroupId", id}}));
     EXPECT_FALSE(server.state().folder(id));
@@ -182,7 +182,7 @@ TEST_F(ApiSim, DeleteFolderSendsCustomerGroupBusinessType) {
 TEST_F(ApiSim, UpdateFolderSendsIdAndName) {
     const int64_t id = server.state().add_folder("old");
     auto r = h.run(h.api.update_folder(id, "new"));
-    ASSERT_TRUE(r.ok()) << r.error->describe();
+    ASSERT_TRUE(r.has_value()) << r.error().describe();
     expect_last("POST", path::folder_update, {});
     EXPECT_EQ(last_body(), (json{{"businessType", "customer_group"}, {"commonGroupId", id}, {"name", "new"}}));
     EXPECT_EQ(server.state().folder(id)->name, "new");
@@ -192,13 +192,13 @@ TEST_F(ApiSim, FolderTreeQueriesWithBusinessTypeAndDecodesChildren) {
     const int64_t top = server.state().add_folder("top");
     const int64_t sub = server.state().add_folder("sub", server.state().folder(top)->code);
     auto r = h.run(h.api.folder_tree());
-    ASSERT_TRUE(r.ok()) << r.error->describe();
+    ASSERT_TRUE(r.has_value()) << r.error().describe();
     expect_last("GET", path::folder_tree, {{"businessType", "customer_group"}});
-    ASSERT_EQ(r.value->size(), 1u);
-    EXPECT_EQ((*r.value)[0].id, top);
-    ASSERT_EQ((*r.value)[0].children.size(), 1u);
-    EXPECT_EQ((*r.value)[0].children[0].id, sub);
-    EXPECT_EQ((*r.value)[0].children[0].name, "sub");
+    ASSERT_EQ(r.value().size(), 1u);
+    EXPECT_EQ((r.value())[0].id, top);
+    ASSERT_EQ((r.value())[0].children.size(), 1u);
+    EXPECT_EQ((r.value())[0].children[0].id, sub);
+    EXPECT_EQ((r.value())[0].children[0].name, "sub");
 }
 
 TEST_F(ApiSim, CustomerAddDeleteAndUpdateGroupsSendCustomerAndGroupList) {
@@ -208,19 +208,19 @@ TEST_F(ApiSim, CustomerAddDeleteAndUpdateGroupsSendCustomerAndGroupList) {
     server.state().ensure_customer(42);
 
     auto add = h.run(h.api.customer_add_groups({42, {g1, g2}}));
-    ASSERT_TRUE(add.ok()) << add.error->describe();
+    ASSERT_TRUE(add.has_value()) << add.error().describe();
     expect_last("POST", path::customer_add_groups, {});
     EXPECT_EQ(last_body(), (json{{"customerId", 42}, {"customerGroupIdList", {g1, g2}}}));
     EXPECT_TRUE(server.state().is_member(42, g1));
 
     auto del = h.run(h.api.customer_delete_groups({42, {g1}}));
-    ASSERT_TRUE(del.ok()) << del.error->describe();
+    ASSERT_TRUE(del.has_value()) << del.error().describe();
     expect_last("POST", path::customer_delete_groups, {});
     EXPECT_EQ(last_body(), (json{{"customerId", 42}, {"customerGroupIdList", {g1}}}));
     EXPECT_FALSE(server.state().is_member(42, g1));
 
     auto set = h.run(h.api.customer_update_groups({42, {g3}}));
-    ASSERT_TRUE(set.ok()) << set.error->describe();
+    ASSERT_TRUE(set.has_value()) << set.error().describe();
     expect_last("POST", path::customer_update_groups, {});
     EXPECT_EQ(last_body(), (json{{"customerId", 42}, {"customerGroupIdList", {g3}}}));
     EXPECT_EQ(server.state().groups_of(42), (std::vector<int64_t>{g3}));
@@ -230,14 +230,14 @@ TEST_F(ApiSim, MembersPageSendsGroupAndPageAndReadsCustomerIds) {
     const int64_t g = server.state().add_group("g");
     for (int64_t c = 100; c < 107; ++c) server.state().add_membership(c, g);
     auto r = h.run(h.api.members_page(g, 2, 3));
-    ASSERT_TRUE(r.ok()) << r.error->describe();
+    ASSERT_TRUE(r.has_value()) << r.error().describe();
     expect_last("GET", path::members_page,
                 {{"customerGroupId", std::to_string(g)}, {"current", "2"}, {"size", "3"}});
-    EXPECT_EQ(r.value->total, 7);
+    EXPECT_EQ(r.value().total, 7);
     std::vector<int64_t> ids;
-    for (const auto& m : r.value->records) ids.push_back(m.customer_id);
+    for (const auto& m : r.value().records) ids.push_back(m.customer_id);
     EXPECT_EQ(ids, (std::vector<int64_t>{103, 104, 105}));
-    EXPECT_TRUE(r.value->records[0].record.is_object());
+    EXPECT_TRUE(r.value().records[0].record.is_object());
 }
 
 TEST_F(ApiSim, GroupsOfCustomerSendsCustomerAndType) {
@@ -246,28 +246,28 @@ TEST_F(ApiSim, GroupsOfCustomerSendsCustomerAndType) {
     server.state().add_membership(9, st);
     server.state().add_membership(9, sm);
     auto r = h.run(h.api.groups_of_customer(9, kSmartGroup));
-    ASSERT_TRUE(r.ok()) << r.error->describe();
+    ASSERT_TRUE(r.has_value()) << r.error().describe();
     expect_last("GET", path::groups_by_customer, {{"customerId", "9"}, {"type", "2"}});
-    ASSERT_EQ(r.value->size(), 1u);
-    EXPECT_EQ((*r.value)[0].id, sm);
-    EXPECT_EQ((*r.value)[0].type, kSmartGroup);
+    ASSERT_EQ(r.value().size(), 1u);
+    EXPECT_EQ((r.value())[0].id, sm);
+    EXPECT_EQ((r.value())[0].type, kSmartGroup);
 
     auto s = h.run(h.api.groups_of_customer(9));
-    ASSERT_TRUE(s.ok()) << s.error->describe();
+    ASSERT_TRUE(s.has_value()) << s.error().describe();
     expect_last("GET", path::groups_by_customer, {{"customerId", "9"}, {"type", "1"}});
-    ASSERT_EQ(s.value->size(), 1u);
-    EXPECT_EQ((*s.value)[0].id, st);
+    ASSERT_EQ(s.value().size(), 1u);
+    EXPECT_EQ((s.value())[0].id, st);
 }
 
 TEST_F(ApiSim, ARefusedCallIsACdpCodeErrorWithTheServersMessage) {
     auto r = h.run(h.api.delete_folder(987654));  // no such folder
-    ASSERT_FALSE(r.ok());
-    EXPECT_EQ(r.error->kind, CallError::Kind::cdp_code);
-    EXPECT_EQ(r.error->cdp_code, -1);
-    EXPECT_EQ(r.error->http_status, 200u);
-    EXPECT_EQ(r.error->endpoint, path::folder_delete);
-    EXPECT_FALSE(r.error->msg.empty());
-    EXPECT_EQ(r.error->attempts, 1);
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().kind, CallError::Kind::cdp_code);
+    EXPECT_EQ(r.error().cdp_code, -1);
+    EXPECT_EQ(r.error().http_status, 200u);
+    EXPECT_EQ(r.error().endpoint, path::folder_delete);
+    EXPECT_FALSE(r.error().msg.empty());
+    EXPECT_EQ(r.error().attempts, 1);
     EXPECT_EQ(h.api.stats().failures, 1u);
 }
 
@@ -284,7 +284,7 @@ TEST_F(ApiSim, Code429Or503InA200BodyIsRetriedLikeItsHttpTwin) {
         server.state().set_quirks(q);
         const auto before = h.api.stats();
         auto r = h.run(h.api.customer_add_groups({42, {g}}));
-        ASSERT_TRUE(r.ok()) << r.error->describe();
+        ASSERT_TRUE(r.has_value()) << r.error().describe();
         EXPECT_EQ(h.api.stats().retries - before.retries, 1u) << code;
     }
     EXPECT_TRUE(server.state().is_member(42, g));
@@ -309,8 +309,8 @@ TEST(RefusalMessages, KnownPermanentAndMissingGroupAreTold) {
 TEST_F(ApiSim, QueryAllGroupsCollectsEveryPage) {
     for (int i = 0; i < 47; ++i) server.state().add_group("g" + std::to_string(i));
     auto r = h.run(h.api.query_all_groups());
-    ASSERT_TRUE(r.ok()) << r.error->describe();
-    EXPECT_EQ(r.value->size(), 47u);
+    ASSERT_TRUE(r.has_value()) << r.error().describe();
+    EXPECT_EQ(r.value().size(), 47u);
     EXPECT_EQ(h.api.stats().calls, 5u);  // 10 a page
 }
 
@@ -328,7 +328,7 @@ TEST_F(ApiSim, MemberPagerCopesWithTheServersPageCap) {
         pages.push_back(n);
         for (const auto& m : p.records) ids.push_back(m.customer_id);
     }));
-    ASSERT_TRUE(r.ok()) << r.error->describe();
+    ASSERT_TRUE(r.has_value()) << r.error().describe();
     std::vector<int64_t> want(23);
     for (int i = 0; i < 23; ++i) want[i] = i + 1;
     EXPECT_EQ(ids, want);

@@ -7,17 +7,9 @@ namespace {
 
 using std::chrono::milliseconds;
 
-Result status(unsigned code) {
-    Result r;
-    r.response = Response{code, "{}", std::nullopt};
-    return r;
-}
+Result status(unsigned code) { return Response{code, "{}", std::nullopt}; }
 
-Result error(ErrorKind kind) {
-    Result r;
-    r.error = TransportError{kind, "detail"};
-    return r;
-}
+Result error(ErrorKind kind) { return outcome::failure(TransportError{kind, "detail"}); }
 
 TEST(TransientReason, StatusTable) {
     struct Case {

@@ -121,14 +121,19 @@ private:
 
 // Runs `task` on `ioc` until it and every other piece of work on `ioc` has finished, then
 // returns its value or rethrows its exception.
+// (Through a void coroutine: co_spawn's value handler needs a default-constructible T,
+// which a cdp::Result is not.)
+template <class T>
+boost::asio::awaitable<void> store_result(boost::asio::awaitable<T> task, std::optional<T>& out) {
+    T v = co_await std::move(task);
+    out.emplace(std::move(v));
+}
+
 template <class T>
 T run_until_done(boost::asio::io_context& ioc, boost::asio::awaitable<T> task) {
     std::optional<T> value;
     std::exception_ptr error;
-    boost::asio::co_spawn(ioc, std::move(task), [&](std::exception_ptr e, T v) {
-        error = e;
-        if (!e) value.emplace(std::move(v));
-    });
+    boost::asio::co_spawn(ioc, store_result(std::move(task), value), [&](std::exception_ptr e) { error = e; });
     ioc.restart();
     ioc.run();
     if (error) std::rethrow_exception(error);
