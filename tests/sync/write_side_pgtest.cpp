@@ -99,6 +99,23 @@ TEST_F(WriteSideTest, ACustomerJoiningFiveGroupsUnderAListCapOfTwo) {
     expect_converged(rows);
 }
 
+// Split halves get newer ids than every op of the plan and go to the front of the queue; the
+// journal slices read later (more than one slice of ops) must not queue them again.
+TEST_F(WriteSideTest, HalvesOfSplitsAcrossJournalSlicesAreSentOnce) {
+    Rows rows;
+    for (const char* g : {"g1", "g2", "g3", "g4", "g5"}) add_range(rows, 1, 1500, g);
+    desire(rows);
+    sim::WriteQuirks w;
+    w.max_groups_per_call = 2;
+    set_write_quirks(w);
+    auto r = resync();
+    EXPECT_EQ(r.status, sync::RunStatus::succeeded) << r.to_text();
+    expect_converged(rows);
+    EXPECT_EQ(applied_twice(), 0);
+    // Each customer: 5 groups refused, then 3 (split 2 | 3, then 1 | 2); no refusal repeated.
+    EXPECT_EQ(refused_writes(), 2 * 1500);
+}
+
 TEST_F(WriteSideTest, AddsAndDeletesRefusedBecauseAlreadyAppliedByHandAreDone) {
     Rows rows;
     add_range(rows, 1, 10, "alpha");
