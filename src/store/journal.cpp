@@ -148,6 +148,14 @@ void Store::record_op(const Op& op, const OpOutcome& o) {
     tx.commit();
 }
 
+void Store::record_ops(const std::vector<std::pair<Op, OpOutcome>>& outcomes) {
+    if (outcomes.empty()) return;
+    pqxx::work tx(pq(conn_));
+    tx.exec0("SET LOCAL synchronous_commit = off");
+    detail::record_outcomes(tx, quoted_schema_, outcomes);
+    tx.commit();
+}
+
 namespace detail {
 
 std::vector<Op> pending_ops(pqxx::work& tx, const std::string& quoted_schema, int64_t run_id, int64_t after_id,

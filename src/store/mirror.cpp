@@ -102,25 +102,38 @@ std::map<int64_t, SnapshotCursor> Store::snapshot_cursors(int64_t snapshot_id) {
     return out;
 }
 
-bool Store::snapshot_page(int64_t snapshot_id, int64_t group_id, int64_t page,
-                          const std::vector<int64_t>& customer_ids) {
-    pqxx::work tx(pq(conn_));
-    tx.exec0("SET LOCAL synchronous_commit = off");
-    auto r = tx.exec_params(sql("UPDATE @.snapshot_cursor SET next_page = next_page + 1"
-                                " WHERE snapshot_id = $1 AND group_id = $2 AND next_page = $3 AND NOT done"),
-                            snapshot_id, group_id, page);
-    if (r.affected_rows() != 1) {
-        tx.abort();
-        return false;
-    }
-    if (!customer_ids.empty()) {
-        pqxx::stream_to copy(tx, sql("@.snapshot_member"),
+namespace {
+
+// One page and its cursor inside `tx`; false (nothing written) unless page == next_page.
+bool write_page(pqxx::work& tx, const Store& store, const Store::PageRows& p) {
+    auto r = tx.exec_params(store.sql("UPDATE @.snapshot_cursor SET next_page = next_page + 1"
+                                      " WHERE snapshot_id = $1 AND group_id = $2 AND next_page = $3 AND NOT done"),
+                            p.snapshot_id, p.group_id, p.page);
+    if (r.affected_rows() != 1) return false;
+    if (!p.customer_ids.empty()) {
+        pqxx::stream_to copy(tx, store.sql("@.snapshot_member"),
                              std::vector<std::string>{"snapshot_id", "group_id", "customer_id"});
-        for (int64_t c : customer_ids) copy << std::make_tuple(snapshot_id, group_id, c);
+        for (int64_t c : p.customer_ids) copy << std::make_tuple(p.snapshot_id, p.group_id, c);
         copy.complete();
     }
-    tx.commit();
     return true;
+}
+
+}  // namespace
+
+bool Store::snapshot_page(int64_t snapshot_id, int64_t group_id, int64_t page,
+                          const std::vector<int64_t>& customer_ids) {
+    return snapshot_pages({PageRows{snapshot_id, group_id, page, customer_ids}}) == 1;
+}
+
+int64_t Store::snapshot_pages(const std::vector<PageRows>& pages) {
+    pqxx::work tx(pq(conn_));
+    tx.exec0("SET LOCAL synchronous_commit = off");
+    int64_t taken = 0;
+    for (const auto& p : pages)
+        if (write_page(tx, *this, p)) ++taken;
+    tx.commit();
+    return taken;
 }
 
 int64_t Store::snapshot_finish_group(int64_t snapshot_id, int64_t group_id, bool unreliable) {

@@ -326,6 +326,15 @@ public:
     // One page, atomically with its cursor; ignored (false) unless page == next_page.
     bool snapshot_page(int64_t snapshot_id, int64_t group_id, int64_t page,
                        const std::vector<int64_t>& customer_ids);
+    // Several pages in one transaction, each with its cursor as snapshot_page does; returns
+    // how many were taken (a page not at its cursor is ignored).
+    struct PageRows {
+        int64_t snapshot_id = 0;
+        int64_t group_id = 0;
+        int64_t page = 0;
+        std::vector<int64_t> customer_ids;
+    };
+    int64_t snapshot_pages(const std::vector<PageRows>& pages);
     // Replaces the group's mirror with the pages read, marks the cursor done (and unreliable
     // when no pass of the read was consistent). Returns members.
     int64_t snapshot_finish_group(int64_t snapshot_id, int64_t group_id, bool unreliable = false);
@@ -379,6 +388,8 @@ public:
     std::vector<Op> pending_ops(int64_t run_id, int64_t after_id, int limit);
     // Records one outcome and, on success, the mirror change, in one transaction.
     void record_op(const Op& op, const OpOutcome& outcome);
+    // Many outcomes (and their mirror changes) in one transaction (group commit).
+    void record_ops(const std::vector<std::pair<Op, OpOutcome>>& outcomes);
     OpTotals op_totals(int64_t run_id);
     std::vector<FailedOp> failed_ops(int64_t run_id, int limit);
     // Replaces a pending op by one pending op per part (same run), in one transaction; the

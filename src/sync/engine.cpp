@@ -69,6 +69,7 @@ struct Engine::Impl {
     config::Config cfg;
     std::shared_ptr<spdlog::logger> log;
     store::Store store;
+    DbLane db{store};  // the store's one user while a step runs (destroyed first)
     net::io_context io;
     cdp::Api api;
 
@@ -91,11 +92,12 @@ struct Engine::Impl {
         });
         io.restart();
         io.run();
+        db.wait_idle();  // a step that threw may have left jobs handed over: this thread uses the store next
         if (error) std::rethrow_exception(error);
         return std::move(*out);
     }
 
-    Steps steps() { return Steps{cfg, *log, store, api}; }
+    Steps steps() { return Steps{cfg, *log, store, db, api}; }
 
     void add_api_delta(store::RunCounts& c, const cdp::ApiStats& before) {
         auto now = api.stats();

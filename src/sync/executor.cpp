@@ -1,7 +1,11 @@
 // Apply phase: the journal's pending ops sent through the API (and so its rate limiter),
-// max_in_flight at a time on the one io_context thread. Each outcome is committed to the
-// journal, with the mirror change, as soon as the call returns: a kill loses at most the
-// calls in flight, which the next process sends again.
+// max_in_flight at a time on the one io_context thread. The journal is read and written
+// only through the DB lane (db_lane.hpp), never on that thread: slices of pending ops are
+// read ahead, and each outcome is handed over as the call returns and committed, with its
+// mirror change, in a group commit (one transaction for every outcome handed over since
+// the last). At most uncommitted_outcome_cap(max_in_flight) outcomes wait uncommitted; a
+// worker that would exceed it waits for the commit. So a kill -9 makes the next process
+// resend at most the calls in flight plus that cap (the duplicate bound).
 //
 // A refusal is judged (refusal.cpp) before it counts as a failure. Failures that look like
 // an outage (kOutageAfterSameFailures in a row failing the same way) are held back unrecorded
@@ -12,6 +16,8 @@
 #include <deque>
 #include <exception>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 
 #include <boost/asio/co_spawn.hpp>
@@ -54,9 +60,85 @@ std::vector<std::vector<int64_t>> halves(const std::vector<int64_t>& ids) {
     return {std::vector<int64_t>(ids.begin(), mid), std::vector<int64_t>(mid, ids.end())};
 }
 
+// Outcomes handed over to the lane and committed in groups. The state is shared with the
+// lane's jobs, which post their completion back to the io_context.
+class GroupCommit {
+public:
+    GroupCommit(DbLane& db, const net::any_io_executor& io, int cap)
+        : db_(db), io_(io), cap_(cap), shared_(std::make_shared<Shared>(io)) {}
+
+    // Hands `o` over (waiting, without blocking, while `cap` outcomes are uncommitted);
+    // rethrows a failed commit.
+    net::awaitable<void> hand_over(const store::Op& op, const store::OpOutcome& o) {
+        Shared& sh = *shared_;
+        while (sh.uncommitted >= cap_ && !sh.error) {
+            boost::system::error_code ec;
+            co_await sh.room.async_wait(net::redirect_error(net::use_awaitable, ec));
+        }
+        if (sh.error) std::rethrow_exception(sh.error);
+        ++sh.uncommitted;
+        bool queue_commit = false;
+        {
+            std::lock_guard lock(sh.mutex);
+            sh.handed.emplace_back(op, o);
+            queue_commit = !std::exchange(sh.commit_queued, true);
+        }
+        if (queue_commit) post_commit();
+    }
+
+    // Everything handed over is committed; rethrows a failed commit.
+    net::awaitable<void> flush() {
+        co_await db_.flush();
+        if (shared_->error) std::rethrow_exception(shared_->error);
+    }
+
+private:
+    struct Shared {
+        explicit Shared(const net::any_io_executor& io) : room(io, net::steady_timer::time_point::max()) {}
+        std::mutex mutex;  // guards handed and commit_queued (the lane thread takes them)
+        std::vector<std::pair<store::Op, store::OpOutcome>> handed;
+        bool commit_queued = false;
+        // io_context thread only:
+        int uncommitted = 0;
+        std::exception_ptr error;
+        net::steady_timer room;  // cancelled after each commit: the waiters look again
+    };
+
+    void post_commit() {
+        auto taken = std::make_shared<size_t>(0);
+        auto commit = [sh = shared_, taken](store::Store& store) {
+            std::vector<std::pair<store::Op, store::OpOutcome>> batch;
+            {
+                std::lock_guard lock(sh->mutex);
+                batch.swap(sh->handed);
+                sh->commit_queued = false;
+            }
+            *taken = batch.size();
+            store.record_ops(batch);
+        };
+        auto committed = [sh = shared_, taken, io = io_](std::exception_ptr e) {
+            net::post(io, [sh, n = static_cast<int>(*taken), e] {
+                sh->uncommitted -= n;
+                if (e && !sh->error) sh->error = e;
+                sh->room.cancel();
+            });
+        };
+        db_.post(std::move(commit), std::move(committed));
+    }
+
+    DbLane& db_;
+    net::any_io_executor io_;
+    int cap_;
+    std::shared_ptr<Shared> shared_;
+};
+
 class Applier {
 public:
-    Applier(Steps& steps, int64_t run_id) : s_(steps), run_id_(run_id) {}
+    Applier(Steps& steps, int64_t run_id, const net::any_io_executor& io)
+        : s_(steps),
+          run_id_(run_id),
+          commits_(steps.db, io, uncommitted_outcome_cap(steps.cfg.cdp.max_in_flight)),
+          fetched_(io, net::steady_timer::time_point::max()) {}
 
     net::awaitable<ApplyResult> run();
 
@@ -64,19 +146,21 @@ private:
     // What became of one op, for the caller (the probe, the streak).
     enum class Sent { done, resolved, failed, stop };
 
-    std::optional<store::Op> next();
+    net::awaitable<std::optional<store::Op>> next();
+    net::awaitable<void> read_slice();
     net::awaitable<cdp::Result<cdp::Done>> send(const store::Op& op);
     net::awaitable<Sent> handle(store::Op op);
     net::awaitable<Sent> on_refusal(const store::Op& op, const cdp::CallError& e);
-    Sent on_failure(const store::Op& op, const cdp::CallError& e, store::OpOutcome o);
-    void on_sent_ok(const store::Op& op);
-    void split(const store::Op& op);
-    void record(const store::Op& op, const store::OpOutcome& o);
-    void flush_streak();
+    net::awaitable<Sent> on_failure(const store::Op& op, const cdp::CallError& e, store::OpOutcome o);
+    net::awaitable<void> on_sent_ok(const store::Op& op);
+    net::awaitable<void> split(const store::Op& op);
+    net::awaitable<void> record(const store::Op& op, const store::OpOutcome& o);
+    net::awaitable<void> flush_streak();
     net::awaitable<bool> probe();
     net::awaitable<void> worker();
     net::awaitable<void> run_workers();
-    void open_breaker(const std::string& why);
+    net::awaitable<void> set_breaker(store::Breaker state, const std::string& why, const char* log_line);
+    net::awaitable<void> open_breaker(const std::string& why);
 
     struct SplitParent {
         int halves_left = 2;
@@ -85,10 +169,13 @@ private:
 
     Steps& s_;
     int64_t run_id_;
+    GroupCommit commits_;
     ApplyResult out_;
     std::deque<store::Op> queue_;
     int64_t last_id_ = 0;
     bool exhausted_ = false;
+    bool reading_ = false;       // a slice is being read (one at a time)
+    net::steady_timer fetched_;  // cancelled when a slice read ends: the waiters look again
     bool stop_ = false;
     std::exception_ptr thrown_;
     std::set<int64_t> managed_;  // owns_all: group ids cdp-sync manages (the rest are kept)
@@ -99,18 +186,45 @@ private:
     std::map<int64_t, SplitParent> split_parent_;  // split op id -> its halves' progress
 };
 
-// Ops are read from the journal in slices, so memory does not grow with the plan.
-std::optional<store::Op> Applier::next() {
-    if (queue_.empty() && !exhausted_) {
-        auto slice = s_.store.pending_ops(run_id_, last_id_, 1000);
-        if (slice.empty()) exhausted_ = true;
-        else last_id_ = slice.back().id;
-        for (auto& op : slice) queue_.push_back(std::move(op));
+// Ops are read from the journal in slices, so memory does not grow with the plan; the next
+// slice is read while the queue still holds kReadAheadAt ops, so the workers do not wait.
+constexpr int kSlice = 1000;
+constexpr size_t kReadAheadAt = 250;
+
+net::awaitable<std::optional<store::Op>> Applier::next() {
+    for (;;) {
+        if (stop_) co_return std::nullopt;
+        if (queue_.size() <= kReadAheadAt && !exhausted_ && !reading_) co_await read_slice();
+        if (!queue_.empty()) {
+            store::Op op = std::move(queue_.front());
+            queue_.pop_front();
+            co_return op;
+        }
+        if (exhausted_ && !reading_) co_return std::nullopt;
+        boost::system::error_code ec;
+        co_await fetched_.async_wait(net::redirect_error(net::use_awaitable, ec));
     }
-    if (queue_.empty()) return std::nullopt;
-    store::Op op = std::move(queue_.front());
-    queue_.pop_front();
-    return op;
+}
+
+net::awaitable<void> Applier::read_slice() {
+    reading_ = true;
+    const int64_t run_id = run_id_;
+    const int64_t after = last_id_;
+    std::vector<store::Op> slice;
+    std::exception_ptr failed;
+    try {
+        slice = co_await s_.db.run([=](store::Store& st) { return st.pending_ops(run_id, after, kSlice); });
+    } catch (...) {
+        failed = std::current_exception();
+    }
+    reading_ = false;
+    fetched_.cancel();
+    if (failed) std::rethrow_exception(failed);
+    if (slice.empty()) exhausted_ = true;
+    else last_id_ = slice.back().id;
+    for (auto& op : slice)
+        // A split's halves (newer ids) are queued, or sent, already.
+        if (!split_child_.count(op.id)) queue_.push_back(std::move(op));
 }
 
 net::awaitable<cdp::Result<cdp::Done>> Applier::send(const store::Op& op) {
@@ -123,15 +237,17 @@ net::awaitable<cdp::Result<cdp::Done>> Applier::send(const store::Op& op) {
     co_return co_await s_.api.customer_add_groups(std::move(change));
 }
 
-// The one place an outcome is written (the journal and, when done, the mirror).
-void Applier::record(const store::Op& op, const store::OpOutcome& o) {
-    s_.store.record_op(op, o);
+// The one place an outcome is written (the journal and, when done, the mirror): handed over
+// to the group commit.
+net::awaitable<void> Applier::record(const store::Op& op, const store::OpOutcome& o) {
+    co_await commits_.hand_over(op, o);
 }
 
-void Applier::flush_streak() {
-    for (const auto& [op, o] : streak_) record(op, o);
+net::awaitable<void> Applier::flush_streak() {
+    auto held = std::move(streak_);
     streak_.clear();
     streak_key_.reset();
+    for (const auto& [op, o] : held) co_await record(op, o);
 }
 
 net::awaitable<Applier::Sent> Applier::handle(store::Op op) {
@@ -142,14 +258,14 @@ net::awaitable<Applier::Sent> Applier::handle(store::Op op) {
             store::OpOutcome o;
             o.msg = error;
             o.retry_in = op_backoff(op.attempts + 1);
-            record(op, o);
+            co_await record(op, o);
             co_return Sent::failed;
         }
         op = std::move(*widened);
     }
     auto result = co_await send(op);
     if (result.has_value()) {
-        on_sent_ok(op);
+        co_await on_sent_ok(op);
         co_return Sent::done;
     }
     const cdp::CallError& e = result.error();
@@ -162,19 +278,20 @@ net::awaitable<Applier::Sent> Applier::handle(store::Op op) {
     co_return co_await on_refusal(op, e);
 }
 
-void Applier::on_sent_ok(const store::Op& op) {
-    flush_streak();
+net::awaitable<void> Applier::on_sent_ok(const store::Op& op) {
+    co_await flush_streak();
     failures_in_a_row_ = 0;
     store::OpOutcome o;
     o.ok = true;
-    record(op, o);
+    co_await record(op, o);
     // Both halves of a split went through: the CDP takes lists of that many groups.
     auto child = split_child_.find(op.id);
-    if (child == split_child_.end()) return;
+    if (child == split_child_.end()) co_return;
     auto& parent = split_parent_[child->second];
     parent.largest = std::max(parent.largest, op.group_ids.size());
     if (--parent.halves_left == 0) {
-        s_.store.learn_group_cap(static_cast<int>(parent.largest));
+        const int cap = static_cast<int>(parent.largest);
+        co_await s_.db.run([cap](store::Store& st) { st.learn_group_cap(cap); });
         s_.log.info("the CDP took {} groups per call after refusing more: planning with that cap", parent.largest);
     }
 }
@@ -185,56 +302,74 @@ net::awaitable<Applier::Sent> Applier::on_refusal(const store::Op& op, const cdp
     store::OpOutcome o = failure_outcome(e);
     switch (decision) {
     case Refusal::done:
-        on_sent_ok(op);
+        co_await on_sent_ok(op);
         co_return Sent::resolved;
     case Refusal::split:
-        flush_streak();
-        split(op);
+        co_await flush_streak();
+        co_await split(op);
         co_return Sent::resolved;
     case Refusal::permanent:
-        flush_streak();
+        co_await flush_streak();
         o.permanent = true;
         o.retry_in = permanent_wait(s_.cfg);
-        record(op, o);
+        co_await record(op, o);
         co_return Sent::resolved;
-    case Refusal::group_missing:
-        flush_streak();
-        for (int64_t gid : op.group_ids) s_.store.flag_group_recheck(gid);
+    case Refusal::group_missing: {
+        co_await flush_streak();
+        auto flag_recheck = [groups = op.group_ids](store::Store& st) {
+            for (int64_t gid : groups) st.flag_group_recheck(gid);
+        };
+        co_await s_.db.run(std::move(flag_recheck));
         o.retry_in = op_backoff(op.attempts + 1);
-        record(op, o);
+        co_await record(op, o);
         co_return Sent::resolved;
+    }
     case Refusal::retry_later: break;
     }
-    co_return on_failure(op, e, std::move(o));
+    co_return co_await on_failure(op, e, std::move(o));
 }
 
 // A failure to retry later: held back while it may be part of an outage. A refusal waits its
 // backoff; a transient failure (already retried with backoff within the call) goes again on
 // the next run.
-Applier::Sent Applier::on_failure(const store::Op& op, const cdp::CallError& e, store::OpOutcome o) {
+net::awaitable<Applier::Sent> Applier::on_failure(const store::Op& op, const cdp::CallError& e,
+                                                  store::OpOutcome o) {
     if (!e.transient()) o.retry_in = op_backoff(op.attempts + 1);
     const FailureKey key = key_of(e);
-    if (streak_key_ && !(*streak_key_ == key)) flush_streak();
+    if (streak_key_ && !(*streak_key_ == key)) co_await flush_streak();
     streak_key_ = key;
     streak_.emplace_back(op, std::move(o));
     ++failures_in_a_row_;
     if (static_cast<int>(streak_.size()) >= kOutageAfterSameFailures ||
         failures_in_a_row_ >= kAbortAfterTransientFailures) {
-        open_breaker(std::to_string(failures_in_a_row_) + " ops in a row failed (last: " + e.describe() + ")");
         streak_.clear();  // an outage: not those ops' fault, they stay pending
         streak_key_.reset();
+        const std::string why =
+            std::to_string(failures_in_a_row_) + " ops in a row failed (last: " + e.describe() + ")";
+        co_await open_breaker(why);
     }
-    return Sent::failed;
+    co_return Sent::failed;
 }
 
-void Applier::open_breaker(const std::string& why) {
+// The breaker's state, after every outcome handed over before (the lane is FIFO); logs
+// `log_line` when the state changed.
+net::awaitable<void> Applier::set_breaker(store::Breaker state, const std::string& why, const char* log_line) {
+    auto set = [state, why](store::Store& st) { return st.set_breaker(state, why); };
+    const bool changed = co_await s_.db.run(std::move(set));
+    if (changed) s_.log.info("{}", log_line);
+}
+
+net::awaitable<void> Applier::open_breaker(const std::string& why) {
     if (!stop_) out_.aborted = "the CDP looks down: " + why + "; the rest stay pending, the next run probes first";
     stop_ = true;
-    if (s_.store.set_breaker(store::Breaker::open, why)) s_.log.warn("circuit breaker open: {}", why);
+    auto set = [why](store::Store& st) { return st.set_breaker(store::Breaker::open, why); };
+    const bool changed = co_await s_.db.run(std::move(set));
+    if (changed) s_.log.warn("circuit breaker open: {}", why);
 }
 
-void Applier::split(const store::Op& op) {
-    auto parts = s_.store.split_op(op, halves(op.group_ids));
+net::awaitable<void> Applier::split(const store::Op& op) {
+    auto split_in_journal = [whole = op](store::Store& st) { return st.split_op(whole, halves(whole.group_ids)); };
+    auto parts = co_await s_.db.run(std::move(split_in_journal));
     split_parent_[op.id] = SplitParent{};
     // Front of the queue, in order, so the halves go before the ops read later.
     for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
@@ -245,7 +380,7 @@ void Applier::split(const store::Op& op) {
 
 net::awaitable<void> Applier::worker() {
     while (!stop_ && !s_.stop_requested()) {
-        auto op = next();
+        auto op = co_await next();
         if (!op) break;
         co_await handle(std::move(*op));
     }
@@ -254,9 +389,9 @@ net::awaitable<void> Applier::worker() {
 // The breaker is not closed: one op alone. True when the CDP answered it in any way but the
 // failure that opened the breaker (or any failure to retry later).
 net::awaitable<bool> Applier::probe() {
-    if (s_.store.set_breaker(store::Breaker::half_open, "probing with one op"))
-        s_.log.info("circuit breaker half-open: probing the CDP with one op");
-    auto op = next();
+    co_await set_breaker(store::Breaker::half_open, "probing with one op",
+                         "circuit breaker half-open: probing the CDP with one op");
+    auto op = co_await next();
     if (!op) co_return true;
     const store::Op probe_op = *op;
     const Sent sent = co_await handle(std::move(*op));
@@ -264,11 +399,11 @@ net::awaitable<bool> Applier::probe() {
     if (sent == Sent::failed && !streak_.empty()) {
         streak_.clear();  // not charged: the CDP is still down
         streak_key_.reset();
-        open_breaker("the probe (op " + std::to_string(probe_op.id) + ") failed too");
+        co_await open_breaker("the probe (op " + std::to_string(probe_op.id) + ") failed too");
         co_return false;
     }
-    flush_streak();
-    if (s_.store.set_breaker(store::Breaker::closed, "")) s_.log.info("circuit breaker closed: the CDP answers again");
+    co_await flush_streak();
+    co_await set_breaker(store::Breaker::closed, "", "circuit breaker closed: the CDP answers again");
     co_return true;
 }
 
@@ -292,22 +427,36 @@ net::awaitable<void> Applier::run_workers() {
 }
 
 net::awaitable<ApplyResult> Applier::run() {
-    if (s_.cfg.sync.owns_all_static_groups)
-        for (const auto& [name, g] : s_.store.group_map())
+    const store::CdpState cdp = co_await s_.db.run([](store::Store& st) { return st.cdp_state(); });
+    if (s_.cfg.sync.owns_all_static_groups) {
+        const auto groups = co_await s_.db.run([](store::Store& st) { return st.group_map(); });
+        for (const auto& [name, g] : groups)
             if (g.group_id) managed_.insert(*g.group_id);
-    bool go_on = true;
-    if (s_.store.cdp_state().breaker != store::Breaker::closed) go_on = co_await probe();
-    if (go_on) co_await run_workers();
-    if (thrown_) std::rethrow_exception(thrown_);
-    if (!stop_) flush_streak();  // fewer than an outage's worth at the end: plain failures
-    if (s_.stop_requested() && s_.store.op_totals(run_id_).pending > 0) throw Interrupted();
+    }
+    std::exception_ptr failed;
+    try {
+        bool go_on = true;
+        if (cdp.breaker != store::Breaker::closed) go_on = co_await probe();
+        if (go_on) co_await run_workers();
+        if (thrown_) std::rethrow_exception(thrown_);
+        if (!stop_) co_await flush_streak();  // fewer than an outage's worth at the end: plain failures
+    } catch (...) {
+        failed = std::current_exception();
+    }
+    co_await commits_.flush();  // even after a throw: what was handed over is committed
+    if (failed) std::rethrow_exception(failed);
+    const int64_t run_id = run_id_;
+    if (s_.stop_requested()) {
+        const store::OpTotals totals = co_await s_.db.run([run_id](store::Store& st) { return st.op_totals(run_id); });
+        if (totals.pending > 0) throw Interrupted();
+    }
     co_return out_;
 }
 
 }  // namespace
 
 net::awaitable<ApplyResult> Steps::apply(int64_t run_id) {
-    Applier applier(*this, run_id);
+    Applier applier(*this, run_id, co_await net::this_coro::executor);
     co_return co_await applier.run();
 }
 

@@ -1,5 +1,10 @@
-// Snapshot phase: each group's members paged into the mirror, one transaction per page
-// together with its cursor, so a killed snapshot continues at the next unread page.
+// Snapshot phase: each group's members paged into the mirror, each page in a transaction
+// together with its cursor, so a killed snapshot continues at the next uncommitted page.
+// The pages go to the DB lane (db_lane.hpp) as they arrive and are committed there, several
+// waiting pages in one transaction, while the next pages are read: the io_context thread
+// never waits for PostgreSQL unless kMaxUncommittedPages wait uncommitted (then the
+// handler blocks until the lane commits: backpressure, as the pager's sink cannot suspend).
+// The pass's checks and a group's finish are awaited in order behind its pages.
 //
 // A read is verified: the CDP documents no order for member lists, and other parties change
 // groups while we page them, so pages can shift (a member read twice, another never). After
@@ -11,6 +16,9 @@
 // repeats is accepted: the read ended on a short or empty page.
 #include <algorithm>
 #include <climits>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
 
 #include "sync/steps.hpp"
 
@@ -33,6 +41,68 @@ struct PassObservation {
         max_total = std::max(max_total, page.total);
         last_total = page.total;
     }
+};
+
+constexpr int kMaxUncommittedPages = 64;
+
+// Pages handed over to the lane and committed in groups. A failed commit fails the lane:
+// the next awaited store call rethrows it.
+class PageWriter {
+public:
+    explicit PageWriter(DbLane& db) : db_(db), shared_(std::make_shared<Shared>()) {}
+
+    void hand_over(store::Store::PageRows page) {
+        bool queue_commit = false;
+        {
+            std::unique_lock lock(shared_->mutex);
+            shared_->room.wait(lock, [&] { return shared_->uncommitted < kMaxUncommittedPages || shared_->failed; });
+            if (shared_->failed) return;
+            shared_->handed.push_back(std::move(page));
+            ++shared_->uncommitted;
+            queue_commit = !std::exchange(shared_->commit_queued, true);
+        }
+        if (queue_commit) post_commit();
+    }
+
+    // Pages committed (those at their cursor), once the lane has run what was handed over.
+    int64_t taken() const { return shared_->taken.load(); }
+
+private:
+    struct Shared {
+        std::mutex mutex;
+        std::condition_variable room;
+        std::vector<store::Store::PageRows> handed;
+        bool commit_queued = false;
+        int uncommitted = 0;
+        bool failed = false;
+        std::atomic<int64_t> taken{0};
+    };
+
+    void post_commit() {
+        auto count = std::make_shared<int>(0);
+        auto commit = [sh = shared_, count](store::Store& store) {
+            std::vector<store::Store::PageRows> batch;
+            {
+                std::lock_guard lock(sh->mutex);
+                batch.swap(sh->handed);
+                sh->commit_queued = false;
+            }
+            *count = static_cast<int>(batch.size());
+            sh->taken += store.snapshot_pages(batch);
+        };
+        auto committed = [sh = shared_, count](std::exception_ptr e) {
+            {
+                std::lock_guard lock(sh->mutex);
+                sh->uncommitted -= *count;
+                if (e) sh->failed = true;
+            }
+            sh->room.notify_all();
+        };
+        db_.post(std::move(commit), std::move(committed));
+    }
+
+    DbLane& db_;
+    std::shared_ptr<Shared> shared_;
 };
 
 const char* const kUnreliableRead =
@@ -62,17 +132,17 @@ Judgement judge_pass(const PassObservation& o, const store::Store::PassCount& n)
     return {};
 }
 
-net::awaitable<bool> read_group_pass(Steps& st, int64_t snapshot_id, const store::ManagedGroup& g, int64_t first_page,
-                                            PassObservation& seen, SnapshotResult& out) {
-    std::vector<int64_t> customer_ids;
+net::awaitable<bool> read_group_pass(Steps& st, PageWriter& writer, int64_t snapshot_id, const store::ManagedGroup& g,
+                                     int64_t first_page, PassObservation& seen, SnapshotResult& out) {
     // A named handler: GCC 12 miscompiles temporaries that live across a co_await.
     const int64_t group_id = g.group_id;
-    cdp::Api::MemberPageHandler on_page = [&st, &seen, &customer_ids, &out, snapshot_id, group_id](int64_t page_number, cdp::Page<cdp::Member>&& page) {
+    cdp::Api::MemberPageHandler on_page = [&st, &seen, &writer, snapshot_id, group_id](int64_t page_number,
+                                                                                       cdp::Page<cdp::Member>&& page) {
         seen.see(page_number, page);
-        customer_ids.clear();
-        customer_ids.reserve(page.records.size());
-        for (const auto& m : page.records) customer_ids.push_back(m.customer_id);
-        if (st.store.snapshot_page(snapshot_id, group_id, page_number, customer_ids)) ++out.pages;
+        store::Store::PageRows rows{snapshot_id, group_id, page_number, {}};
+        rows.customer_ids.reserve(page.records.size());
+        for (const auto& m : page.records) rows.customer_ids.push_back(m.customer_id);
+        writer.hand_over(std::move(rows));
         st.throw_if_stopped();  // the pager waits for its reads in flight, then rethrows
     };
     auto done = co_await st.api.for_each_member_page(group_id, std::move(on_page), first_page);
@@ -85,23 +155,42 @@ net::awaitable<bool> read_group_pass(Steps& st, int64_t snapshot_id, const store
 }
 
 
-net::awaitable<void> read_group_verified(Steps& st, int64_t snapshot_id, const store::ManagedGroup& g,
-                                                int64_t first_page, SnapshotResult& out) {
+// Store calls of the snapshot, on the lane behind the pages handed over before them.
+net::awaitable<store::Store::PassCount> pass_count(Steps& st, int64_t snapshot_id, int64_t group_id) {
+    co_return co_await st.db.run(
+        [snapshot_id, group_id](store::Store& s) { return s.snapshot_pass_count(snapshot_id, group_id); });
+}
+
+net::awaitable<int64_t> finish_group(Steps& st, int64_t snapshot_id, int64_t group_id, bool unreliable) {
+    co_return co_await st.db.run([snapshot_id, group_id, unreliable](store::Store& s) {
+        return s.snapshot_finish_group(snapshot_id, group_id, unreliable);
+    });
+}
+
+net::awaitable<void> restart_group(Steps& st, int64_t snapshot_id, int64_t group_id, int page_size) {
+    co_await st.db.run([snapshot_id, group_id, page_size](store::Store& s) {
+        s.snapshot_restart_group(snapshot_id, group_id, page_size);
+    });
+}
+
+net::awaitable<void> read_group_verified(Steps& st, PageWriter& writer, int64_t snapshot_id,
+                                         const store::ManagedGroup& g, int64_t first_page, SnapshotResult& out) {
     std::string last_why;
     for (int pass = 1; pass <= kMaxReadPasses; ++pass) {
         if (pass > 1) {
-            st.store.snapshot_restart_group(snapshot_id, g.group_id, st.cfg.cdp.page_size);
+            co_await restart_group(st, snapshot_id, g.group_id, st.cfg.cdp.page_size);
             first_page = 1;
         }
         PassObservation seen;
-        const bool read = co_await read_group_pass(st, snapshot_id, g, first_page, seen, out);
+        const bool read = co_await read_group_pass(st, writer, snapshot_id, g, first_page, seen, out);
         if (!read) co_return;
-        const Judgement j = judge_pass(seen, st.store.snapshot_pass_count(snapshot_id, g.group_id));
+        const store::Store::PassCount counted = co_await pass_count(st, snapshot_id, g.group_id);
+        const Judgement j = judge_pass(seen, counted);
         if (j.verdict != PassVerdict::shifted) {
             if (j.verdict == PassVerdict::overcounted)
                 st.log.debug("snapshot of group '{}' (id {}): {} (soft-deleted rows?); read ended on a short page",
                           g.name, g.group_id, j.why);
-            const int64_t members = st.store.snapshot_finish_group(snapshot_id, g.group_id);
+            const int64_t members = co_await finish_group(st, snapshot_id, g.group_id, false);
             st.log.debug("snapshot of group '{}' (id {}): {} members{}", g.name, g.group_id, members,
                       pass > 1 ? " (pass " + std::to_string(pass) + ")" : "");
             co_return;
@@ -110,7 +199,7 @@ net::awaitable<void> read_group_verified(Steps& st, int64_t snapshot_id, const s
         st.log.info("snapshot of group '{}' (id {}): the listing shifted during pass {} ({}){}", g.name, g.group_id,
                  pass, j.why, pass < kMaxReadPasses ? ", reading it again" : "");
     }
-    const int64_t members = st.store.snapshot_finish_group(snapshot_id, g.group_id, /*unreliable=*/true);
+    const int64_t members = co_await finish_group(st, snapshot_id, g.group_id, /*unreliable=*/true);
     out.unreliable.insert(g.group_id);
     out.errors.push_back({g.name, kUnreliableRead});
     st.log.warn("snapshot of group '{}' (id {}): no consistent read in {} passes (last: {}); keeping the {} members "
@@ -125,8 +214,13 @@ net::awaitable<SnapshotResult> Steps::snapshot(int64_t snapshot_id, std::vector<
     std::vector<int64_t> ids;
     for (const auto& g : groups) ids.push_back(g.group_id);
     const int page_size = cfg.cdp.page_size;
-    store.snapshot_begin(snapshot_id, ids, page_size);
-    auto cursors = store.snapshot_cursors(snapshot_id);
+    // Named: GCC 12 miscompiles temporaries that live across a co_await.
+    auto begin = [snapshot_id, ids, page_size](store::Store& s) {
+        s.snapshot_begin(snapshot_id, ids, page_size);
+        return s.snapshot_cursors(snapshot_id);
+    };
+    auto cursors = co_await db.run(std::move(begin));
+    PageWriter writer(db);
     for (const auto& g : groups) {
         throw_if_stopped();
         auto& c = cursors[g.group_id];
@@ -141,13 +235,15 @@ net::awaitable<SnapshotResult> Steps::snapshot(int64_t snapshot_id, std::vector<
             // Page numbers of another page size do not line up: read this group again.
             log.info("snapshot of group '{}' (id {}): page size changed from {} to {}, restarting it", g.name,
                      g.group_id, c.page_size, page_size);
-            store.snapshot_restart_group(snapshot_id, g.group_id, page_size);
+            co_await restart_group(*this, snapshot_id, g.group_id, page_size);
             c.next_page = 1;
         }
         if (c.next_page > 1)
             log.info("snapshot of group '{}' (id {}) continues at page {}", g.name, g.group_id, c.next_page);
-        co_await read_group_verified(*this, snapshot_id, g, c.next_page, out);
+        co_await read_group_verified(*this, writer, snapshot_id, g, c.next_page, out);
     }
+    co_await db.flush();
+    out.pages = writer.taken();
     co_return out;
 }
 

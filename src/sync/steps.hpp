@@ -2,6 +2,7 @@
 // exposed for tests that drive one step at a time).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -18,6 +19,7 @@
 #include "cdp/api.hpp"
 #include "config/config.hpp"
 #include "store/store.hpp"
+#include "sync/db_lane.hpp"
 #include "sync/engine.hpp"
 
 namespace cdpsync::sync {
@@ -29,6 +31,10 @@ namespace net = boost::asio;
 // circuit breaker. The apply stops and those ops are not charged an attempt.
 inline constexpr int kOutageAfterSameFailures = 5;
 inline constexpr int kAbortAfterTransientFailures = 20;
+
+// Apply outcomes handed over to the DB lane and not yet committed, at most (group commit):
+// a kill -9 makes the next process resend these plus the calls in flight.
+inline int uncommitted_outcome_cap(int max_in_flight) { return std::max(16, 4 * max_in_flight); }
 
 // What a refused membership write turned out to be (Steps::judge_refusal).
 enum class Refusal {
@@ -92,7 +98,8 @@ struct Interrupted : std::runtime_error {
 struct Steps {
     const config::Config& cfg;
     spdlog::logger& log;
-    store::Store& store;
+    store::Store& store;  // only through `db` while a step runs (the engine's thread between steps)
+    DbLane& db;
     cdp::Api& api;
     const std::atomic<bool>* stop = nullptr;
 
