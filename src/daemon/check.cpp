@@ -14,7 +14,7 @@
 #include "config/token.hpp"
 #include "store/control.hpp"
 #include "store/status.hpp"
-#include "store/store.hpp"
+#include "store/session.hpp"
 #include "sync/identity.hpp"
 
 namespace cdpsync::daemon {
@@ -44,12 +44,12 @@ net::awaitable<void> store_into(net::awaitable<T> task, std::optional<T>& out) {
 }
 
 void check_identity(Report& r, const config::Config& cfg, cdp::Api& api, net::io_context& io) {
-    std::optional<store::Store> st;
+    std::optional<store::Session> st;
     std::vector<store::ManagedGroup> groups;
     try {
         st.emplace(cfg.database.dsn, cfg.database.schema);
         st->migrate();
-        for (const auto& [name, g] : st->group_map())
+        for (const auto& [name, g] : st->groups.group_map())
             if (g.group_id && g.type == cdp::kStaticGroup) groups.push_back({name, *g.group_id});
     } catch (const std::exception& e) {
         r.fail("member identity: cannot read the group map: " + text::one_line(e.what()));
@@ -67,7 +67,7 @@ void check_identity(Report& r, const config::Config& cfg, cdp::Api& api, net::io
     if (error) std::rethrow_exception(error);
     switch (result->outcome) {
     case sync::IdentityCheck::Outcome::confirmed:
-        st->confirm_identity(sync::identity_setting(cfg.cdp.customer_id_field), result->field, result->group_id,
+        st->mirror.confirm_identity(sync::identity_setting(cfg.cdp.customer_id_field), result->field, result->group_id,
                              result->customer_ids);
         r.ok(result->describe());
         break;

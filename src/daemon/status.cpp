@@ -6,7 +6,7 @@
 
 #include "store/control.hpp"
 #include "store/status.hpp"
-#include "store/store.hpp"
+#include "store/session.hpp"
 
 namespace cdpsync::daemon {
 namespace {
@@ -140,9 +140,9 @@ std::string status_text(const json& s) {
 }
 
 int64_t retry_failed_now(const config::Config& config) {
-    store::Store st(config.database.dsn, config.database.schema);
+    store::Session st(config.database.dsn, config.database.schema);
     st.migrate();
-    return st.clear_op_waits();
+    return st.journal.clear_op_waits();
 }
 
 }  // namespace cdpsync::daemon

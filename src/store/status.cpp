@@ -3,6 +3,7 @@
 #include <pqxx/pqxx>
 
 #include "store/pq.hpp"
+#include "store/schema.hpp"
 
 namespace cdpsync::store {
 namespace {

@@ -11,7 +11,7 @@
 
 #include "store/connection.hpp"
 #include "store/control.hpp"
-#include "store/store.hpp"
+#include "store/runs.hpp"
 
 namespace cdpsync::store {
 

@@ -106,7 +106,7 @@ private:
 
     void post_commit() {
         auto taken = std::make_shared<size_t>(0);
-        auto commit = [sh = shared_, taken](store::Store& store) {
+        auto commit = [sh = shared_, taken](store::Session& store) {
             std::vector<std::pair<store::Op, store::OpOutcome>> batch;
             {
                 std::lock_guard lock(sh->mutex);
@@ -114,7 +114,7 @@ private:
                 sh->commit_queued = false;
             }
             *taken = batch.size();
-            store.record_ops(batch);
+            store.journal.record_ops(batch);
         };
         auto committed = [sh = shared_, taken, io = io_](std::exception_ptr e) {
             net::post(io, [sh, n = static_cast<int>(*taken), e] {
@@ -213,7 +213,7 @@ net::awaitable<void> Applier::read_slice() {
     std::vector<store::Op> slice;
     std::exception_ptr failed;
     try {
-        slice = co_await s_.db.run([=](store::Store& st) { return st.pending_ops(run_id, after, kSlice); });
+        slice = co_await s_.db.run([=](store::Session& st) { return st.journal.pending_ops(run_id, after, kSlice); });
     } catch (...) {
         failed = std::current_exception();
     }
@@ -291,7 +291,7 @@ net::awaitable<void> Applier::on_sent_ok(const store::Op& op) {
     parent.largest = std::max(parent.largest, op.group_ids.size());
     if (--parent.halves_left == 0) {
         const int cap = static_cast<int>(parent.largest);
-        co_await s_.db.run([cap](store::Store& st) { st.learn_group_cap(cap); });
+        co_await s_.db.run([cap](store::Session& st) { st.cdp.learn_group_cap(cap); });
         s_.log.info("the CDP took {} groups per call after refusing more: planning with that cap", parent.largest);
     }
 }
@@ -316,8 +316,8 @@ net::awaitable<Applier::Sent> Applier::on_refusal(const store::Op& op, const cdp
         co_return Sent::resolved;
     case Refusal::group_missing: {
         co_await flush_streak();
-        auto flag_recheck = [groups = op.group_ids](store::Store& st) {
-            for (int64_t gid : groups) st.flag_group_recheck(gid);
+        auto flag_recheck = [groups = op.group_ids](store::Session& st) {
+            for (int64_t gid : groups) st.groups.flag_group_recheck(gid);
         };
         co_await s_.db.run(std::move(flag_recheck));
         o.retry_in = op_backoff(op.attempts + 1);
@@ -354,7 +354,7 @@ net::awaitable<Applier::Sent> Applier::on_failure(const store::Op& op, const cdp
 // The breaker's state, after every outcome handed over before (the lane is FIFO); logs
 // `log_line` when the state changed.
 net::awaitable<void> Applier::set_breaker(store::Breaker state, const std::string& why, const char* log_line) {
-    auto set = [state, why](store::Store& st) { return st.set_breaker(state, why); };
+    auto set = [state, why](store::Session& st) { return st.cdp.set_breaker(state, why); };
     const bool changed = co_await s_.db.run(std::move(set));
     if (changed) s_.log.info("{}", log_line);
 }
@@ -362,13 +362,13 @@ net::awaitable<void> Applier::set_breaker(store::Breaker state, const std::strin
 net::awaitable<void> Applier::open_breaker(const std::string& why) {
     if (!stop_) out_.aborted = "the CDP looks down: " + why + "; the rest stay pending, the next run probes first";
     stop_ = true;
-    auto set = [why](store::Store& st) { return st.set_breaker(store::Breaker::open, why); };
+    auto set = [why](store::Session& st) { return st.cdp.set_breaker(store::Breaker::open, why); };
     const bool changed = co_await s_.db.run(std::move(set));
     if (changed) s_.log.warn("circuit breaker open: {}", why);
 }
 
 net::awaitable<void> Applier::split(const store::Op& op) {
-    auto split_in_journal = [whole = op](store::Store& st) { return st.split_op(whole, halves(whole.group_ids)); };
+    auto split_in_journal = [whole = op](store::Session& st) { return st.journal.split_op(whole, halves(whole.group_ids)); };
     auto parts = co_await s_.db.run(std::move(split_in_journal));
     split_parent_[op.id] = SplitParent{};
     // Front of the queue, in order, so the halves go before the ops read later.
@@ -427,9 +427,9 @@ net::awaitable<void> Applier::run_workers() {
 }
 
 net::awaitable<ApplyResult> Applier::run() {
-    const store::CdpState cdp = co_await s_.db.run([](store::Store& st) { return st.cdp_state(); });
+    const store::CdpState cdp = co_await s_.db.run([](store::Session& st) { return st.cdp.cdp_state(); });
     if (s_.cfg.sync.owns_all_static_groups) {
-        const auto groups = co_await s_.db.run([](store::Store& st) { return st.group_map(); });
+        const auto groups = co_await s_.db.run([](store::Session& st) { return st.groups.group_map(); });
         for (const auto& [name, g] : groups)
             if (g.group_id) managed_.insert(*g.group_id);
     }
@@ -447,7 +447,7 @@ net::awaitable<ApplyResult> Applier::run() {
     if (failed) std::rethrow_exception(failed);
     const int64_t run_id = run_id_;
     if (s_.stop_requested()) {
-        const store::OpTotals totals = co_await s_.db.run([run_id](store::Store& st) { return st.op_totals(run_id); });
+        const store::OpTotals totals = co_await s_.db.run([run_id](store::Session& st) { return st.journal.op_totals(run_id); });
         if (totals.pending > 0) throw Interrupted();
     }
     co_return out_;

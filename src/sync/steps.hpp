@@ -18,7 +18,7 @@
 
 #include "cdp/api.hpp"
 #include "config/config.hpp"
-#include "store/store.hpp"
+#include "store/session.hpp"
 #include "sync/db_lane.hpp"
 #include "sync/engine.hpp"
 
@@ -98,7 +98,7 @@ struct Interrupted : std::runtime_error {
 struct Steps {
     const config::Config& cfg;
     spdlog::logger& log;
-    store::Store& store;  // only through `db` while a step runs (the engine's thread between steps)
+    store::Session& store;  // only through `db` while a step runs (the engine's thread between steps)
     DbLane& db;
     cdp::Api& api;
     const std::atomic<bool>* stop = nullptr;

@@ -6,6 +6,7 @@
 #include <map>
 #include <sstream>
 
+#include "store/schema.hpp"
 #include "sync_fixture.hpp"
 
 namespace cdpsync::testing {
@@ -74,7 +75,7 @@ TEST_F(UpgradeTest, PreviousReleasesInterruptedRunAndFailedOpsAreMigratedAndFini
     const auto first = resync();
     EXPECT_TRUE(first.resumed);
     EXPECT_EQ(first.run_id, 2);
-    EXPECT_EQ(scalar("SELECT max(version) FROM " + s + ".schema_version"), store::Store::kSchemaVersion);
+    EXPECT_EQ(scalar("SELECT max(version) FROM " + s + ".schema_version"), store::kSchemaVersion);
     EXPECT_EQ(scalar("SELECT count(*) FROM " + s + ".op WHERE run_id = 2 AND state = 'pending'"), 0);
 
     const auto second = resync();
