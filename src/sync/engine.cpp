@@ -143,7 +143,7 @@ struct Engine::Impl {
         Clock::time_point phase_start = Clock::now();
         cdp::ApiStats api_before;
         RunReport r;
-        std::string fatal;
+        std::optional<Abort> fatal;  // a step ended the run early
         std::vector<store::GroupMapping> prune_groups;
 
         // Adds the wall time since the last lap to the phase's total, and restarts the clock.
@@ -185,15 +185,15 @@ struct Engine::Impl {
     // stopped the run (recorded as blocked); a fatal error is left in run.fatal.
     bool prepare(RunState& run) {
         load_source_phase(run);
-        if (!run.fatal.empty()) return true;
+        if (run.fatal) return true;
         run.st.throw_if_stopped();
         store.runs.set_phase(run.id, store::RunPhase::groups);
         GroupsResult g = block_on(run.st.resolve_groups(run.kind == RunKind::full, false));
         run.r.group_errors = g.errors;
         run.r.counts.groups_created += g.created;
-        if (!g.fatal.empty()) run.fatal = g.fatal;
+        if (g.fatal) run.fatal = g.fatal;
         run.lap("groups");
-        if (!run.fatal.empty()) return true;
+        if (run.fatal) return true;
         read_phase(run, g);
         plan_phase(run, g);
         Prune prune = prune_plan(run.st, run.kind, run.only_groups);
@@ -216,7 +216,7 @@ struct Engine::Impl {
         try {
             r.source = store.source.load_source(cfg.database, run.only_groups);
         } catch (const store::SourceError& e) {
-            run.fatal = text::one_line(e.what());
+            run.fatal = Abort{Abort::Cause::source_failed, text::one_line(e.what())};
         }
         r.counts.rows_read = r.source.rows_read;
         r.counts.rows_rejected = r.source.rows_rejected;
@@ -281,13 +281,13 @@ struct Engine::Impl {
     }
 
     void apply_and_prune(RunState& run) {
-        if (!run.fatal.empty()) return;
+        if (run.fatal) return;
         run.st.throw_if_stopped();
         run.phase_start = Clock::now();
         ApplyResult a = block_on(run.st.apply(run.id));
         run.lap("apply");
-        if (!a.aborted.empty()) run.fatal = a.aborted;
-        if (!run.fatal.empty() || run.prune_groups.empty()) return;
+        if (a.aborted) run.fatal = a.aborted;
+        if (run.fatal || run.prune_groups.empty()) return;
         // After the apply, so a deleted group never takes memberships still planned. A kill
         // before this point leaves it to the next full run.
         run.st.throw_if_stopped();
@@ -324,10 +324,10 @@ struct Engine::Impl {
         if (phase != store::RunPhase::apply) r.counts.group_errors = static_cast<int64_t>(r.group_errors.size());
         r.failures = store.journal.failed_ops(run.id, 20);
         add_api_delta(r.counts, run.api_before);
-        const bool ok = run.fatal.empty() && totals.pending == 0 && totals.failed == 0 && totals.permanent == 0 &&
+        const bool ok = !run.fatal && totals.pending == 0 && totals.failed == 0 && totals.permanent == 0 &&
                         r.counts.group_errors == 0;
         r.status = ok ? RunStatus::succeeded : RunStatus::failed;
-        r.error = ok || !run.fatal.empty() ? run.fatal : why_not_converged(r.counts, totals);
+        r.error = run.fatal ? run.fatal->message : ok ? "" : why_not_converged(r.counts, totals);
         r.seconds = since(run.t0);
         store.runs.finish_run(run.id, ok ? store::RunStatus::succeeded : store::RunStatus::failed, r.error, r.counts, details(r, run.only_groups));
         store.mirror.snapshot_discard(run.id);
@@ -522,8 +522,8 @@ PlanReport Engine::plan(const PlanRequest& request) {
     p.folders_to_create = g.folders_to_create;
     p.descriptions_to_update = g.description_updates;
     p.groups_to_move = g.moves;
-    if (!g.fatal.empty()) {
-        p.error = g.fatal;
+    if (g.fatal) {
+        p.error = g.fatal->message;
         return p;
     }
     std::vector<store::ManagedGroup> to_read = request.full ? g.existing : g.unsnapshotted;

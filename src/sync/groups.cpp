@@ -102,7 +102,7 @@ public:
         gmap_ = st_.store.groups.group_map();
         if (full_ && !desired.empty()) {
             if (auto problem = co_await list_all(); !problem.empty()) {
-                out_.fatal = problem;
+                out_.fatal = Abort{Abort::Cause::groups_unlisted, problem};
                 co_return std::move(out_);
             }
         }
