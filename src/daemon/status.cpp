@@ -54,6 +54,12 @@ json collect_status(const config::Config& cfg, int runs) {
     out["schema"] = schema;
     out["database"] = store::redact_dsn(cfg.database.dsn);
     out["leader"] = f.leader ? leader_json(*f.leader) : json(nullptr);
+    out["schema_version"] = f.schema_version;
+    if (f.schema_version > 0 && f.schema_version < store::kSchemaVersion)
+        out["migration_needed"] = fmt::format(
+            "schema {} is at version {}, this cdp-sync needs version {}: the next run (run --once, resync or the "
+            "daemon) migrates it; until then its runs and ops are not shown",
+            schema, f.schema_version, store::kSchemaVersion);
     out["runs"] = json::array();
     for (const auto& r : f.runs) out["runs"].push_back(run_json(r));
     out["last_success_s"] = opt(f.last_success_s);
@@ -81,6 +87,8 @@ json collect_status(const config::Config& cfg, int runs) {
 std::string status_text(const json& s) {
     std::string o;
     o += fmt::format("Schema:       {} on {}\n", s["schema"].get<std::string>(), s["database"].get<std::string>());
+    if (s.contains("migration_needed"))
+        o += fmt::format("Migration:    {}\n", s["migration_needed"].get<std::string>());
     const auto& l = s["leader"];
     if (l.is_null()) {
         o += "Leader:       none (no cdp-sync daemon holds the leader lock)\n";

@@ -204,6 +204,19 @@ int migrate_schema(Connection& connection, const std::string& schema, spdlog::lo
     return current;
 }
 
+int schema_version(Connection& connection, const std::string& schema) {
+    pqxx::work tx(pq(connection));
+    const bool exists =
+        tx.exec_params1("SELECT to_regclass($1) IS NOT NULL", pq(connection).quote_name(schema) + ".schema_version")[0]
+            .as<bool>();
+    if (!exists) return 0;
+    const int version =
+        tx.exec1(with_schema("SELECT coalesce(max(version), 0) FROM @.schema_version", pq(connection).quote_name(schema)))[0]
+            .as<int>();
+    tx.commit();
+    return version;
+}
+
 int Session::migrate() { return migrate_schema(conn, schema(), *log); }
 
 std::optional<ApplyLock> Session::lock_apply() { return ApplyLock::try_take(conn, schema()); }
