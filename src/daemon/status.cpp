@@ -84,12 +84,10 @@ json collect_status(const config::Config& cfg, int runs) {
     return out;
 }
 
-std::string status_text(const json& s) {
+namespace {
+
+std::string leader_text(const json& l) {
     std::string o;
-    o += fmt::format("Schema:       {} on {}\n", s["schema"].get<std::string>(), s["database"].get<std::string>());
-    if (s.contains("migration_needed"))
-        o += fmt::format("Migration:    {}\n", s["migration_needed"].get<std::string>());
-    const auto& l = s["leader"];
     if (l.is_null()) {
         o += "Leader:       none (no cdp-sync daemon holds the leader lock)\n";
     } else {
@@ -102,6 +100,17 @@ std::string status_text(const json& s) {
         if (l["next_full_in_s"].is_number())
             o += fmt::format("Next full:    in {}\n", ago(l["next_full_in_s"]));
     }
+    return o;
+}
+
+}  // namespace
+
+std::string status_text(const json& s) {
+    std::string o;
+    o += fmt::format("Schema:       {} on {}\n", s["schema"].get<std::string>(), s["database"].get<std::string>());
+    if (s.contains("migration_needed"))
+        o += fmt::format("Migration:    {}\n", s["migration_needed"].get<std::string>());
+    o += leader_text(s["leader"]);
     o += fmt::format("Last success: {}{}\n", ago(s["last_success_s"]), s["last_success_s"].is_number() ? " ago" : "");
     if (s.contains("last_full_success_s"))
         o += fmt::format("Last full:    {}{}\n", ago(s["last_full_success_s"]),

@@ -1,7 +1,5 @@
 // The cdp-sync daemon (`cdp-sync run`, the built binary) against a real PostgreSQL and the
 // in-process simulator.
-#include <iterator>
-
 #include "daemon_fixture.hpp"
 
 namespace cdpsync::testing {
@@ -312,11 +310,7 @@ TEST_F(Daemon, StatusWithoutADaemonSaysThereIsNoLeader) {
 TEST_F(Daemon, StatusOnAnOldSchemaSaysItNeedsMigrationAndARunMigratesIt) {
     // The previous release's schema (version 2), never migrated by this one: its run table
     // lacks columns this release reads.
-    std::ifstream in(std::string(CDP_SYNC_SOURCE_DIR) + "/tests/sync/data/cdp_sync_v2.sql");
-    ASSERT_TRUE(in) << "tests/sync/data/cdp_sync_v2.sql missing";
-    std::string ddl((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    for (size_t at = ddl.find("@."); at != std::string::npos; at = ddl.find("@.", at)) ddl.replace(at, 1, schema);
-    exec("CREATE SCHEMA " + schema + "; " + ddl);
+    exec(previous_release_schema_sql(schema));
     exec("INSERT INTO " + schema + ".run (mode, phase, status) VALUES ('full', 'done', 'succeeded')");
     const auto config = write_config(Settings{});
 

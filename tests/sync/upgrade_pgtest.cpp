@@ -15,15 +15,7 @@ namespace {
 class UpgradeTest : public SyncTest {
 protected:
     // The previous release's schema, from its frozen DDL.
-    void create_v2_schema() {
-        std::ifstream in(std::string(CDP_SYNC_SOURCE_DIR) + "/tests/sync/data/cdp_sync_v2.sql");
-        ASSERT_TRUE(in) << "tests/sync/data/cdp_sync_v2.sql missing";
-        std::stringstream text;
-        text << in.rdbuf();
-        std::string sql = text.str();
-        for (size_t at = sql.find("@."); at != std::string::npos; at = sql.find("@.", at)) sql.replace(at, 1, schema);
-        exec("CREATE SCHEMA " + schema + "; " + sql);
-    }
+    void create_v2_schema() { exec(previous_release_schema_sql(schema)); }
 
     void v2_op(int64_t run, int64_t customer, int64_t group, const std::string& state, int attempts,
                const std::string& msg = "") {
