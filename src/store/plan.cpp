@@ -4,11 +4,12 @@
 #include <pqxx/pqxx>
 
 #include "store/pq.hpp"
-#include "store/store.hpp"
+#include "store/planner.hpp"
+#include "store/schema.hpp"
 
 namespace cdpsync::store {
 
-void Store::set_managed(const std::vector<ManagedGroup>& groups) {
+void Planner::set_managed(const std::vector<ManagedGroup>& groups) {
     pqxx::work tx(pq(conn_));
     tx.exec0("DROP TABLE IF EXISTS pg_temp.cdp_managed, pg_temp.cdp_wanted");
     tx.exec0("CREATE TEMP TABLE cdp_managed (group_id bigint PRIMARY KEY, name text NOT NULL UNIQUE,"
@@ -22,7 +23,7 @@ void Store::set_managed(const std::vector<ManagedGroup>& groups) {
     tx.commit();
 }
 
-PlanSummary Store::compute_plan(const PlanOptions& o) {
+PlanSummary Planner::compute_plan(const PlanOptions& o) {
     pqxx::work tx(pq(conn_));
     tx.exec0("DROP TABLE IF EXISTS pg_temp.cdp_plan_add, pg_temp.cdp_plan_remove, pg_temp.cdp_plan_op");
     tx.exec0(sql("CREATE TEMP TABLE cdp_plan_add AS SELECT w.customer_id, w.group_id FROM pg_temp.cdp_wanted w"
@@ -111,7 +112,7 @@ PlanSummary Store::compute_plan(const PlanOptions& o) {
     return s;
 }
 
-std::vector<std::pair<int64_t, std::string>> Store::sample_removals(int limit) {
+std::vector<std::pair<int64_t, std::string>> Planner::sample_removals(int limit) {
     pqxx::work tx(pq(conn_));
     std::vector<std::pair<int64_t, std::string>> out;
     for (const auto& r : tx.exec_params("SELECT p.customer_id, m.name FROM pg_temp.cdp_plan_remove p"
@@ -123,7 +124,7 @@ std::vector<std::pair<int64_t, std::string>> Store::sample_removals(int limit) {
     return out;
 }
 
-void Store::journal_plan(int64_t run_id, const RunCounts& c, const CarryOver& carry) {
+void Planner::journal_plan(int64_t run_id, const RunCounts& c, const CarryOver& carry) {
     pqxx::work tx(pq(conn_));
     // An op identical to one that failed before (looked up before the older ops are
     // superseded) keeps its attempts, for the backoff, and waits as it did while its

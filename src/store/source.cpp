@@ -7,7 +7,8 @@
 
 #include "config/text.hpp"
 #include "store/pq.hpp"
-#include "store/store.hpp"
+#include "store/schema.hpp"
+#include "store/source.hpp"
 
 namespace cdpsync::store {
 namespace {
@@ -97,7 +98,7 @@ std::vector<QueryCheck> check_source_queries(Connection& connection, const confi
     return out;
 }
 
-SourceStats Store::load_source(const config::DatabaseConfig& db, const std::vector<std::string>& only_groups) {
+SourceStats Source::load_source(const config::DatabaseConfig& db, const std::vector<std::string>& only_groups) {
     SourceStats stats;
     pqxx::work tx(pq(conn_));
     tx.exec0("DROP TABLE IF EXISTS pg_temp.cdp_src, pg_temp.cdp_desired, pg_temp.cdp_desired_group,"
@@ -178,7 +179,7 @@ SourceStats Store::load_source(const config::DatabaseConfig& db, const std::vect
     return stats;
 }
 
-std::vector<DesiredGroup> Store::desired_groups() {
+std::vector<DesiredGroup> Source::desired_groups() {
     pqxx::work tx(pq(conn_));
     std::vector<DesiredGroup> out;
     // A name listed twice in desired_groups takes its first non-null description/folder.
