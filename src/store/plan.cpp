@@ -7,68 +7,70 @@
 #include "store/store.hpp"
 
 namespace cdpsync::store {
+namespace {
 
-void Store::set_managed(const std::vector<ManagedGroup>& groups) {
-    pqxx::work tx(pq(conn_));
-    tx.exec0("DROP TABLE IF EXISTS pg_temp.cdp_managed, pg_temp.cdp_wanted");
-    tx.exec0("CREATE TEMP TABLE cdp_managed (group_id bigint PRIMARY KEY, name text NOT NULL UNIQUE,"
-             " hold_removals boolean NOT NULL DEFAULT false)");
-    for (const auto& g : groups)
-        tx.exec_params("INSERT INTO pg_temp.cdp_managed VALUES ($1, $2, $3)", g.group_id, g.name, g.hold_removals);
-    tx.exec0("ANALYZE pg_temp.cdp_managed");
-    tx.exec0("CREATE TEMP TABLE cdp_wanted AS SELECT m.group_id, d.customer_id"
-             " FROM pg_temp.cdp_desired d JOIN pg_temp.cdp_managed m ON m.name = d.group_name");
-    tx.exec0("ANALYZE pg_temp.cdp_wanted");
-    tx.commit();
-}
-
-PlanSummary Store::compute_plan(const PlanOptions& o) {
-    pqxx::work tx(pq(conn_));
-    tx.exec0("DROP TABLE IF EXISTS pg_temp.cdp_plan_add, pg_temp.cdp_plan_remove, pg_temp.cdp_plan_op");
-    tx.exec0(sql("CREATE TEMP TABLE cdp_plan_add AS SELECT w.customer_id, w.group_id FROM pg_temp.cdp_wanted w"
-                 " WHERE NOT EXISTS (SELECT 1 FROM @.remote_member r"
-                 "                   WHERE r.group_id = w.group_id AND r.customer_id = w.customer_id)"));
-    tx.exec0(sql("CREATE TEMP TABLE cdp_plan_remove AS SELECT r.customer_id, r.group_id"
-                 " FROM @.remote_member r JOIN pg_temp.cdp_managed m ON m.group_id = r.group_id"
-                 " WHERE NOT m.hold_removals AND " + std::string(o.additive ? "false" : "true") +
-                 " AND NOT EXISTS (SELECT 1 FROM pg_temp.cdp_wanted w"
-                 "                 WHERE w.group_id = r.group_id AND w.customer_id = r.customer_id)"));
+// Desired vs mirror in one pass: a hash full join of the wanted pairs and the mirror of the
+// managed groups, aggregated per group into the counts and the differing customer ids (the
+// arrays hold only the changes). Two anti-joins and two count scans did the same work four
+// times. cdp_plan_add and cdp_plan_remove are the arrays unnested.
+void diff_against_mirror(pqxx::work& tx, const Store& store, const PlanOptions& o) {
+    tx.exec0("DROP TABLE IF EXISTS pg_temp.cdp_plan_group, pg_temp.cdp_plan_add, pg_temp.cdp_plan_remove,"
+             " pg_temp.cdp_plan_op");
+    const std::string removable = o.additive ? "false" : "NOT r.hold_removals";
+    tx.exec0(store.sql(
+        "CREATE TEMP TABLE cdp_plan_group AS"
+        " SELECT coalesce(w.group_id, r.group_id) AS group_id, count(w.customer_id) AS wanted,"
+        "        count(r.customer_id) AS mirror,"
+        "        array_agg(w.customer_id) FILTER (WHERE r.customer_id IS NULL) AS adds,"
+        "        array_agg(r.customer_id) FILTER (WHERE w.customer_id IS NULL AND " + removable + ") AS removes"
+        " FROM pg_temp.cdp_wanted w"
+        " FULL JOIN (SELECT r.group_id, r.customer_id, m.hold_removals FROM @.remote_member r"
+        "            JOIN pg_temp.cdp_managed m ON m.group_id = r.group_id) r"
+        "   ON r.group_id = w.group_id AND r.customer_id = w.customer_id"
+        " GROUP BY 1"));
+    tx.exec0("CREATE TEMP TABLE cdp_plan_add AS SELECT unnest(adds) AS customer_id, group_id"
+             " FROM pg_temp.cdp_plan_group WHERE adds IS NOT NULL");
+    tx.exec0("CREATE TEMP TABLE cdp_plan_remove AS SELECT unnest(removes) AS customer_id, group_id"
+             " FROM pg_temp.cdp_plan_group WHERE removes IS NOT NULL");
     tx.exec0("ANALYZE pg_temp.cdp_plan_add");
     tx.exec0("ANALYZE pg_temp.cdp_plan_remove");
-    tx.exec0("CREATE TEMP TABLE cdp_plan_op (customer_id bigint NOT NULL, kind text NOT NULL, group_ids bigint[] NOT NULL)");
-    if (!o.owns_all) {
-        // One call per customer and kind, in chunks of at most max_groups_per_call groups.
-        for (const char* kind : {"add", "remove"}) {
-            const std::string table = std::string("pg_temp.cdp_plan_") + kind;
-            tx.exec_params("INSERT INTO pg_temp.cdp_plan_op SELECT customer_id, $1, array_agg(group_id ORDER BY group_id)"
-                           " FROM (SELECT customer_id, group_id, CASE WHEN $2 > 0 THEN (row_number() OVER"
-                           "   (PARTITION BY customer_id ORDER BY group_id) - 1) / $2 ELSE 0 END AS chunk"
-                           "   FROM " + table + ") s GROUP BY customer_id, chunk",
-                           kind, o.max_groups_per_call);
-        }
-    } else {
-        // customerUpdateGroups replaces the customer's whole static list: the wanted groups,
-        // plus mirrored groups we no longer manage (left alone), plus in additive mode every
-        // mirrored group. An empty list is sent as a customerDeleteGroups instead.
-        tx.exec0(sql(
-            "INSERT INTO pg_temp.cdp_plan_op"
-            " WITH changed AS (SELECT customer_id FROM pg_temp.cdp_plan_add"
-            "                  UNION SELECT customer_id FROM pg_temp.cdp_plan_remove),"
-            " target AS ("
-            "   SELECT w.customer_id, w.group_id FROM pg_temp.cdp_wanted w JOIN changed USING (customer_id)"
-            "   UNION SELECT r.customer_id, r.group_id FROM @.remote_member r JOIN changed USING (customer_id)"
-            "   WHERE " + std::string(o.additive ? "true" : "false") +
-            "      OR NOT EXISTS (SELECT 1 FROM pg_temp.cdp_managed m"
-            "                     WHERE m.group_id = r.group_id AND NOT m.hold_removals))"
-            " SELECT c.customer_id,"
-            "        CASE WHEN t.ids IS NULL THEN 'remove' ELSE 'set' END,"
-            "        coalesce(t.ids, (SELECT array_agg(p.group_id ORDER BY p.group_id) FROM pg_temp.cdp_plan_remove p"
-            "                         WHERE p.customer_id = c.customer_id))"
-            " FROM changed c LEFT JOIN (SELECT customer_id, array_agg(group_id ORDER BY group_id) AS ids"
-            "                           FROM target GROUP BY customer_id) t USING (customer_id)"));
-    }
+}
 
-    PlanSummary s;
+// One call per customer and kind, in chunks of at most max_groups_per_call groups.
+void plan_add_remove_ops(pqxx::work& tx, const PlanOptions& o) {
+    for (const char* kind : {"add", "remove"}) {
+        const std::string table = std::string("pg_temp.cdp_plan_") + kind;
+        tx.exec_params("INSERT INTO pg_temp.cdp_plan_op SELECT customer_id, $1, array_agg(group_id ORDER BY group_id)"
+                       " FROM (SELECT customer_id, group_id, CASE WHEN $2 > 0 THEN (row_number() OVER"
+                       "   (PARTITION BY customer_id ORDER BY group_id) - 1) / $2 ELSE 0 END AS chunk"
+                       "   FROM " + table + ") s GROUP BY customer_id, chunk",
+                       kind, o.max_groups_per_call);
+    }
+}
+
+// customerUpdateGroups replaces the customer's whole static list: the wanted groups, plus
+// mirrored groups we no longer manage (left alone), plus in additive mode every mirrored
+// group. An empty list is sent as a customerDeleteGroups instead.
+void plan_set_ops(pqxx::work& tx, const Store& store, const PlanOptions& o) {
+    tx.exec0(store.sql(
+        "INSERT INTO pg_temp.cdp_plan_op"
+        " WITH changed AS (SELECT customer_id FROM pg_temp.cdp_plan_add"
+        "                  UNION SELECT customer_id FROM pg_temp.cdp_plan_remove),"
+        " target AS ("
+        "   SELECT w.customer_id, w.group_id FROM pg_temp.cdp_wanted w JOIN changed USING (customer_id)"
+        "   UNION SELECT r.customer_id, r.group_id FROM @.remote_member r JOIN changed USING (customer_id)"
+        "   WHERE " + std::string(o.additive ? "true" : "false") +
+        "      OR NOT EXISTS (SELECT 1 FROM pg_temp.cdp_managed m"
+        "                     WHERE m.group_id = r.group_id AND NOT m.hold_removals))"
+        " SELECT c.customer_id,"
+        "        CASE WHEN t.ids IS NULL THEN 'remove' ELSE 'set' END,"
+        "        coalesce(t.ids, (SELECT array_agg(p.group_id ORDER BY p.group_id) FROM pg_temp.cdp_plan_remove p"
+        "                         WHERE p.customer_id = c.customer_id))"
+        " FROM changed c LEFT JOIN (SELECT customer_id, array_agg(group_id ORDER BY group_id) AS ids"
+        "                           FROM target GROUP BY customer_id) t USING (customer_id)"));
+}
+
+void count_plan(pqxx::work& tx, PlanSummary& s) {
     auto t = tx.exec1("SELECT (SELECT count(*) FROM pg_temp.cdp_plan_add), (SELECT count(*) FROM pg_temp.cdp_plan_remove),"
                       " (SELECT count(DISTINCT customer_id) FROM pg_temp.cdp_plan_op),"
                       " count(*) FILTER (WHERE kind = 'add'), count(*) FILTER (WHERE kind = 'remove'),"
@@ -79,21 +81,19 @@ PlanSummary Store::compute_plan(const PlanOptions& o) {
     s.add_calls = t[3].as<int64_t>();
     s.remove_calls = t[4].as<int64_t>();
     s.set_calls = t[5].as<int64_t>();
+}
 
-    // Per-group counts in one pass over each table (not one scan per group).
-    auto rows = tx.exec_params(sql(
-        "WITH w AS (SELECT group_id, count(*) AS n FROM pg_temp.cdp_wanted GROUP BY 1),"
-        " r AS (SELECT r.group_id, count(*) AS n FROM @.remote_member r"
-        "       JOIN pg_temp.cdp_managed m ON m.group_id = r.group_id GROUP BY 1),"
-        " a AS (SELECT group_id, count(*) AS n FROM pg_temp.cdp_plan_add GROUP BY 1),"
-        " p AS (SELECT group_id, count(*) AS n FROM pg_temp.cdp_plan_remove GROUP BY 1)"
-        " SELECT m.name, m.group_id, coalesce(w.n, 0), coalesce(r.n, 0), coalesce(a.n, 0), coalesce(p.n, 0),"
-        " CASE WHEN a.n > 0 THEN (SELECT array_agg(customer_id) FROM (SELECT customer_id FROM pg_temp.cdp_plan_add x"
-        "   WHERE x.group_id = m.group_id ORDER BY customer_id LIMIT $1) s) END::text,"
-        " CASE WHEN p.n > 0 THEN (SELECT array_agg(customer_id) FROM (SELECT customer_id FROM pg_temp.cdp_plan_remove x"
-        "   WHERE x.group_id = m.group_id ORDER BY customer_id LIMIT $1) s) END::text"
-        " FROM pg_temp.cdp_managed m LEFT JOIN w ON w.group_id = m.group_id LEFT JOIN r ON r.group_id = m.group_id"
-        " LEFT JOIN a ON a.group_id = m.group_id LEFT JOIN p ON p.group_id = m.group_id ORDER BY m.name"),
+// Per managed group: its counts and the first `samples` customer ids of each change, from
+// cdp_plan_group (a group neither wanted nor mirrored has no row there: zeros).
+void plan_groups(pqxx::work& tx, const PlanOptions& o, PlanSummary& s) {
+    const auto sample = [](const char* ids) {
+        return std::string("(SELECT array_agg(c) FROM (SELECT c FROM unnest(g.") + ids +
+               ") c ORDER BY c LIMIT $1) x)::text";
+    };
+    auto rows = tx.exec_params(
+        "SELECT m.name, m.group_id, coalesce(g.wanted, 0), coalesce(g.mirror, 0), coalesce(cardinality(g.adds), 0),"
+        " coalesce(cardinality(g.removes), 0), " + sample("adds") + ", " + sample("removes") +
+        " FROM pg_temp.cdp_managed m LEFT JOIN pg_temp.cdp_plan_group g ON g.group_id = m.group_id ORDER BY m.name",
         o.samples);
     for (const auto& r : rows) {
         GroupPlan g;
@@ -107,6 +107,36 @@ PlanSummary Store::compute_plan(const PlanOptions& o) {
         if (!r[7].is_null()) g.sample_removes = parse_pg_array(r[7].as<std::string>());
         s.groups.push_back(std::move(g));
     }
+}
+
+}  // namespace
+
+// The managed groups, and the view of the desired pairs by group id (cdp_desired joined by
+// name): a 1M-row table copied here cost more than joining again inside the plan.
+void Store::set_managed(const std::vector<ManagedGroup>& groups) {
+    pqxx::work tx(pq(conn_));
+    tx.exec0("DROP VIEW IF EXISTS pg_temp.cdp_wanted");
+    tx.exec0("DROP TABLE IF EXISTS pg_temp.cdp_managed");
+    tx.exec0("CREATE TEMP TABLE cdp_managed (group_id bigint PRIMARY KEY, name text NOT NULL UNIQUE,"
+             " hold_removals boolean NOT NULL DEFAULT false)");
+    for (const auto& g : groups)
+        tx.exec_params("INSERT INTO pg_temp.cdp_managed VALUES ($1, $2, $3)", g.group_id, g.name, g.hold_removals);
+    tx.exec0("ANALYZE pg_temp.cdp_managed");
+    tx.exec0("CREATE TEMP VIEW cdp_wanted AS SELECT m.group_id, d.customer_id"
+             " FROM pg_temp.cdp_desired d JOIN pg_temp.cdp_managed m ON m.name = d.group_name");
+    tx.commit();
+}
+
+PlanSummary Store::compute_plan(const PlanOptions& o) {
+    pqxx::work tx(pq(conn_));
+    tx.exec0("SET LOCAL work_mem = '256MB'");  // the 1M-row hash join in memory, not in batches on disk
+    diff_against_mirror(tx, *this, o);
+    tx.exec0("CREATE TEMP TABLE cdp_plan_op (customer_id bigint NOT NULL, kind text NOT NULL, group_ids bigint[] NOT NULL)");
+    if (o.owns_all) plan_set_ops(tx, *this, o);
+    else plan_add_remove_ops(tx, o);
+    PlanSummary s;
+    count_plan(tx, s);
+    plan_groups(tx, o, s);
     tx.commit();
     return s;
 }
