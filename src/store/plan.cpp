@@ -14,8 +14,6 @@ namespace {
 // arrays hold only the changes). Two anti-joins and two count scans did the same work four
 // times. cdp_plan_add and cdp_plan_remove are the arrays unnested.
 void diff_against_mirror(pqxx::work& tx, const Store& store, const PlanOptions& o) {
-    tx.exec0("DROP TABLE IF EXISTS pg_temp.cdp_plan_group, pg_temp.cdp_plan_add, pg_temp.cdp_plan_remove,"
-             " pg_temp.cdp_plan_op");
     const std::string removable = o.additive ? "false" : "NOT r.hold_removals";
     tx.exec0(store.sql(
         "CREATE TEMP TABLE cdp_plan_group AS"
@@ -129,7 +127,8 @@ void Store::set_managed(const std::vector<ManagedGroup>& groups) {
 
 PlanSummary Store::compute_plan(const PlanOptions& o) {
     pqxx::work tx(pq(conn_));
-    tx.exec0("SET LOCAL work_mem = '256MB'");  // the 1M-row hash join in memory, not in batches on disk
+    tx.exec0("DROP TABLE IF EXISTS pg_temp.cdp_plan_group, pg_temp.cdp_plan_add, pg_temp.cdp_plan_remove,"
+             " pg_temp.cdp_plan_op");
     diff_against_mirror(tx, *this, o);
     tx.exec0("CREATE TEMP TABLE cdp_plan_op (customer_id bigint NOT NULL, kind text NOT NULL, group_ids bigint[] NOT NULL)");
     if (o.owns_all) plan_set_ops(tx, *this, o);
