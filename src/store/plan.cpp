@@ -1,5 +1,5 @@
 // The planner: desired vs mirror as set operations in PostgreSQL, never in this process's
-// memory, so 1M memberships cost the server a couple of hash anti-joins and us nothing.
+// memory, so 1M memberships cost the server one hash full join and us nothing.
 // `plan` and the run share every statement here; only journal_plan() writes.
 #include <pqxx/pqxx>
 
@@ -10,28 +10,43 @@ namespace cdpsync::store {
 namespace {
 
 // Desired vs mirror in one pass: a hash full join of the wanted pairs and the mirror of the
-// managed groups, aggregated per group into the counts and the differing customer ids (the
-// arrays hold only the changes). Two anti-joins and two count scans did the same work four
-// times. cdp_plan_add and cdp_plan_remove are the arrays unnested.
+// managed groups keeps only the pairs on one side (two anti-joins did the join twice).
+// Mirror-only pairs of a held group, or in additive mode, are 'kept'. The join streams to a
+// table and spills to disk past work_mem, whatever the size of the change.
 void diff_against_mirror(pqxx::work& tx, const Store& store, const PlanOptions& o) {
     const std::string removable = o.additive ? "false" : "NOT r.hold_removals";
     tx.exec0(store.sql(
-        "CREATE TEMP TABLE cdp_plan_group AS"
-        " SELECT coalesce(w.group_id, r.group_id) AS group_id, count(w.customer_id) AS wanted,"
-        "        count(r.customer_id) AS mirror,"
-        "        array_agg(w.customer_id) FILTER (WHERE r.customer_id IS NULL) AS adds,"
-        "        array_agg(r.customer_id) FILTER (WHERE w.customer_id IS NULL AND " + removable + ") AS removes"
+        "CREATE TEMP TABLE cdp_plan_diff AS"
+        " SELECT coalesce(w.group_id, r.group_id) AS group_id, coalesce(w.customer_id, r.customer_id) AS customer_id,"
+        "        CASE WHEN r.customer_id IS NULL THEN 'add' WHEN " + removable + " THEN 'remove' ELSE 'kept' END AS kind"
         " FROM pg_temp.cdp_wanted w"
         " FULL JOIN (SELECT r.group_id, r.customer_id, m.hold_removals FROM @.remote_member r"
         "            JOIN pg_temp.cdp_managed m ON m.group_id = r.group_id) r"
         "   ON r.group_id = w.group_id AND r.customer_id = w.customer_id"
-        " GROUP BY 1"));
-    tx.exec0("CREATE TEMP TABLE cdp_plan_add AS SELECT unnest(adds) AS customer_id, group_id"
-             " FROM pg_temp.cdp_plan_group WHERE adds IS NOT NULL");
-    tx.exec0("CREATE TEMP TABLE cdp_plan_remove AS SELECT unnest(removes) AS customer_id, group_id"
-             " FROM pg_temp.cdp_plan_group WHERE removes IS NOT NULL");
+        " WHERE w.customer_id IS NULL OR r.customer_id IS NULL"));
+    tx.exec0("CREATE TEMP TABLE cdp_plan_add AS SELECT customer_id, group_id FROM pg_temp.cdp_plan_diff WHERE kind = 'add'");
+    tx.exec0("CREATE TEMP TABLE cdp_plan_remove AS SELECT customer_id, group_id FROM pg_temp.cdp_plan_diff"
+             " WHERE kind = 'remove'");
     tx.exec0("ANALYZE pg_temp.cdp_plan_add");
     tx.exec0("ANALYZE pg_temp.cdp_plan_remove");
+}
+
+// Per managed group: members in the mirror (one scan), and from them and the diff the wanted
+// count: mirror - mirror-only pairs + adds.
+void count_groups(pqxx::work& tx, const Store& store) {
+    tx.exec0(store.sql(
+        "CREATE TEMP TABLE cdp_plan_group AS"
+        " WITH mirror AS (SELECT r.group_id, count(*) AS n FROM @.remote_member r"
+        "                 WHERE r.group_id IN (SELECT group_id FROM pg_temp.cdp_managed) GROUP BY 1),"
+        " diff AS (SELECT group_id, count(*) FILTER (WHERE kind = 'add') AS adds,"
+        "                 count(*) FILTER (WHERE kind = 'remove') AS removes,"
+        "                 count(*) FILTER (WHERE kind <> 'add') AS mirror_only"
+        "          FROM pg_temp.cdp_plan_diff GROUP BY 1)"
+        " SELECT m.group_id, coalesce(mi.n, 0) AS mirror,"
+        "        coalesce(mi.n, 0) - coalesce(d.mirror_only, 0) + coalesce(d.adds, 0) AS wanted,"
+        "        coalesce(d.adds, 0) AS adds, coalesce(d.removes, 0) AS removes"
+        " FROM pg_temp.cdp_managed m LEFT JOIN mirror mi ON mi.group_id = m.group_id"
+        " LEFT JOIN diff d ON d.group_id = m.group_id"));
 }
 
 // One call per customer and kind, in chunks of at most max_groups_per_call groups.
@@ -81,17 +96,17 @@ void count_plan(pqxx::work& tx, PlanSummary& s) {
     s.set_calls = t[5].as<int64_t>();
 }
 
-// Per managed group: its counts and the first `samples` customer ids of each change, from
-// cdp_plan_group (a group neither wanted nor mirrored has no row there: zeros).
+// Per managed group: its counts and the first `samples` customer ids of each change.
 void plan_groups(pqxx::work& tx, const PlanOptions& o, PlanSummary& s) {
-    const auto sample = [](const char* ids) {
-        return std::string("(SELECT array_agg(c) FROM (SELECT c FROM unnest(g.") + ids +
-               ") c ORDER BY c LIMIT $1) x)::text";
-    };
     auto rows = tx.exec_params(
-        "SELECT m.name, m.group_id, coalesce(g.wanted, 0), coalesce(g.mirror, 0), coalesce(cardinality(g.adds), 0),"
-        " coalesce(cardinality(g.removes), 0), " + sample("adds") + ", " + sample("removes") +
-        " FROM pg_temp.cdp_managed m LEFT JOIN pg_temp.cdp_plan_group g ON g.group_id = m.group_id ORDER BY m.name",
+        "WITH sample AS (SELECT group_id, kind, array_agg(customer_id ORDER BY customer_id)::text AS ids"
+        "   FROM (SELECT group_id, kind, customer_id,"
+        "                row_number() OVER (PARTITION BY group_id, kind ORDER BY customer_id) AS n"
+        "         FROM pg_temp.cdp_plan_diff WHERE kind <> 'kept') x WHERE n <= $1 GROUP BY 1, 2)"
+        " SELECT m.name, m.group_id, g.wanted, g.mirror, g.adds, g.removes, a.ids, r.ids"
+        " FROM pg_temp.cdp_managed m JOIN pg_temp.cdp_plan_group g ON g.group_id = m.group_id"
+        " LEFT JOIN sample a ON a.group_id = m.group_id AND a.kind = 'add'"
+        " LEFT JOIN sample r ON r.group_id = m.group_id AND r.kind = 'remove' ORDER BY m.name",
         o.samples);
     for (const auto& r : rows) {
         GroupPlan g;
@@ -127,9 +142,10 @@ void Store::set_managed(const std::vector<ManagedGroup>& groups) {
 
 PlanSummary Store::compute_plan(const PlanOptions& o) {
     pqxx::work tx(pq(conn_));
-    tx.exec0("DROP TABLE IF EXISTS pg_temp.cdp_plan_group, pg_temp.cdp_plan_add, pg_temp.cdp_plan_remove,"
-             " pg_temp.cdp_plan_op");
+    tx.exec0("DROP TABLE IF EXISTS pg_temp.cdp_plan_diff, pg_temp.cdp_plan_group, pg_temp.cdp_plan_add,"
+             " pg_temp.cdp_plan_remove, pg_temp.cdp_plan_op");
     diff_against_mirror(tx, *this, o);
+    count_groups(tx, *this);
     tx.exec0("CREATE TEMP TABLE cdp_plan_op (customer_id bigint NOT NULL, kind text NOT NULL, group_ids bigint[] NOT NULL)");
     if (o.owns_all) plan_set_ops(tx, *this, o);
     else plan_add_remove_ops(tx, o);
