@@ -170,5 +170,24 @@ TEST_F(Planner, CountsRemovalsPerGroupForTheDeleteGuard) {
     EXPECT_EQ(samples[1], (std::pair<int64_t, std::string>{2, "D"}));
 }
 
+TEST_F(Planner, HeldGroupPlansNoRemovalButCountsItsMirror) {
+    for (int64_t c = 1; c <= 3; ++c) mirror(c, kD);
+    mirror(1, kA);
+    desire(4, "D");
+    s->source.load_source(db);
+    s->planner.set_managed({{"A", kA}, {"B", kB}, {"D", kD, true}});
+    const auto p = s->planner.compute_plan({});
+    EXPECT_EQ(p.adds, 1);
+    EXPECT_EQ(p.removes, 1);  // customer 1 of A; D's three are held
+    std::map<std::string, std::tuple<int64_t, int64_t, int64_t, int64_t>> groups;
+    for (const auto& g : p.groups) groups[g.name] = {g.desired, g.mirror, g.adds, g.removes};
+    EXPECT_EQ(groups, (std::map<std::string, std::tuple<int64_t, int64_t, int64_t, int64_t>>{
+                          {"A", {0, 1, 0, 1}}, {"B", {0, 0, 0, 0}}, {"D", {1, 3, 1, 0}}}));
+    const auto d = std::find_if(p.groups.begin(), p.groups.end(), [](const auto& g) { return g.name == "D"; });
+    ASSERT_NE(d, p.groups.end());
+    EXPECT_EQ(d->sample_adds, (Ids{4}));
+    EXPECT_TRUE(d->sample_removes.empty());
+}
+
 }  // namespace
 }  // namespace cdpsync::testing
