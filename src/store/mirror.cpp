@@ -105,17 +105,16 @@ std::map<int64_t, SnapshotCursor> Store::snapshot_cursors(int64_t snapshot_id) {
 namespace {
 
 // One page and its cursor inside `tx`; false (nothing written) unless page == next_page.
+// The ids travel as one array parameter: one statement a page, whatever its length.
 bool write_page(pqxx::work& tx, const Store& store, const Store::PageRows& p) {
     auto r = tx.exec_params(store.sql("UPDATE @.snapshot_cursor SET next_page = next_page + 1"
                                       " WHERE snapshot_id = $1 AND group_id = $2 AND next_page = $3 AND NOT done"),
                             p.snapshot_id, p.group_id, p.page);
     if (r.affected_rows() != 1) return false;
-    if (!p.customer_ids.empty()) {
-        pqxx::stream_to copy(tx, store.sql("@.snapshot_member"),
-                             std::vector<std::string>{"snapshot_id", "group_id", "customer_id"});
-        for (int64_t c : p.customer_ids) copy << std::make_tuple(p.snapshot_id, p.group_id, c);
-        copy.complete();
-    }
+    if (!p.customer_ids.empty())
+        tx.exec_params(store.sql("INSERT INTO @.snapshot_member (snapshot_id, group_id, customer_id)"
+                                 " SELECT $1, $2, unnest($3::bigint[])"),
+                       p.snapshot_id, p.group_id, to_pg_array(p.customer_ids));
     return true;
 }
 
@@ -136,13 +135,25 @@ int64_t Store::snapshot_pages(const std::vector<PageRows>& pages) {
     return taken;
 }
 
+// The mirror is changed by the difference only: a resync's group mostly holds what it held,
+// and rewriting every row and its two index entries cost most of the snapshot. One full
+// join finds both sides (a hash or merge join whatever the statistics say: PostgreSQL
+// has no nested-loop full join).
 int64_t Store::snapshot_finish_group(int64_t snapshot_id, int64_t group_id, bool unreliable) {
     pqxx::work tx(pq(conn_));
-    tx.exec_params(sql("DELETE FROM @.remote_member WHERE group_id = $1"), group_id);
-    auto ins = tx.exec_params(sql("INSERT INTO @.remote_member (group_id, customer_id)"
-                                  " SELECT DISTINCT $2::bigint, customer_id FROM @.snapshot_member"
-                                  " WHERE snapshot_id = $1 AND group_id = $2"),
-                              snapshot_id, group_id);
+    tx.exec_params(
+        sql("WITH diff AS MATERIALIZED ("
+            "  SELECT s.customer_id AS read_id, r.customer_id AS mirror_id"
+            "  FROM (SELECT customer_id FROM @.snapshot_member WHERE snapshot_id = $1 AND group_id = $2) s"
+            "  FULL JOIN (SELECT customer_id FROM @.remote_member WHERE group_id = $2) r"
+            "  ON s.customer_id = r.customer_id WHERE s.customer_id IS NULL OR r.customer_id IS NULL),"
+            " gone AS (DELETE FROM @.remote_member m USING diff"
+            "  WHERE diff.read_id IS NULL AND m.group_id = $2 AND m.customer_id = diff.mirror_id)"
+            " INSERT INTO @.remote_member (group_id, customer_id)"
+            " SELECT DISTINCT $2::bigint, read_id FROM diff WHERE mirror_id IS NULL"),
+        snapshot_id, group_id);
+    const auto members =
+        tx.exec_params1(sql("SELECT count(*) FROM @.remote_member WHERE group_id = $1"), group_id)[0].as<int64_t>();
     tx.exec_params(sql("DELETE FROM @.snapshot_member WHERE snapshot_id = $1 AND group_id = $2"), snapshot_id,
                    group_id);
     tx.exec_params(sql("UPDATE @.snapshot_cursor SET done = true, unreliable = $3"
@@ -150,7 +161,7 @@ int64_t Store::snapshot_finish_group(int64_t snapshot_id, int64_t group_id, bool
                    snapshot_id, group_id, unreliable);
     tx.exec_params(sql("UPDATE @.group_map SET snapshot_at = now() WHERE group_id = $1"), group_id);
     tx.commit();
-    return static_cast<int64_t>(ins.affected_rows());
+    return members;
 }
 
 void Store::snapshot_discard(int64_t snapshot_id) {
