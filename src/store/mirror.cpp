@@ -1,4 +1,7 @@
 // The group map and the mirror of the CDP's memberships, with resumable snapshots.
+#include <map>
+#include <optional>
+
 #include <pqxx/pqxx>
 
 #include "store/pq.hpp"
@@ -118,6 +121,64 @@ bool write_page(pqxx::work& tx, const Store& store, const Store::PageRows& p) {
     return true;
 }
 
+// A batch's pages as one run of consecutive pages per group, and their members as rows.
+struct PageRuns {
+    int64_t snapshot_id = 0;
+    std::vector<int64_t> group, first_page, last_page;  // one entry a group
+    std::vector<int64_t> row_group, row_page, row_customer;
+};
+
+// nullopt unless each group's pages follow each other in the batch and all are of one
+// snapshot (what the pager hands over); the page-by-page path takes any other batch.
+std::optional<PageRuns> page_runs(const std::vector<Store::PageRows>& pages) {
+    PageRuns r;
+    r.snapshot_id = pages.front().snapshot_id;
+    std::map<int64_t, size_t> run_of;
+    for (const auto& p : pages) {
+        if (p.snapshot_id != r.snapshot_id) return std::nullopt;
+        auto [at, first] = run_of.emplace(p.group_id, r.group.size());
+        if (first) {
+            r.group.push_back(p.group_id);
+            r.first_page.push_back(p.page);
+        } else if (p.page != r.last_page[at->second] + 1) {
+            return std::nullopt;
+        }
+        if (first) r.last_page.push_back(p.page);
+        else r.last_page[at->second] = p.page;
+        for (int64_t c : p.customer_ids) {
+            r.row_group.push_back(p.group_id);
+            r.row_page.push_back(p.page);
+            r.row_customer.push_back(c);
+        }
+    }
+    return r;
+}
+
+// Every run in one statement (atomic on its own): a group's cursor inside its run moves past
+// it, and the pages from the cursor on are inserted; what page-by-page would take, in one
+// round trip. Returns the pages taken.
+int64_t write_runs(pqxx::transaction_base& tx, const Store& store, const PageRuns& r) {
+    return tx
+        .exec_params1(
+            store.sql(
+                "WITH run AS (SELECT * FROM unnest($2::bigint[], $3::bigint[], $4::bigint[]) AS r(group_id, first_page,"
+                "  last_page)),"
+                " moved AS (UPDATE @.snapshot_cursor c SET next_page = run.last_page + 1"
+                "  FROM run JOIN @.snapshot_cursor was ON was.snapshot_id = $1 AND was.group_id = run.group_id"
+                "  WHERE c.snapshot_id = $1 AND c.group_id = run.group_id AND NOT c.done"
+                "  AND c.next_page BETWEEN run.first_page AND run.last_page"
+                "  RETURNING c.group_id, was.next_page AS from_page, run.last_page),"
+                " taken AS (INSERT INTO @.snapshot_member (snapshot_id, group_id, customer_id)"
+                "  SELECT $1, m.group_id, m.customer_id"
+                "  FROM unnest($5::bigint[], $6::bigint[], $7::bigint[]) AS m(group_id, page, customer_id)"
+                "  JOIN moved ON moved.group_id = m.group_id AND m.page >= moved.from_page)"
+                " SELECT coalesce(sum(last_page + 1 - from_page), 0), set_config('synchronous_commit', 'off', true)"
+                " FROM moved"),
+            r.snapshot_id, to_pg_array(r.group), to_pg_array(r.first_page), to_pg_array(r.last_page),
+            to_pg_array(r.row_group), to_pg_array(r.row_page), to_pg_array(r.row_customer))[0]
+        .as<int64_t>();
+}
+
 }  // namespace
 
 bool Store::snapshot_page(int64_t snapshot_id, int64_t group_id, int64_t page,
@@ -126,6 +187,11 @@ bool Store::snapshot_page(int64_t snapshot_id, int64_t group_id, int64_t page,
 }
 
 int64_t Store::snapshot_pages(const std::vector<PageRows>& pages) {
+    if (pages.empty()) return 0;
+    if (std::optional<PageRuns> runs = page_runs(pages)) {
+        pqxx::nontransaction tx(pq(conn_));
+        return write_runs(tx, *this, *runs);
+    }
     pqxx::work tx(pq(conn_));
     tx.exec0("SET LOCAL synchronous_commit = off");
     int64_t taken = 0;
