@@ -204,30 +204,27 @@ int64_t Store::snapshot_pages(const std::vector<PageRows>& pages) {
 // The mirror is changed by the difference only: a resync's group mostly holds what it held,
 // and rewriting every row and its two index entries cost most of the snapshot. One full
 // join finds both sides (a hash or merge join whatever the statistics say: PostgreSQL
-// has no nested-loop full join).
+// has no nested-loop full join). One statement (atomic on its own, one round trip) takes the
+// staged pages, changes the mirror, and marks the cursor and the group; returns the members.
 int64_t Store::snapshot_finish_group(int64_t snapshot_id, int64_t group_id, bool unreliable) {
-    pqxx::work tx(pq(conn_));
-    tx.exec_params(
-        sql("WITH diff AS MATERIALIZED ("
-            "  SELECT s.customer_id AS read_id, r.customer_id AS mirror_id"
-            "  FROM (SELECT customer_id FROM @.snapshot_member WHERE snapshot_id = $1 AND group_id = $2) s"
-            "  FULL JOIN (SELECT customer_id FROM @.remote_member WHERE group_id = $2) r"
-            "  ON s.customer_id = r.customer_id WHERE s.customer_id IS NULL OR r.customer_id IS NULL),"
-            " gone AS (DELETE FROM @.remote_member m USING diff"
-            "  WHERE diff.read_id IS NULL AND m.group_id = $2 AND m.customer_id = diff.mirror_id)"
-            " INSERT INTO @.remote_member (group_id, customer_id)"
-            " SELECT DISTINCT $2::bigint, read_id FROM diff WHERE mirror_id IS NULL"),
-        snapshot_id, group_id);
-    const auto members =
-        tx.exec_params1(sql("SELECT count(*) FROM @.remote_member WHERE group_id = $1"), group_id)[0].as<int64_t>();
-    tx.exec_params(sql("DELETE FROM @.snapshot_member WHERE snapshot_id = $1 AND group_id = $2"), snapshot_id,
-                   group_id);
-    tx.exec_params(sql("UPDATE @.snapshot_cursor SET done = true, unreliable = $3"
-                       " WHERE snapshot_id = $1 AND group_id = $2"),
-                   snapshot_id, group_id, unreliable);
-    tx.exec_params(sql("UPDATE @.group_map SET snapshot_at = now() WHERE group_id = $1"), group_id);
-    tx.commit();
-    return members;
+    pqxx::nontransaction tx(pq(conn_));
+    return tx
+        .exec_params1(
+            sql("WITH staged AS (DELETE FROM @.snapshot_member WHERE snapshot_id = $1 AND group_id = $2"
+                "  RETURNING customer_id),"
+                " diff AS MATERIALIZED (SELECT s.customer_id AS read_id, r.customer_id AS mirror_id"
+                "  FROM staged s FULL JOIN (SELECT customer_id FROM @.remote_member WHERE group_id = $2) r"
+                "  ON s.customer_id = r.customer_id WHERE s.customer_id IS NULL OR r.customer_id IS NULL),"
+                " gone AS (DELETE FROM @.remote_member m USING diff"
+                "  WHERE diff.read_id IS NULL AND m.group_id = $2 AND m.customer_id = diff.mirror_id),"
+                " added AS (INSERT INTO @.remote_member (group_id, customer_id)"
+                "  SELECT DISTINCT $2::bigint, read_id FROM diff WHERE mirror_id IS NULL),"
+                " cursor_done AS (UPDATE @.snapshot_cursor SET done = true, unreliable = $3"
+                "  WHERE snapshot_id = $1 AND group_id = $2),"
+                " snapshotted AS (UPDATE @.group_map SET snapshot_at = now() WHERE group_id = $2)"
+                " SELECT count(DISTINCT customer_id) FROM staged"),
+            snapshot_id, group_id, unreliable)[0]
+        .as<int64_t>();
 }
 
 void Store::snapshot_discard(int64_t snapshot_id) {
@@ -245,7 +242,7 @@ void Store::snapshot_gc() {
 }
 
 Store::PassCount Store::snapshot_pass_count(int64_t snapshot_id, int64_t group_id) {
-    pqxx::work tx(pq(conn_));
+    pqxx::nontransaction tx(pq(conn_));
     auto r = tx.exec_params1(sql("SELECT count(*), count(DISTINCT customer_id) FROM @.snapshot_member"
                                  " WHERE snapshot_id = $1 AND group_id = $2"),
                              snapshot_id, group_id);
