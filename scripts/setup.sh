@@ -8,6 +8,7 @@ packages=(
   libboost-dev libboost-system-dev libssl-dev
   libpqxx-dev libpq-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
+  libsimdjson-dev  # member pages of a resync, parsed several times faster than nlohmann
   libgtest-dev libgmock-dev libsystemd-dev libcli11-dev
   postgresql-15 postgresql-client-15
   clang libclang-rt-14-dev openssl ca-certificates procps

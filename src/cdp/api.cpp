@@ -572,6 +572,19 @@ struct Api::Impl {
                                                                 std::shared_ptr<const bool> abandon)>;
     template <class T>
     using Sink = std::function<void(int64_t page_number, Page<T>&& page)>;
+    template <class T>
+    using AwaitedSink = std::function<net::awaitable<void>(int64_t page_number, Page<T> page)>;
+
+    template <class T>
+    static net::awaitable<void> call_sink(const Sink<T>& sink, int64_t page_number, Page<T> page) {
+        sink(page_number, std::move(page));
+        co_return;
+    }
+    // A plain sink as an awaited one; `sink` must outlive the pager.
+    template <class T>
+    static AwaitedSink<T> awaited(const Sink<T>& sink) {
+        return [&sink](int64_t page_number, Page<T> page) { return call_sink(sink, page_number, std::move(page)); };
+    }
 
     // The page size the server really uses: a first page shorter than asked while the total
     // says there is more means the server caps `size`; later pages must ask for that cap so
@@ -681,14 +694,14 @@ struct Api::Impl {
     // Hands the page in hand to the sink (an empty page only when it is the first); false
     // when the sink threw.
     template <class T>
-    static bool deliver(Walk<T>& w, const Sink<T>& sink) {
-        if (w.page.records.empty() && w.page_number != w.first_page) return true;
+    static net::awaitable<bool> deliver(Walk<T>& w, const AwaitedSink<T>& sink) {
+        if (w.page.records.empty() && w.page_number != w.first_page) co_return true;
         try {
-            sink(w.page_number, std::move(w.page));
-            return true;
+            co_await sink(w.page_number, std::move(w.page));
+            co_return true;
         } catch (...) {
             w.thrown = std::current_exception();
-            return false;
+            co_return false;
         }
     }
 
@@ -721,14 +734,16 @@ struct Api::Impl {
     }
 
     template <class T>
-    net::awaitable<Result<Done>> paginate(const char* endpoint, Fetch<T> fetch, Sink<T> sink, int64_t first_page) {
+    net::awaitable<Result<Done>> paginate(const char* endpoint, Fetch<T> fetch, AwaitedSink<T> sink,
+                                          int64_t first_page) {
         Result<Walk<T>> started = co_await start_walk<T>(endpoint, fetch, std::max<int64_t>(1, first_page));
         if (!started.has_value()) co_return outcome::failure(std::move(started.error()));
         Walk<T>& w = started.value();
         auto window = std::make_shared<Window<T>>(executor);
         for (;;) {
             const bool last = is_last_page(w);
-            if (!deliver(w, sink) || last) break;
+            const bool delivered = co_await deliver(w, sink);
+            if (!delivered || last) break;
             if (w.page_number - 100000 > last_by_total(w)) {
                 w.failure = error(CallError::Kind::malformed, endpoint,
                                   "paging does not end: page " + std::to_string(w.page_number) +
@@ -787,7 +802,9 @@ net::awaitable<Result<std::vector<Group>>> Api::query_all_groups(std::string sea
         for (auto& g : page.records)
             if (seen.insert(g.id).second) groups.push_back(std::move(g));
     };
-    Result<Done> done = co_await impl_->paginate<Group>(path::simple_query, std::move(fetch), std::move(sink), 1);
+    Impl::AwaitedSink<Group> awaited_sink = Impl::awaited(sink);
+    Result<Done> done =
+        co_await impl_->paginate<Group>(path::simple_query, std::move(fetch), std::move(awaited_sink), 1);
     if (!done.has_value()) co_return outcome::failure(std::move(done.error()));
     co_return outcome::success(std::move(groups));
 }
@@ -845,6 +862,13 @@ net::awaitable<Result<std::vector<CustomerGroup>>> Api::groups_of_customer(int64
 
 net::awaitable<Result<Done>> Api::for_each_member_page(int64_t group_id, MemberPageHandler on_page,
                                                        int64_t first_page, MemberRecords keep) {
+    const Impl::Sink<Member> sink = std::move(on_page);
+    MemberPageSink awaited_sink = Impl::awaited(sink);
+    co_return co_await for_each_member_page_awaited(group_id, std::move(awaited_sink), first_page, keep);
+}
+
+net::awaitable<Result<Done>> Api::for_each_member_page_awaited(int64_t group_id, MemberPageSink on_page,
+                                                               int64_t first_page, MemberRecords keep) {
     Impl* impl = impl_.get();
     Impl::Fetch<Member> fetch = [impl, group_id, keep](int64_t current, int64_t size,
                                                        std::shared_ptr<const bool> abandon) {

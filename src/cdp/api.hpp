@@ -149,6 +149,13 @@ public:
     net::awaitable<Result<Done>> for_each_member_page(int64_t group_id, MemberPageHandler on_page,
                                                       int64_t first_page = 1,
                                                       MemberRecords keep = MemberRecords::ids);
+    // The same with a sink that may suspend: the pager awaits it before handing over the next
+    // page (the reads ahead stay at max_pages_in_flight), so a slow consumer holds the pager
+    // back without blocking the io_context.
+    using MemberPageSink = std::function<net::awaitable<void>(int64_t page_number, Page<Member> page)>;
+    net::awaitable<Result<Done>> for_each_member_page_awaited(int64_t group_id, MemberPageSink on_page,
+                                                              int64_t first_page = 1,
+                                                              MemberRecords keep = MemberRecords::ids);
 
     ApiStats stats() const;
     http::Client& http_client();

@@ -5,14 +5,22 @@
 // This reader walks the body with nlohmann's SAX parser and keeps only what the sync needs:
 // code, msg, data.current/size/total and each record's customer id.
 //
+// The body is parsed by simdjson (validating, several times nlohmann's speed) and the parsed
+// document walked into the same handler; a body simdjson refuses, or that holds a \u escape
+// (whose surrogate rules the two parsers may not share), goes through nlohmann's SAX parser
+// instead, so the handler decides alike either way.
+//
 // It never decides an odd reply: anything the DOM path (parse_envelope + parse_page +
 // parse_member) would refuse, word differently, or that this reader does not model (a
 // repeated key, a float id, a code != 0, a record that is no object...) makes it give up,
 // and the caller decodes the same body the DOM way. So both paths agree on every body.
 #include <charconv>
 #include <climits>
+#include <cstring>
 #include <string>
 #include <string_view>
+
+#include <simdjson.h>
 
 #include "cdp/models.hpp"
 
@@ -249,9 +257,55 @@ std::optional<MemberPageReply> MemberPageHandler::finish() {
     return std::move(reply_);
 }
 
+// Feeds `handler` the SAX events of a parsed value; false when the handler stops.
+// `text` carries keys and strings (reused, the handler may move a string out of it).
+bool walk(simdjson::dom::element e, MemberPageHandler& handler, std::string& text) {
+    using Type = simdjson::dom::element_type;
+    switch (e.type()) {
+    case Type::OBJECT:
+        if (!handler.start_object(std::size_t(-1))) return false;
+        for (simdjson::dom::key_value_pair field : simdjson::dom::object(e)) {
+            text.assign(field.key);
+            if (!handler.key(text) || !walk(field.value, handler, text)) return false;
+        }
+        return handler.end_object();
+    case Type::ARRAY:
+        if (!handler.start_array(std::size_t(-1))) return false;
+        for (simdjson::dom::element item : simdjson::dom::array(e))
+            if (!walk(item, handler, text)) return false;
+        return handler.end_array();
+    case Type::STRING: text.assign(std::string_view(e)); return handler.string(text);
+    case Type::INT64: return handler.number_integer(int64_t(e));
+    case Type::UINT64: return handler.number_unsigned(uint64_t(e));
+    case Type::DOUBLE: text.clear(); return handler.number_float(double(e), text);
+    case Type::BOOL: return handler.boolean(bool(e));
+    case Type::NULL_VALUE: return handler.null();
+    }
+    return false;
+}
+
+// The handler's events from simdjson; nullopt when simdjson cannot be trusted to agree with
+// nlohmann on this body (a \u escape) or refuses it (nlohmann then decides).
+std::optional<bool> walk_simd(std::string_view body, MemberPageHandler& handler) {
+    if (body.find("\\u") != std::string_view::npos) return std::nullopt;
+    // One parser a thread, reused: its buffers grow to the largest page once.
+    thread_local simdjson::dom::parser parser;
+    simdjson::dom::element root;
+    if (parser.parse(body.data(), body.size()).get(root) != simdjson::SUCCESS) return std::nullopt;
+    std::string text;
+    return walk(root, handler, text);
+}
+
 }  // namespace
 
 std::optional<MemberPageReply> read_member_page_fast(std::string_view body, const std::string& id_field) {
+    {
+        MemberPageHandler handler(id_field);
+        if (std::optional<bool> walked = walk_simd(body, handler)) {
+            if (!*walked) return std::nullopt;
+            return handler.finish();
+        }
+    }
     MemberPageHandler handler(id_field);
     if (!json::sax_parse(body.begin(), body.end(), &handler)) return std::nullopt;
     return handler.finish();

@@ -1,4 +1,7 @@
 // The group map and the mirror of the CDP's memberships, with resumable snapshots.
+#include <map>
+#include <optional>
+
 #include <pqxx/pqxx>
 
 #include "store/pq.hpp"
@@ -107,18 +110,75 @@ std::map<int64_t, SnapshotCursor> Mirror::snapshot_cursors(int64_t snapshot_id) 
 namespace {
 
 // One page and its cursor inside `tx`; false (nothing written) unless page == next_page.
+// The ids travel as one array parameter: one statement a page, whatever its length.
 bool write_page(pqxx::work& tx, const Mirror& store, const Mirror::PageRows& p) {
     auto r = tx.exec_params(store.sql("UPDATE @.snapshot_cursor SET next_page = next_page + 1"
                                       " WHERE snapshot_id = $1 AND group_id = $2 AND next_page = $3 AND NOT done"),
                             p.snapshot_id, p.group_id, p.page);
     if (r.affected_rows() != 1) return false;
-    if (!p.customer_ids.empty()) {
-        pqxx::stream_to copy(tx, store.sql("@.snapshot_member"),
-                             std::vector<std::string>{"snapshot_id", "group_id", "customer_id"});
-        for (int64_t c : p.customer_ids) copy << std::make_tuple(p.snapshot_id, p.group_id, c);
-        copy.complete();
-    }
+    if (!p.customer_ids.empty())
+        tx.exec_params(store.sql("INSERT INTO @.snapshot_member (snapshot_id, group_id, customer_id)"
+                                 " SELECT $1, $2, unnest($3::bigint[])"),
+                       p.snapshot_id, p.group_id, to_pg_array(p.customer_ids));
     return true;
+}
+
+// A batch's pages as one run of consecutive pages per group, and their members as rows.
+struct PageRuns {
+    int64_t snapshot_id = 0;
+    std::vector<int64_t> group, first_page, last_page;  // one entry a group
+    std::vector<int64_t> row_group, row_page, row_customer;
+};
+
+// nullopt unless each group's pages follow each other in the batch and all are of one
+// snapshot (what the pager hands over); the page-by-page path takes any other batch.
+std::optional<PageRuns> page_runs(const std::vector<Mirror::PageRows>& pages) {
+    PageRuns r;
+    r.snapshot_id = pages.front().snapshot_id;
+    std::map<int64_t, size_t> run_of;
+    for (const auto& p : pages) {
+        if (p.snapshot_id != r.snapshot_id) return std::nullopt;
+        auto [at, first] = run_of.emplace(p.group_id, r.group.size());
+        if (first) {
+            r.group.push_back(p.group_id);
+            r.first_page.push_back(p.page);
+        } else if (p.page != r.last_page[at->second] + 1) {
+            return std::nullopt;
+        }
+        if (first) r.last_page.push_back(p.page);
+        else r.last_page[at->second] = p.page;
+        for (int64_t c : p.customer_ids) {
+            r.row_group.push_back(p.group_id);
+            r.row_page.push_back(p.page);
+            r.row_customer.push_back(c);
+        }
+    }
+    return r;
+}
+
+// Every run in one statement (atomic on its own): a group's cursor inside its run moves past
+// it, and the pages from the cursor on are inserted; what page-by-page would take, in one
+// round trip. Returns the pages taken.
+int64_t write_runs(pqxx::transaction_base& tx, const Mirror& store, const PageRuns& r) {
+    return tx
+        .exec_params1(
+            store.sql(
+                "WITH run AS (SELECT * FROM unnest($2::bigint[], $3::bigint[], $4::bigint[]) AS r(group_id, first_page,"
+                "  last_page)),"
+                " moved AS (UPDATE @.snapshot_cursor c SET next_page = run.last_page + 1"
+                "  FROM run JOIN @.snapshot_cursor was ON was.snapshot_id = $1 AND was.group_id = run.group_id"
+                "  WHERE c.snapshot_id = $1 AND c.group_id = run.group_id AND NOT c.done"
+                "  AND c.next_page BETWEEN run.first_page AND run.last_page"
+                "  RETURNING c.group_id, was.next_page AS from_page, run.last_page),"
+                " taken AS (INSERT INTO @.snapshot_member (snapshot_id, group_id, customer_id)"
+                "  SELECT $1, m.group_id, m.customer_id"
+                "  FROM unnest($5::bigint[], $6::bigint[], $7::bigint[]) AS m(group_id, page, customer_id)"
+                "  JOIN moved ON moved.group_id = m.group_id AND m.page >= moved.from_page)"
+                " SELECT coalesce(sum(last_page + 1 - from_page), 0), set_config('synchronous_commit', 'off', true)"
+                " FROM moved"),
+            r.snapshot_id, to_pg_array(r.group), to_pg_array(r.first_page), to_pg_array(r.last_page),
+            to_pg_array(r.row_group), to_pg_array(r.row_page), to_pg_array(r.row_customer))[0]
+        .as<int64_t>();
 }
 
 }  // namespace
@@ -129,6 +189,11 @@ bool Mirror::snapshot_page(int64_t snapshot_id, int64_t group_id, int64_t page,
 }
 
 int64_t Mirror::snapshot_pages(const std::vector<PageRows>& pages) {
+    if (pages.empty()) return 0;
+    if (std::optional<PageRuns> runs = page_runs(pages)) {
+        pqxx::nontransaction tx(pq(conn_));
+        return write_runs(tx, *this, *runs);
+    }
     pqxx::work tx(pq(conn_));
     tx.exec0("SET LOCAL synchronous_commit = off");
     int64_t taken = 0;
@@ -138,21 +203,30 @@ int64_t Mirror::snapshot_pages(const std::vector<PageRows>& pages) {
     return taken;
 }
 
+// The mirror is changed by the difference only: a resync's group mostly holds what it held,
+// and rewriting every row and its two index entries cost most of the snapshot. One full
+// join finds both sides (a hash or merge join whatever the statistics say: PostgreSQL
+// has no nested-loop full join). One statement (atomic on its own, one round trip) takes the
+// staged pages, changes the mirror, and marks the cursor and the group; returns the members.
 int64_t Mirror::snapshot_finish_group(int64_t snapshot_id, int64_t group_id, bool unreliable) {
-    pqxx::work tx(pq(conn_));
-    tx.exec_params(sql("DELETE FROM @.remote_member WHERE group_id = $1"), group_id);
-    auto ins = tx.exec_params(sql("INSERT INTO @.remote_member (group_id, customer_id)"
-                                  " SELECT DISTINCT $2::bigint, customer_id FROM @.snapshot_member"
-                                  " WHERE snapshot_id = $1 AND group_id = $2"),
-                              snapshot_id, group_id);
-    tx.exec_params(sql("DELETE FROM @.snapshot_member WHERE snapshot_id = $1 AND group_id = $2"), snapshot_id,
-                   group_id);
-    tx.exec_params(sql("UPDATE @.snapshot_cursor SET done = true, unreliable = $3"
-                       " WHERE snapshot_id = $1 AND group_id = $2"),
-                   snapshot_id, group_id, unreliable);
-    tx.exec_params(sql("UPDATE @.group_map SET snapshot_at = now() WHERE group_id = $1"), group_id);
-    tx.commit();
-    return static_cast<int64_t>(ins.affected_rows());
+    pqxx::nontransaction tx(pq(conn_));
+    return tx
+        .exec_params1(
+            sql("WITH staged AS (DELETE FROM @.snapshot_member WHERE snapshot_id = $1 AND group_id = $2"
+                "  RETURNING customer_id),"
+                " diff AS MATERIALIZED (SELECT s.customer_id AS read_id, r.customer_id AS mirror_id"
+                "  FROM staged s FULL JOIN (SELECT customer_id FROM @.remote_member WHERE group_id = $2) r"
+                "  ON s.customer_id = r.customer_id WHERE s.customer_id IS NULL OR r.customer_id IS NULL),"
+                " gone AS (DELETE FROM @.remote_member m USING diff"
+                "  WHERE diff.read_id IS NULL AND m.group_id = $2 AND m.customer_id = diff.mirror_id),"
+                " added AS (INSERT INTO @.remote_member (group_id, customer_id)"
+                "  SELECT DISTINCT $2::bigint, read_id FROM diff WHERE mirror_id IS NULL),"
+                " cursor_done AS (UPDATE @.snapshot_cursor SET done = true, unreliable = $3"
+                "  WHERE snapshot_id = $1 AND group_id = $2),"
+                " snapshotted AS (UPDATE @.group_map SET snapshot_at = now() WHERE group_id = $2)"
+                " SELECT count(DISTINCT customer_id) FROM staged"),
+            snapshot_id, group_id, unreliable)[0]
+        .as<int64_t>();
 }
 
 void Mirror::snapshot_discard(int64_t snapshot_id) {
@@ -170,7 +244,7 @@ void Mirror::snapshot_gc() {
 }
 
 Mirror::PassCount Mirror::snapshot_pass_count(int64_t snapshot_id, int64_t group_id) {
-    pqxx::work tx(pq(conn_));
+    pqxx::nontransaction tx(pq(conn_));
     auto r = tx.exec_params1(sql("SELECT count(*), count(DISTINCT customer_id) FROM @.snapshot_member"
                                  " WHERE snapshot_id = $1 AND group_id = $2"),
                              snapshot_id, group_id);

@@ -18,6 +18,12 @@ using Outcome = std::pair<Op, OpOutcome>;
 // removed memberships; set ops and failures one by one (rare).
 void record_outcomes(pqxx::work& tx, const std::string& quoted_schema, const std::vector<Outcome>& batch);
 
+// An add or remove that succeeded: its outcome and mirror change are one statement.
+bool plain_success(const Outcome& outcome);
+// Every outcome of `batch` (plain successes only) in one statement.
+void record_plain_successes(pqxx::transaction_base& tx, const std::string& quoted_schema,
+                            const std::vector<Outcome>& batch);
+
 std::vector<Op> pending_ops(pqxx::work& tx, const std::string& quoted_schema, int64_t run_id, int64_t after_id,
                             int limit);
 

@@ -27,7 +27,9 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "http/wakeup.hpp"
+#include "sync/group_commit.hpp"
 #include "sync/steps.hpp"
+#include "sync/workers.hpp"
 
 namespace cdpsync::sync {
 namespace {
@@ -61,81 +63,16 @@ std::vector<std::vector<int64_t>> halves(const std::vector<int64_t>& ids) {
     return {std::vector<int64_t>(ids.begin(), mid), std::vector<int64_t>(mid, ids.end())};
 }
 
-// Outcomes handed over to the lane and committed in groups. The state is shared with the
-// lane's jobs, which post their completion back to the io_context.
-class GroupCommit {
-public:
-    GroupCommit(DbLane& db, const net::any_io_executor& io, int cap)
-        : db_(db), io_(io), cap_(cap), shared_(std::make_shared<Shared>(io)) {}
+using Outcome = std::pair<store::Op, store::OpOutcome>;
 
-    // Hands `o` over (waiting, without blocking, while `cap` outcomes are uncommitted);
-    // rethrows a failed commit.
-    net::awaitable<void> hand_over(const store::Op& op, const store::OpOutcome& o) {
-        Shared& sh = *shared_;
-        while (sh.uncommitted >= cap_ && !sh.error) co_await sh.room.wait();
-        if (sh.error) std::rethrow_exception(sh.error);
-        ++sh.uncommitted;
-        bool queue_commit = false;
-        {
-            std::lock_guard lock(sh.mutex);
-            sh.handed.emplace_back(op, o);
-            queue_commit = !std::exchange(sh.commit_queued, true);
-        }
-        if (queue_commit) post_commit();
-    }
-
-    // Everything handed over is committed; rethrows a failed commit.
-    net::awaitable<void> flush() {
-        co_await db_.flush();
-        if (shared_->error) std::rethrow_exception(shared_->error);
-    }
-
-private:
-    struct Shared {
-        explicit Shared(const net::any_io_executor& io) : room(io) {}
-        std::mutex mutex;  // guards handed and commit_queued (the lane thread takes them)
-        std::vector<std::pair<store::Op, store::OpOutcome>> handed;
-        bool commit_queued = false;
-        // io_context thread only:
-        int uncommitted = 0;
-        std::exception_ptr error;
-        http::Wakeup room;  // after each commit: the waiters look again
-    };
-
-    void post_commit() {
-        auto taken = std::make_shared<size_t>(0);
-        auto commit = [sh = shared_, taken](store::Session& store) {
-            std::vector<std::pair<store::Op, store::OpOutcome>> batch;
-            {
-                std::lock_guard lock(sh->mutex);
-                batch.swap(sh->handed);
-                sh->commit_queued = false;
-            }
-            *taken = batch.size();
-            store.journal.record_ops(batch);
-        };
-        auto committed = [sh = shared_, taken, io = io_](std::exception_ptr e) {
-            net::post(io, [sh, n = static_cast<int>(*taken), e] {
-                sh->uncommitted -= n;
-                if (e && !sh->error) sh->error = e;
-                sh->room.notify_all();
-            });
-        };
-        db_.post(std::move(commit), std::move(committed));
-    }
-
-    DbLane& db_;
-    net::any_io_executor io_;
-    int cap_;
-    std::shared_ptr<Shared> shared_;
-};
+void record_outcomes(store::Session& store, std::vector<Outcome>& batch) { store.journal.record_ops(batch); }
 
 class Applier {
 public:
     Applier(Steps& steps, int64_t run_id, const net::any_io_executor& io)
         : s_(steps),
           run_id_(run_id),
-          commits_(steps.db, io, uncommitted_outcome_cap(steps.cfg.cdp.max_in_flight)),
+          commits_(steps.db, io, uncommitted_outcome_cap(steps.cfg.cdp.max_in_flight), record_outcomes),
           fetched_(io) {}
 
     net::awaitable<ApplyResult> run();
@@ -167,7 +104,7 @@ private:
 
     Steps& s_;
     int64_t run_id_;
-    GroupCommit commits_;
+    GroupCommit<Outcome> commits_;
     ApplyResult out_;
     std::deque<store::Op> queue_;
     int64_t last_id_ = 0;
@@ -175,7 +112,6 @@ private:
     bool reading_ = false;       // a slice is being read (one at a time)
     http::Wakeup fetched_;  // when a slice read ends: the waiters look again
     bool stop_ = false;
-    std::exception_ptr thrown_;
     std::set<int64_t> managed_;  // owns_all: group ids cdp-sync manages (the rest are kept)
     std::optional<FailureKey> streak_key_;
     std::vector<std::pair<store::Op, store::OpOutcome>> streak_;  // failed ops not yet recorded
@@ -237,7 +173,8 @@ net::awaitable<cdp::Result<cdp::Done>> Applier::send(const store::Op& op) {
 // The one place an outcome is written (the journal and, when done, the mirror): handed over
 // to the group commit.
 net::awaitable<void> Applier::record(const store::Op& op, const store::OpOutcome& o) {
-    co_await commits_.hand_over(op, o);
+    Outcome outcome{op, o};
+    co_await commits_.hand_over(std::move(outcome));
 }
 
 net::awaitable<void> Applier::flush_streak() {
@@ -408,19 +345,10 @@ net::awaitable<bool> Applier::probe() {
 }
 
 net::awaitable<void> Applier::run_workers() {
-    auto executor = co_await net::this_coro::executor;
     const int width = std::max(1, s_.cfg.cdp.max_in_flight);
-    int running = width;
-    http::Wakeup all_done(executor);
-    for (int i = 0; i < width; ++i)
-        net::co_spawn(executor, worker(), [&](std::exception_ptr e) {
-            if (e && !thrown_) {
-                thrown_ = e;
-                stop_ = true;
-            }
-            if (--running == 0) all_done.notify_all();
-        });
-    while (running > 0) co_await all_done.wait();
+    const std::function<net::awaitable<void>()> one = [this] { return worker(); };
+    const std::function<void()> stop_all = [this] { stop_ = true; };
+    co_await sync::run_workers(width, one, stop_all);
 }
 
 net::awaitable<ApplyResult> Applier::run() {
@@ -435,7 +363,6 @@ net::awaitable<ApplyResult> Applier::run() {
         bool go_on = true;
         if (cdp.breaker != store::Breaker::closed) go_on = co_await probe();
         if (go_on) co_await run_workers();
-        if (thrown_) std::rethrow_exception(thrown_);
         if (!stop_) co_await flush_streak();  // fewer than an outage's worth at the end: plain failures
     } catch (...) {
         failed = std::current_exception();

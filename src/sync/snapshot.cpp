@@ -1,10 +1,12 @@
 // Snapshot phase: each group's members paged into the mirror, each page in a transaction
 // together with its cursor, so a killed snapshot continues at the next uncommitted page.
-// The pages go to the DB lane (db_lane.hpp) as they arrive and are committed there, several
-// waiting pages in one transaction, while the next pages are read: the io_context thread
-// never waits for PostgreSQL unless kMaxUncommittedPages wait uncommitted (then the
-// handler blocks until the lane commits: backpressure, as the pager's sink cannot suspend).
-// The pass's checks and a group's finish are awaited in order behind its pages.
+// The pages go to the DB lane (db_lane.hpp) through a group commit (group_commit.hpp) as
+// they arrive and are committed there, several waiting pages in one transaction, while the
+// next pages are read: the io_context thread never waits for PostgreSQL. When
+// kMaxUncommittedPages wait uncommitted the page sink suspends, and with it that group's
+// pager. kGroupsReadAtOnce groups are read at once (their calls share the client's
+// max_in_flight and its rate limiter), so one group's checks and finish on the lane overlap
+// the reads of the others. A group's checks and finish are awaited in order behind its pages.
 //
 // A read is verified: the CDP documents no order for member lists, and other parties change
 // groups while we page them, so pages can shift (a member read twice, another never). After
@@ -15,12 +17,13 @@
 // in it this run. A `total` that overcounts (soft-deleted rows) with steady totals and no
 // repeats is accepted: the read ended on a short or empty page.
 #include <algorithm>
+#include <atomic>
 #include <climits>
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 
+#include "sync/group_commit.hpp"
 #include "sync/steps.hpp"
+#include "sync/workers.hpp"
 
 namespace cdpsync::sync {
 
@@ -44,65 +47,30 @@ struct PassObservation {
 };
 
 constexpr int kMaxUncommittedPages = 64;
+constexpr int kGroupsReadAtOnce = 4;
 
-// Pages handed over to the lane and committed in groups. A failed commit fails the lane:
-// the next awaited store call rethrows it.
-class PageWriter {
-public:
-    explicit PageWriter(DbLane& db) : db_(db), shared_(std::make_shared<Shared>()) {}
+using PageRows = store::Mirror::PageRows;
 
-    void hand_over(store::Mirror::PageRows page) {
-        bool queue_commit = false;
-        {
-            std::unique_lock lock(shared_->mutex);
-            shared_->room.wait(lock, [&] { return shared_->uncommitted < kMaxUncommittedPages || shared_->failed; });
-            if (shared_->failed) return;
-            shared_->handed.push_back(std::move(page));
-            ++shared_->uncommitted;
-            queue_commit = !std::exchange(shared_->commit_queued, true);
-        }
-        if (queue_commit) post_commit();
-    }
+// What the readers of one snapshot share: the page commits, and whether one of them failed
+// (the others then stop at their next page).
+struct Reader {
+    Reader(Steps& steps, const net::any_io_executor& io, int64_t id)
+        : st(steps),
+          snapshot_id(id),
+          taken(std::make_shared<std::atomic<int64_t>>(0)),
+          pages(steps.db, io, kMaxUncommittedPages,
+                [t = taken](store::Session& s, std::vector<PageRows>& batch) { *t += s.mirror.snapshot_pages(batch); }) {}
 
-    // Pages committed (those at their cursor), once the lane has run what was handed over.
-    int64_t taken() const { return shared_->taken.load(); }
+    Steps& st;
+    const int64_t snapshot_id;
+    std::shared_ptr<std::atomic<int64_t>> taken;  // pages committed (those at their cursor)
+    GroupCommit<PageRows> pages;
+    bool abandoned = false;
+};
 
-private:
-    struct Shared {
-        std::mutex mutex;
-        std::condition_variable room;
-        std::vector<store::Mirror::PageRows> handed;
-        bool commit_queued = false;
-        int uncommitted = 0;
-        bool failed = false;
-        std::atomic<int64_t> taken{0};
-    };
-
-    void post_commit() {
-        auto count = std::make_shared<int>(0);
-        auto commit = [sh = shared_, count](store::Session& store) {
-            std::vector<store::Mirror::PageRows> batch;
-            {
-                std::lock_guard lock(sh->mutex);
-                batch.swap(sh->handed);
-                sh->commit_queued = false;
-            }
-            *count = static_cast<int>(batch.size());
-            sh->taken += store.mirror.snapshot_pages(batch);
-        };
-        auto committed = [sh = shared_, count](std::exception_ptr e) {
-            {
-                std::lock_guard lock(sh->mutex);
-                sh->uncommitted -= *count;
-                if (e) sh->failed = true;
-            }
-            sh->room.notify_all();
-        };
-        db_.post(std::move(commit), std::move(committed));
-    }
-
-    DbLane& db_;
-    std::shared_ptr<Shared> shared_;
+// Another reader failed: this one stops (the first failure is what the snapshot throws).
+struct Abandoned : std::runtime_error {
+    Abandoned() : std::runtime_error("another group's read failed") {}
 };
 
 const char* const kUnreliableRead =
@@ -132,20 +100,25 @@ Judgement judge_pass(const PassObservation& o, const store::Mirror::PassCount& n
     return {};
 }
 
-net::awaitable<bool> read_group_pass(Steps& st, PageWriter& writer, int64_t snapshot_id, const store::ManagedGroup& g,
-                                     int64_t first_page, PassObservation& seen, SnapshotResult& out) {
-    // A named handler: GCC 12 miscompiles temporaries that live across a co_await.
+net::awaitable<void> take_page(Reader& r, PassObservation& seen, int64_t group_id, int64_t page_number,
+                               cdp::Page<cdp::Member> page) {
+    seen.see(page_number, page);
+    PageRows rows{r.snapshot_id, group_id, page_number, {}};
+    rows.customer_ids.reserve(page.records.size());
+    for (const auto& m : page.records) rows.customer_ids.push_back(m.customer_id);
+    co_await r.pages.hand_over(std::move(rows));
+    // The pager waits for its reads in flight, then rethrows.
+    r.st.throw_if_stopped();
+    if (r.abandoned) throw Abandoned();
+}
+
+net::awaitable<bool> read_group_pass(Reader& r, const store::ManagedGroup& g, int64_t first_page,
+                                     PassObservation& seen, SnapshotResult& out) {
     const int64_t group_id = g.group_id;
-    cdp::Api::MemberPageHandler on_page = [&st, &seen, &writer, snapshot_id, group_id](int64_t page_number,
-                                                                                       cdp::Page<cdp::Member>&& page) {
-        seen.see(page_number, page);
-        store::Mirror::PageRows rows{snapshot_id, group_id, page_number, {}};
-        rows.customer_ids.reserve(page.records.size());
-        for (const auto& m : page.records) rows.customer_ids.push_back(m.customer_id);
-        writer.hand_over(std::move(rows));
-        st.throw_if_stopped();  // the pager waits for its reads in flight, then rethrows
+    cdp::Api::MemberPageSink on_page = [&r, &seen, group_id](int64_t page_number, cdp::Page<cdp::Member> page) {
+        return take_page(r, seen, group_id, page_number, std::move(page));
     };
-    auto done = co_await st.api.for_each_member_page(group_id, std::move(on_page), first_page);
+    auto done = co_await r.st.api.for_each_member_page_awaited(group_id, std::move(on_page), first_page);
     if (!done.has_value()) {
         out.errors.push_back({g.name, "reading the members failed: " + done.error().describe()});
         out.failed.insert(g.group_id);
@@ -153,7 +126,6 @@ net::awaitable<bool> read_group_pass(Steps& st, PageWriter& writer, int64_t snap
     }
     co_return true;
 }
-
 
 // Store calls of the snapshot, on the lane behind the pages handed over before them.
 net::awaitable<store::Mirror::PassCount> pass_count(Steps& st, int64_t snapshot_id, int64_t group_id) {
@@ -173,8 +145,10 @@ net::awaitable<void> restart_group(Steps& st, int64_t snapshot_id, int64_t group
     });
 }
 
-net::awaitable<void> read_group_verified(Steps& st, PageWriter& writer, int64_t snapshot_id,
-                                         const store::ManagedGroup& g, int64_t first_page, SnapshotResult& out) {
+net::awaitable<void> read_group_verified(Reader& r, const store::ManagedGroup& g, int64_t first_page,
+                                         SnapshotResult& out) {
+    Steps& st = r.st;
+    const int64_t snapshot_id = r.snapshot_id;
     std::string last_why;
     for (int pass = 1; pass <= kMaxReadPasses; ++pass) {
         if (pass > 1) {
@@ -182,7 +156,7 @@ net::awaitable<void> read_group_verified(Steps& st, PageWriter& writer, int64_t 
             first_page = 1;
         }
         PassObservation seen;
-        const bool read = co_await read_group_pass(st, writer, snapshot_id, g, first_page, seen, out);
+        const bool read = co_await read_group_pass(r, g, first_page, seen, out);
         if (!read) co_return;
         const store::Mirror::PassCount counted = co_await pass_count(st, snapshot_id, g.group_id);
         const Judgement j = judge_pass(seen, counted);
@@ -207,6 +181,63 @@ net::awaitable<void> read_group_verified(Steps& st, PageWriter& writer, int64_t 
              g.name, g.group_id, kMaxReadPasses, last_why, members);
 }
 
+// One group: skipped when its cursor is done, restarted when the page size changed,
+// otherwise read from its cursor on.
+net::awaitable<void> read_group(Reader& r, const store::ManagedGroup& g, store::SnapshotCursor c,
+                                SnapshotResult& out) {
+    Steps& st = r.st;
+    if (c.done) {
+        if (c.unreliable) {
+            out.unreliable.insert(g.group_id);
+            out.errors.push_back({g.name, kUnreliableRead});
+        }
+        co_return;
+    }
+    const int page_size = st.cfg.cdp.page_size;
+    if (c.next_page > 1 && c.page_size != page_size) {
+        // Page numbers of another page size do not line up: read this group again.
+        st.log.info("snapshot of group '{}' (id {}): page size changed from {} to {}, restarting it", g.name,
+                    g.group_id, c.page_size, page_size);
+        co_await restart_group(st, r.snapshot_id, g.group_id, page_size);
+        c.next_page = 1;
+    }
+    if (c.next_page > 1)
+        st.log.info("snapshot of group '{}' (id {}) continues at page {}", g.name, g.group_id, c.next_page);
+    co_await read_group_verified(r, g, c.next_page, out);
+}
+
+void merge_into(SnapshotResult& out, SnapshotResult&& group) {
+    for (auto& e : group.errors) out.errors.push_back(std::move(e));
+    out.failed.merge(group.failed);
+    out.unreliable.merge(group.unreliable);
+}
+
+// Every group, kGroupsReadAtOnce at a time; the results in the groups' order.
+net::awaitable<void> read_groups(Reader& r, const std::vector<store::ManagedGroup>& groups,
+                                 std::map<int64_t, store::SnapshotCursor>& cursors, SnapshotResult& out) {
+    std::vector<SnapshotResult> per_group(groups.size());
+    size_t next = 0;
+    // Named std::functions: the workers' frames point into them until all have ended.
+    const std::function<net::awaitable<void>()> worker = [&]() -> net::awaitable<void> {
+        while (next < groups.size() && !r.abandoned) {
+            r.st.throw_if_stopped();
+            const size_t i = next++;
+            co_await read_group(r, groups[i], cursors[groups[i].group_id], per_group[i]);
+        }
+    };
+    const int width = static_cast<int>(std::min<size_t>(kGroupsReadAtOnce, std::max<size_t>(1, groups.size())));
+    const std::function<void()> abandon = [&r] { r.abandoned = true; };
+    std::exception_ptr failed;
+    try {
+        co_await run_workers(width, worker, abandon);
+    } catch (...) {
+        failed = std::current_exception();
+    }
+    co_await r.pages.flush();  // even after a throw: the lane holds no job that points here
+    if (failed) std::rethrow_exception(failed);
+    for (auto& g : per_group) merge_into(out, std::move(g));
+}
+
 }  // namespace
 
 net::awaitable<SnapshotResult> Steps::snapshot(int64_t snapshot_id, std::vector<store::ManagedGroup> groups) {
@@ -220,30 +251,9 @@ net::awaitable<SnapshotResult> Steps::snapshot(int64_t snapshot_id, std::vector<
         return s.mirror.snapshot_cursors(snapshot_id);
     };
     auto cursors = co_await db.run(std::move(begin));
-    PageWriter writer(db);
-    for (const auto& g : groups) {
-        throw_if_stopped();
-        auto& c = cursors[g.group_id];
-        if (c.done) {
-            if (c.unreliable) {
-                out.unreliable.insert(g.group_id);
-                out.errors.push_back({g.name, kUnreliableRead});
-            }
-            continue;
-        }
-        if (c.next_page > 1 && c.page_size != page_size) {
-            // Page numbers of another page size do not line up: read this group again.
-            log.info("snapshot of group '{}' (id {}): page size changed from {} to {}, restarting it", g.name,
-                     g.group_id, c.page_size, page_size);
-            co_await restart_group(*this, snapshot_id, g.group_id, page_size);
-            c.next_page = 1;
-        }
-        if (c.next_page > 1)
-            log.info("snapshot of group '{}' (id {}) continues at page {}", g.name, g.group_id, c.next_page);
-        co_await read_group_verified(*this, writer, snapshot_id, g, c.next_page, out);
-    }
-    co_await db.flush();
-    out.pages = writer.taken();
+    Reader reader(*this, co_await net::this_coro::executor, snapshot_id);
+    co_await read_groups(reader, groups, cursors, out);
+    out.pages = reader.taken->load();
     co_return out;
 }
 
