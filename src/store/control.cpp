@@ -14,11 +14,6 @@
 namespace cdpsync::store {
 namespace {
 
-std::string quote_schema(const std::string& schema) {
-    if (!is_plain_identifier(schema)) throw std::invalid_argument("database.schema is not a plain identifier");
-    return "\"" + schema + "\"";
-}
-
 std::vector<std::string> text_array(const pqxx::field& f) {
     std::vector<std::string> out;
     if (f.is_null()) return out;

@@ -8,11 +8,6 @@
 namespace cdpsync::store {
 namespace {
 
-std::string quote_schema(const std::string& schema) {
-    if (!is_plain_identifier(schema)) throw std::invalid_argument("database.schema is not a plain identifier");
-    return "\"" + schema + "\"";
-}
-
 bool table_exists(pqxx::transaction_base& tx, const std::string& schema, const std::string& table) {
     return tx.exec_params1("SELECT to_regclass($1) IS NOT NULL", schema + "." + table)[0].as<bool>();
 }

@@ -117,18 +117,8 @@ json PlanSummary::to_json() const {
             {"groups", gs}};
 }
 
-namespace {
-
-std::string validated_schema(std::string schema) {
-    if (!is_plain_identifier(schema))
-        throw std::invalid_argument("database.schema is not a plain SQL identifier: " + schema);
-    return schema;
-}
-
-}  // namespace
-
 Repository::Repository(Connection& conn, const std::string& schema)
-    : conn_(conn), schema_(validated_schema(schema)), quoted_schema_(pq(conn).quote_name(schema_)) {}
+    : conn_(conn), schema_(schema), quoted_schema_(quote_schema(schema_)) {}
 
 std::string Repository::sql(const std::string& tmpl) const { return with_schema(tmpl, quoted_schema_); }
 
