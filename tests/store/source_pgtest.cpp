@@ -175,5 +175,24 @@ TEST_F(Source, OnlyGroupsReadsTheRowsOfThoseGroups) {
     EXPECT_EQ(desired_pairs(), (std::map<std::string, Ids>{{"A", {1, 2}}}));
 }
 
+TEST_F(Source, GroupRowsCountTheDesiredGroupsRowsKept) {
+    make_table("m", "bigint", {{"1", "A"}, {"2", "B"}, {"2", "A"}});
+    pg_exec(dsn, "CREATE TABLE " + src + ".g (name text); INSERT INTO " + src +
+                     ".g VALUES ('A'), ('B'), ('C'), (''), (NULL)");
+    db.desired_groups = "SELECT name FROM " + src + ".g";
+    const auto all = s->source.load_source(db);
+    EXPECT_EQ(all.group_rows, 5);
+    EXPECT_EQ(all.desired, 3);
+    EXPECT_EQ(all.duplicates, 0);
+    EXPECT_EQ(all.rows_rejected, 2);
+    EXPECT_EQ(all.rejected_by_reason, (std::map<std::string, int64_t>{{"desired_groups: empty group name", 1},
+                                                                        {"desired_groups: null group name", 1}}));
+    const auto only = s->source.load_source(db, {"A", "C"});
+    EXPECT_EQ(only.group_rows, 2);
+    EXPECT_EQ(only.rows_read, 2);
+    EXPECT_EQ(only.desired, 2);
+    EXPECT_EQ(only.rows_rejected, 0);
+}
+
 }  // namespace
 }  // namespace cdpsync::testing
