@@ -101,7 +101,6 @@ std::string try_select(pqxx::connection& conn, const std::function<std::string(p
 }
 
 void create_source_tables(pqxx::work& tx, const std::vector<std::string>& only_groups) {
-    tx.exec0("DROP VIEW IF EXISTS pg_temp.cdp_wanted");  // plan.cpp's view over cdp_desired
     tx.exec0("DROP TABLE IF EXISTS pg_temp.cdp_rejected, pg_temp.cdp_desired, pg_temp.cdp_desired_group,"
              " pg_temp.cdp_only");
     tx.exec0("CREATE TEMP TABLE cdp_rejected (reason text NOT NULL, raw_customer text, group_name text)");

@@ -189,5 +189,20 @@ TEST_F(Planner, HeldGroupPlansNoRemovalButCountsItsMirror) {
     EXPECT_TRUE(d->sample_removes.empty());
 }
 
+// The planner's temp objects over the source's tables live only while it plans: the source
+// reloads on the same session after a plan, and the next plan sees only the new rows.
+TEST_F(Planner, PlansAgainOnOneSessionAfterTheSourceReloads) {
+    desire(1, "A");
+    EXPECT_EQ(plan().adds, 1);
+    pg_exec(dsn, "DELETE FROM " + src + ".m");
+    desire(2, "B");
+    const auto p = plan();
+    EXPECT_EQ(p.adds, 1);
+    EXPECT_EQ(p.removes, 0);
+    const auto ops = journal();
+    ASSERT_EQ(ops.size(), 1u);
+    EXPECT_EQ(ops.at({2, OpKind::add}), (Ids{kB}));
+}
+
 }  // namespace
 }  // namespace cdpsync::testing
