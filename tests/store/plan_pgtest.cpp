@@ -189,6 +189,36 @@ TEST_F(Planner, HeldGroupPlansNoRemovalButCountsItsMirror) {
     EXPECT_TRUE(d->sample_removes.empty());
 }
 
+TEST_F(Planner, ListsLongerThanTheCapAreSplitIntoCallsOfAtMostTheCap) {
+    for (const char* g : {"A", "B", "C", "D"}) desire(1, g);
+    for (int64_t g : {kA, kB, kC, kD}) mirror(2, g);
+    const auto p = plan({.max_groups_per_call = 3});
+    EXPECT_EQ(p.adds, 4);
+    EXPECT_EQ(p.removes, 4);
+    EXPECT_EQ(p.add_calls, 2);
+    EXPECT_EQ(p.remove_calls, 2);
+    std::vector<std::tuple<int64_t, OpKind, Ids>> ops;
+    for (const auto& op : s->journal.pending_ops(run_id, 0, 1000)) ops.emplace_back(op.customer_id, op.kind, op.group_ids);
+    std::sort(ops.begin(), ops.end());
+    EXPECT_EQ(ops, (std::vector<std::tuple<int64_t, OpKind, Ids>>{{1, OpKind::add, {kA, kB, kC}},
+                                                                 {1, OpKind::add, {kD}},
+                                                                 {2, OpKind::remove, {kA, kB, kC}},
+                                                                 {2, OpKind::remove, {kD}}}));
+}
+
+TEST_F(Planner, OwnsAllInAdditiveModeKeepsEveryMirroredGroupInTheList) {
+    desire(1, "A");
+    mirror(1, kD);
+    mirror(1, kUnmanaged);
+    const auto p = plan({.additive = true, .owns_all = true});
+    EXPECT_EQ(p.adds, 1);
+    EXPECT_EQ(p.removes, 0);
+    EXPECT_EQ(p.set_calls, 1);
+    const auto ops = journal();
+    ASSERT_EQ(ops.size(), 1u);
+    EXPECT_EQ(ops.at({1, OpKind::set}), (Ids{kA, kD, kUnmanaged}));
+}
+
 // The planner's temp objects over the source's tables live only while it plans: the source
 // reloads on the same session after a plan, and the next plan sees only the new rows.
 TEST_F(Planner, PlansAgainOnOneSessionAfterTheSourceReloads) {
