@@ -27,9 +27,8 @@ std::string to_pg_array(const std::vector<int64_t>& values) {
 
 std::vector<int64_t> parse_pg_array(const std::string& text) {
     std::vector<int64_t> out;
-    pqxx::array_parser parser(text.c_str());  // digits and '-' only: any client encoding reads it
-    for (auto [kind, value] = parser.get_next(); kind != pqxx::array_parser::done; std::tie(kind, value) = parser.get_next())
-        if (kind == pqxx::array_parser::string_value) pqxx::from_string(value, out.emplace_back());
+    // Digits and '-' only: any client encoding reads it.
+    for (const auto& value : array_elements(pqxx::array_parser(text.c_str()))) pqxx::from_string(value, out.emplace_back());
     return out;
 }
 
