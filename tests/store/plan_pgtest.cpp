@@ -16,7 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "store/session.hpp"
-#include "support/pg.hpp"
+#include "store_fixture.hpp"
 
 namespace cdpsync::testing {
 namespace {
@@ -26,23 +26,13 @@ using store::OpKind;
 // Managed groups by id; 99 is a static group of the CDP that cdp-sync does not manage.
 constexpr int64_t kA = 10, kB = 11, kC = 12, kD = 13, kUnmanaged = 99;
 
-class Planner : public ::testing::Test {
+class Planner : public StoreTest {
 protected:
     void SetUp() override {
-        CDP_SYNC_REQUIRE_PG(dsn);
-        spdlog::set_level(spdlog::level::warn);
-        std::tie(schema, src) = unique_schemas("p");
-        pg_exec(dsn, create_source_sql(src));
-        db.dsn = dsn;
-        db.schema = schema;
+        StoreTest::SetUp();
+        if (IsSkipped()) return;
+        pg_exec(dsn, "CREATE TABLE " + src + ".m (customer_id bigint, group_name text)");
         db.desired_memberships = "SELECT customer_id, group_name FROM " + src + ".m";
-        s = std::make_unique<store::Session>(dsn, schema);
-        s->migrate();
-    }
-
-    void TearDown() override {
-        s.reset();
-        if (!dsn.empty()) pg_exec(dsn, drop_schemas_sql(schema, src));
     }
 
     void desire(int64_t customer, const std::string& group) {
@@ -76,9 +66,6 @@ protected:
         return out;
     }
 
-    std::string dsn, schema, src;
-    config::DatabaseConfig db;
-    std::unique_ptr<store::Session> s;
     int64_t run_id = 0;
 };
 

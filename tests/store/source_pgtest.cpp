@@ -17,7 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "store/session.hpp"
-#include "support/pg.hpp"
+#include "store_fixture.hpp"
 
 namespace cdpsync::testing {
 namespace {
@@ -25,24 +25,8 @@ namespace {
 using Ids = std::vector<int64_t>;
 using Row = std::pair<std::optional<std::string>, std::optional<std::string>>;  // (customer id as text, group)
 
-class Source : public ::testing::Test {
+class Source : public StoreTest {
 protected:
-    void SetUp() override {
-        CDP_SYNC_REQUIRE_PG(dsn);
-        spdlog::set_level(spdlog::level::warn);
-        std::tie(schema, src) = unique_schemas("src");
-        pg_exec(dsn, "CREATE SCHEMA " + src);
-        db.dsn = dsn;
-        db.schema = schema;
-        s = std::make_unique<store::Session>(dsn, schema);
-        s->migrate();
-    }
-
-    void TearDown() override {
-        s.reset();
-        if (!dsn.empty()) pg_exec(dsn, drop_schemas_sql(schema, src));
-    }
-
     // A source table src.<table> (customer_id <type>, group_name text) holding `rows`; the
     // ids are cast from their text in PostgreSQL. db reads it.
     void make_table(const std::string& table, const std::string& type, const std::vector<Row>& rows) {
@@ -71,9 +55,6 @@ protected:
         return out;
     }
 
-    std::string dsn, schema, src;
-    config::DatabaseConfig db;
-    std::unique_ptr<store::Session> s;
 };
 
 std::vector<std::tuple<std::string, std::string, std::string>> examples(const store::SourceStats& st) {
