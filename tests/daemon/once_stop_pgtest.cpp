@@ -56,18 +56,8 @@ TEST_F(OneShotStop, CtrlCStopsALocalResyncAsInterruptedAndTheNextResyncFinishesI
 // stop for the grace period (30 s): the sleep is cancelled, the op stays pending for the
 // next run, and the run is recorded as interrupted.
 TEST_F(OneShotStop, SigtermDuringARetryBackoffEndsRunOncePromptly) {
-    Settings s;
-    s.level = "debug";  // the retry's "retrying in" line
-    s.retry_attempts = 5;
-    s.retry_base_ms = 100;
-    s.retry_max_ms = 120000;
-    config = write_config(s);
-    sim::FaultConfig slow;
-    sim::FaultRule always_429;
-    always_429.burst_429_probability = 1.0;
-    always_429.retry_after_s = 120;
-    slow.endpoints["customerAddGroups"] = always_429;
-    server->faults().configure(slow);
+    config = write_config(long_backoff_settings());
+    add_groups_always_429();
     add_rows(1, 1, "alpha");
     Child cli({"--config", config.string(), "run", "--once"}, dir / "stopped.out");
     ASSERT_TRUE(eventually([&] { return log_text().find("retrying in") != std::string::npos; }, 15s)) << log_text();
