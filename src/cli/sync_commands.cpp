@@ -18,6 +18,7 @@
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -48,6 +49,9 @@ std::optional<config::Config> load(const GlobalOptions& global, const char* comm
 
 // After a stop signal the run has this long to reach a safe point before the process exits.
 constexpr std::chrono::seconds kStopGrace{30};
+// After a stop signal, calls in flight get this long to be answered (and recorded) before
+// they and the retry sleeps are cancelled.
+constexpr std::chrono::seconds kDrainBeforeCancel{2};
 
 [[noreturn]] void exit_interrupted(const std::shared_ptr<spdlog::logger>& log) {
     log->warn("exiting now; the run stays in the journal and the next run resumes it");
@@ -55,19 +59,57 @@ constexpr std::chrono::seconds kStopGrace{30};
     std::_Exit(static_cast<int>(sync::RunStatus::interrupted));
 }
 
-// Runs `work` on a worker thread while this thread's event loop takes the signals. The first
-// SIGINT/SIGTERM sets the flag `work` was given (the run stops at its next safe point); a
-// second one, or the run still going kStopGrace later, exits at once with code 5 (the run
-// stays in the journal; the next run resumes it). Rethrows what `work` threw.
-void run_stoppable(const std::shared_ptr<spdlog::logger>& log,
-                   const std::function<void(const std::atomic<bool>& stop)>& work) {
-    net::io_context loop;
-    net::steady_timer grace(loop);
+// What a stoppable piece of work is handed: the flag that stops it at its next safe point,
+// and how its calls in flight and retry sleeps are cancelled while it has any (thread-safe).
+class StopHooks {
+public:
     std::atomic<bool> stop{false};
+
+    // `cancel` is what cancel_now() calls while this lives.
+    class [[nodiscard]] Cancellable {
+    public:
+        Cancellable(StopHooks& hooks, std::function<void()> cancel) : hooks_(hooks) { hooks_.set(std::move(cancel)); }
+        ~Cancellable() { hooks_.set({}); }
+        Cancellable(const Cancellable&) = delete;
+        Cancellable& operator=(const Cancellable&) = delete;
+
+    private:
+        StopHooks& hooks_;
+    };
+
+    void cancel_now() {
+        std::lock_guard lock(mutex_);
+        if (cancel_) cancel_();
+    }
+
+private:
+    void set(std::function<void()> cancel) {
+        std::lock_guard lock(mutex_);
+        cancel_ = std::move(cancel);
+    }
+    std::mutex mutex_;
+    std::function<void()> cancel_;
+};
+
+// Runs `work` on a worker thread while this thread's event loop takes the signals. The first
+// SIGINT/SIGTERM sets the stop flag (the run stops at its next safe point) and, kDrainBeforeCancel
+// later, cancels the calls still unanswered and the retry sleeps (their ops stay pending); a
+// second signal, or the run still going kStopGrace later, exits at once with code 5 (the run
+// stays in the journal; the next run resumes it). Rethrows what `work` threw.
+void run_stoppable(const std::shared_ptr<spdlog::logger>& log, const std::function<void(StopHooks& hooks)>& work) {
+    net::io_context loop;
+    net::steady_timer drain(loop), grace(loop);
+    StopHooks hooks;
     auto on_stop = [&](bool again) {
         if (again) exit_interrupted(log);
-        stop = true;
-        log->info("the run in progress stops at its next safe point (calls in flight answered; bounded)");
+        hooks.stop = true;
+        log->info("the run in progress stops at its next safe point; calls still unanswered in {} s are cancelled "
+                  "(their ops stay pending)",
+                  kDrainBeforeCancel.count());
+        drain.expires_after(kDrainBeforeCancel);
+        drain.async_wait([&](const boost::system::error_code& ec) {
+            if (!ec) hooks.cancel_now();
+        });
         grace.expires_after(kStopGrace);
         grace.async_wait([&](const boost::system::error_code& ec) {
             if (ec) return;
@@ -80,12 +122,13 @@ void run_stoppable(const std::shared_ptr<spdlog::logger>& log,
     net::thread_pool worker(1);  // started while the signals are blocked: only the loop takes them
     net::post(worker, [&] {
         try {
-            work(stop);
+            work(hooks);
         } catch (...) {
             failure = std::current_exception();
         }
         net::post(loop, [&] {
             signals.cancel();
+            drain.cancel();
             grace.cancel();
         });
     });
@@ -103,9 +146,10 @@ int run_engine(const GlobalOptions& global, const char* command, sync::RunReques
     try {
         auto log = logging::logger("sync");
         std::optional<sync::RunReport> report;
-        run_stoppable(log, [&](const std::atomic<bool>& stop) {
-            request.stop = &stop;
+        run_stoppable(log, [&](StopHooks& hooks) {
+            request.stop = &hooks.stop;
             sync::Engine engine(*cfg, log);
+            const StopHooks::Cancellable cancellable(hooks, [&engine] { engine.cancel_calls(); });
             report = engine.run(request);
             daemon::write_run_metrics(*cfg, engine, *report);
         });

@@ -23,15 +23,16 @@ using store::RunProgress;
 
 std::string bar(const RunProgress& p) {
     constexpr int width = 30;
-    std::string s = p.run_id ? fmt::format("run {} {:<8} ", p.run_id, p.phase) : fmt::format("{:<8} ", p.phase);
+    std::string s = p.run_id ? fmt::format("run {} {:<8} ", p.run_id, store::to_string(p.phase))
+                           : fmt::format("{:<8} ", store::to_string(p.phase));
     auto draw = [&](int64_t done, int64_t total) {
         const int filled = static_cast<int>(width * done / total);
         s += "[" + std::string(filled, '#') + std::string(width - filled, '.') + "]";
     };
-    if (p.phase == "apply" && p.total > 0) {
+    if (p.phase == store::RunPhase::apply && p.total > 0) {
         draw(p.done, p.total);
         s += fmt::format(" {}/{} ops {:3d}%", p.done, p.total, static_cast<int>(100 * p.done / p.total));
-    } else if (p.phase == "snapshot" && p.groups_total > 0) {
+    } else if (p.phase == store::RunPhase::snapshot && p.groups_total > 0) {
         draw(p.groups_done, p.groups_total);
         s += fmt::format(" {}/{} groups, {} member pages", p.groups_done, p.groups_total, p.pages);
     }
@@ -53,7 +54,7 @@ DaemonResync wait_for_request(store::Connection& conn, const std::string& schema
     // A plain time point and a flag: GCC 12 warns (wrongly) about an optional one here.
     Clock::time_point no_leader_since{};
     bool leaderless = false;
-    std::string last_line;
+    std::optional<store::RunPhase> last_phase;
     bool drew = false;
     while (true) {
         auto request = store::get_resync(conn, schema, id);
@@ -83,9 +84,9 @@ DaemonResync wait_for_request(store::Connection& conn, const std::string& schema
             if (ask.progress_bar) {
                 err << "\r" << line << "\033[K" << std::flush;
                 drew = true;
-            } else if (p->phase != last_line) {
-                err << fmt::format("run {}: {}\n", p->run_id, p->phase) << std::flush;
-                last_line = p->phase;
+            } else if (p->phase != last_phase) {
+                err << fmt::format("run {}: {}\n", p->run_id, store::to_string(p->phase)) << std::flush;
+                last_phase = p->phase;
             }
         }
         std::this_thread::sleep_for(300ms);

@@ -44,6 +44,8 @@ DaemonResync resync_through_daemon(const config::Config& config, const ResyncAsk
 // a thread with its own connection reads the run and op tables every 300 ms and sets the
 // logger's status line (logging::set_status_line, on stderr), which log lines never share
 // a line with; removed when destroyed. Draws nothing when PostgreSQL cannot be read.
+// A thread of its own because its queries block: the run has the worker, and the caller's
+// loop must stay free for the stop signals.
 class TerminalProgress {
 public:
     // With `snapshot_id`: the progress of that snapshot instead (plan --full). The bar goes

@@ -145,7 +145,8 @@ std::string status_text(const json& s) {
                          "STATUS", "STARTED", "SECONDS", "ROWS", "ADDS", "REMOVES", "CALLS", "RETRIES", "FAILURES",
                          "PHASE / ERROR");
         for (const auto& r : s["runs"]) {
-            std::string tail = r["status"] == "running" ? r["phase"].get<std::string>() : r["error"].get<std::string>();
+            const bool running = r["status"] == store::to_string(store::RunStatus::running);
+            std::string tail = running ? r["phase"].get<std::string>() : r["error"].get<std::string>();
             o += fmt::format("  {:>6} {:<11} {:<10} {:<19} {:>8.1f} {:>8} {:>7} {:>7} {:>7} {:>7} {:>8}  {}\n",
                              r["id"].get<int64_t>(), r["mode"].get<std::string>(), r["status"].get<std::string>(),
                              r["started_at"].get<std::string>(), r["seconds"].get<double>(), r["rows"].get<int64_t>(),

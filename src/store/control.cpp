@@ -14,18 +14,9 @@
 namespace cdpsync::store {
 namespace {
 
-std::string quote_schema(const std::string& schema) {
-    if (!is_plain_identifier(schema)) throw std::invalid_argument("database.schema is not a plain identifier");
-    return "\"" + schema + "\"";
-}
-
 std::vector<std::string> text_array(const pqxx::field& f) {
-    std::vector<std::string> out;
-    if (f.is_null()) return out;
-    auto parser = f.as_array();
-    for (auto [kind, value] = parser.get_next(); kind != pqxx::array_parser::done; std::tie(kind, value) = parser.get_next())
-        if (kind == pqxx::array_parser::string_value) out.push_back(value);
-    return out;
+    if (f.is_null()) return {};
+    return array_elements(f.as_array());
 }
 
 std::string to_text_array(const std::vector<std::string>& values) {

@@ -140,19 +140,14 @@ void plan_groups(pqxx::work& tx, const PlanOptions& o, PlanSummary& s) {
 
 }  // namespace
 
-// The managed groups, and the view of the desired pairs by group id (cdp_desired joined by
-// name): a 1M-row table copied here cost more than joining again inside the plan.
 void Planner::set_managed(const std::vector<ManagedGroup>& groups) {
     pqxx::work tx(pq(conn_));
-    tx.exec0("DROP VIEW IF EXISTS pg_temp.cdp_wanted");
     tx.exec0("DROP TABLE IF EXISTS pg_temp.cdp_managed");
     tx.exec0("CREATE TEMP TABLE cdp_managed (group_id bigint PRIMARY KEY, name text NOT NULL UNIQUE,"
              " hold_removals boolean NOT NULL DEFAULT false)");
     for (const auto& g : groups)
         tx.exec_params("INSERT INTO pg_temp.cdp_managed VALUES ($1, $2, $3)", g.group_id, g.name, g.hold_removals);
     tx.exec0("ANALYZE pg_temp.cdp_managed");
-    tx.exec0("CREATE TEMP VIEW cdp_wanted AS SELECT m.group_id, d.customer_id"
-             " FROM pg_temp.cdp_desired d JOIN pg_temp.cdp_managed m ON m.name = d.group_name");
     tx.commit();
 }
 
@@ -160,6 +155,11 @@ PlanSummary Planner::compute_plan(const PlanOptions& o) {
     pqxx::work tx(pq(conn_));
     tx.exec0("DROP TABLE IF EXISTS pg_temp.cdp_plan_diff, pg_temp.cdp_plan_group, pg_temp.cdp_plan_add,"
              " pg_temp.cdp_plan_remove, pg_temp.cdp_plan_op");
+    // The desired pairs by group id (cdp_desired joined by name): a 1M-row table copied here
+    // cost more than joining again inside the plan. It lives in this transaction only, so
+    // the Source can replace cdp_desired under it.
+    tx.exec0("CREATE TEMP VIEW cdp_wanted AS SELECT m.group_id, d.customer_id"
+             " FROM pg_temp.cdp_desired d JOIN pg_temp.cdp_managed m ON m.name = d.group_name");
     const ManagedIds ids = managed_ids(tx);
     diff_against_mirror(tx, *this, o, ids);
     count_groups(tx, *this, ids);
@@ -169,6 +169,7 @@ PlanSummary Planner::compute_plan(const PlanOptions& o) {
     PlanSummary s;
     count_plan(tx, s);
     plan_groups(tx, o, s);
+    tx.exec0("DROP VIEW pg_temp.cdp_wanted");
     tx.commit();
     return s;
 }

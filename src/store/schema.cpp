@@ -161,6 +161,12 @@ ALTER TABLE @.run ADD COLUMN IF NOT EXISTS drift_corrections bigint NOT NULL DEF
 
 }  // namespace
 
+std::string quote_schema(const std::string& schema) {
+    if (!is_plain_identifier(schema))
+        throw std::invalid_argument("database.schema is not a plain SQL identifier: " + schema);
+    return '"' + schema + '"';  // [a-z_][a-z0-9_]*: nothing inside needs escaping
+}
+
 std::string with_schema(const std::string& tmpl, const std::string& quoted_schema) {
     std::string out;
     for (size_t i = 0; i < tmpl.size(); ++i) {
@@ -177,9 +183,7 @@ std::string with_schema(const std::string& tmpl, const std::string& quoted_schem
 
 int migrate_schema(Connection& connection, const std::string& schema, spdlog::logger& log) {
     auto& conn = pq(connection);
-    if (!is_plain_identifier(schema))
-        throw std::invalid_argument("database.schema is not a plain SQL identifier: " + schema);
-    const std::string quoted = conn.quote_name(schema);
+    const std::string quoted = quote_schema(schema);
     auto sql = [&](const std::string& tmpl) { return with_schema(tmpl, quoted); };
     pqxx::work tx(conn);
     tx.exec_params("SELECT pg_advisory_xact_lock($1, hashtext($2))", kMigrateLock, schema);
@@ -205,14 +209,10 @@ int migrate_schema(Connection& connection, const std::string& schema, spdlog::lo
 }
 
 int schema_version(Connection& connection, const std::string& schema) {
+    const std::string quoted = quote_schema(schema);
     pqxx::work tx(pq(connection));
-    const bool exists =
-        tx.exec_params1("SELECT to_regclass($1) IS NOT NULL", pq(connection).quote_name(schema) + ".schema_version")[0]
-            .as<bool>();
-    if (!exists) return 0;
-    const int version =
-        tx.exec1(with_schema("SELECT coalesce(max(version), 0) FROM @.schema_version", pq(connection).quote_name(schema)))[0]
-            .as<int>();
+    if (!tx.exec_params1("SELECT to_regclass($1) IS NOT NULL", quoted + ".schema_version")[0].as<bool>()) return 0;
+    const int version = tx.exec1(with_schema("SELECT coalesce(max(version), 0) FROM @.schema_version", quoted))[0].as<int>();
     tx.commit();
     return version;
 }

@@ -31,6 +31,10 @@ inline constexpr int kSchemaVersion = 5;
 // The schema-name rule (config/text.hpp): the one database.schema is validated with.
 using text::is_plain_identifier;
 
+// `schema` checked by the schema-name rule (std::invalid_argument when it fails) and quoted
+// as an SQL identifier: the one quoting of the schema's name that SQL text is built with.
+std::string quote_schema(const std::string& schema);
+
 // `tmpl` with every "@." replaced by `quoted_schema` and a dot.
 std::string with_schema(const std::string& tmpl, const std::string& quoted_schema);
 

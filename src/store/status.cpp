@@ -8,11 +8,6 @@
 namespace cdpsync::store {
 namespace {
 
-std::string quote_schema(const std::string& schema) {
-    if (!is_plain_identifier(schema)) throw std::invalid_argument("database.schema is not a plain identifier");
-    return "\"" + schema + "\"";
-}
-
 bool table_exists(pqxx::transaction_base& tx, const std::string& schema, const std::string& table) {
     return tx.exec_params1("SELECT to_regclass($1) IS NOT NULL", schema + "." + table)[0].as<bool>();
 }
@@ -71,8 +66,9 @@ std::optional<RunProgress> running_run(Connection& conn, const std::string& sche
         " WHERE r.status = 'running' ORDER BY r.id DESC LIMIT 1",
         q));
     if (r.empty()) return std::nullopt;
-    RunProgress p{r[0][0].as<int64_t>(), r[0][1].as<std::string>(), r[0][2].as<std::string>(),
-                  r[0][3].as<double>(), r[0][4].as<int64_t>(), r[0][5].as<int64_t>()};
+    RunProgress p{r[0][0].as<int64_t>(), parse_run_mode(r[0][1].as<std::string>()),
+                  parse_run_phase(r[0][2].as<std::string>()), r[0][3].as<double>(), r[0][4].as<int64_t>(),
+                  r[0][5].as<int64_t>()};
     p.pages = r[0][6].as<int64_t>();
     p.groups_done = r[0][7].as<int64_t>();
     p.groups_total = r[0][8].as<int64_t>();
@@ -89,8 +85,7 @@ std::optional<RunProgress> snapshot_progress(Connection& conn, const std::string
                              snapshot_id);
     if (r[2].as<int64_t>() == 0) return std::nullopt;
     RunProgress p;
-    p.mode = "plan";
-    p.phase = "snapshot";
+    p.phase = RunPhase::snapshot;
     p.pages = r[0].as<int64_t>();
     p.groups_done = r[1].as<int64_t>();
     p.groups_total = r[2].as<int64_t>();

@@ -18,9 +18,9 @@ namespace cdpsync::store {
 // The run in progress (status 'running', newest), read from outside the engine: its phase
 // and, in the apply phase, how many of its ops are settled.
 struct RunProgress {
-    int64_t run_id = 0;
-    std::string mode;
-    std::string phase;
+    int64_t run_id = 0;           // 0: plan --full's snapshot, outside any run
+    std::optional<RunMode> mode;  // nullopt outside any run
+    RunPhase phase = RunPhase::source;
     double seconds = 0;        // since the run started
     int64_t done = 0, total = 0;                      // ops, while applying
     int64_t pages = 0, groups_done = 0, groups_total = 0;  // member pages, while snapshotting

@@ -27,9 +27,8 @@ std::string to_pg_array(const std::vector<int64_t>& values) {
 
 std::vector<int64_t> parse_pg_array(const std::string& text) {
     std::vector<int64_t> out;
-    pqxx::array_parser parser(text.c_str());  // digits and '-' only: any client encoding reads it
-    for (auto [kind, value] = parser.get_next(); kind != pqxx::array_parser::done; std::tie(kind, value) = parser.get_next())
-        if (kind == pqxx::array_parser::string_value) pqxx::from_string(value, out.emplace_back());
+    // Digits and '-' only: any client encoding reads it.
+    for (const auto& value : array_elements(pqxx::array_parser(text.c_str()))) pqxx::from_string(value, out.emplace_back());
     return out;
 }
 
@@ -117,18 +116,8 @@ json PlanSummary::to_json() const {
             {"groups", gs}};
 }
 
-namespace {
-
-std::string validated_schema(std::string schema) {
-    if (!is_plain_identifier(schema))
-        throw std::invalid_argument("database.schema is not a plain SQL identifier: " + schema);
-    return schema;
-}
-
-}  // namespace
-
 Repository::Repository(Connection& conn, const std::string& schema)
-    : conn_(conn), schema_(validated_schema(schema)), quoted_schema_(pq(conn).quote_name(schema_)) {}
+    : conn_(conn), schema_(schema), quoted_schema_(quote_schema(schema_)) {}
 
 std::string Repository::sql(const std::string& tmpl) const { return with_schema(tmpl, quoted_schema_); }
 

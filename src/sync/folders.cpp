@@ -3,14 +3,10 @@
 
 #include <algorithm>
 
+#include "config/text.hpp"
+
 namespace cdpsync::sync {
 namespace {
-
-std::string trim(const std::string& s) {
-    const auto b = s.find_first_not_of(" \t");
-    if (b == std::string::npos) return "";
-    return s.substr(b, s.find_last_not_of(" \t") - b + 1);
-}
 
 // Among the folders named `name` at this level, the lowest id (namesakes under one parent).
 const cdp::Folder* child_named(const std::vector<cdp::Folder>& level, const std::string& name) {
@@ -36,7 +32,7 @@ std::vector<std::string> split_folder_path(const std::string& path) {
     size_t start = 0;
     while (start <= path.size()) {
         const auto slash = std::min(path.find('/', start), path.size());
-        if (auto level = trim(path.substr(start, slash - start)); !level.empty()) out.push_back(std::move(level));
+        if (auto level = text::trim(path.substr(start, slash - start)); !level.empty()) out.push_back(std::move(level));
         start = slash + 1;
     }
     return out;

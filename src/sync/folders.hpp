@@ -25,7 +25,7 @@ namespace net = boost::asio;
 // be read): it is looked up before it is sent again. Shared with the groups phase.
 bool may_have_been_applied(const cdp::CallError& e);
 
-// "A / B/" -> {"A", "B"}: levels trimmed, empty levels dropped.
+// "A / B/" -> {"A", "B"}: levels trimmed (text::trim), empty levels dropped.
 std::vector<std::string> split_folder_path(const std::string& path);
 
 struct FolderLookup {

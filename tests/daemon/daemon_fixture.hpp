@@ -180,6 +180,26 @@ protected:
 
     std::string log_text() { return read_file(dir / "cdp-sync.log"); }
 
+    // Settings whose retries wait as long as the CDP asks (up to 120 s), logged at debug
+    // ("retrying in").
+    static Settings long_backoff_settings() {
+        Settings s;
+        s.level = "debug";
+        s.retry_attempts = 5;
+        s.retry_base_ms = 100;
+        s.retry_max_ms = 120000;
+        return s;
+    }
+    // Every customerAddGroups answered 429 asking for 120 s: the call sleeps in retry backoff.
+    void add_groups_always_429() {
+        sim::FaultConfig slow;
+        sim::FaultRule always_429;
+        always_429.burst_429_probability = 1.0;
+        always_429.retry_after_s = 120;
+        slow.endpoints["customerAddGroups"] = always_429;
+        server->faults().configure(slow);
+    }
+
     void exec(const std::string& sql, const std::string& on_dsn = "") { pg_exec(on_dsn.empty() ? dsn : on_dsn, sql); }
     int64_t scalar(const std::string& sql, const std::string& on_dsn = "") {
         return pg_scalar(on_dsn.empty() ? dsn : on_dsn, sql);

@@ -9,19 +9,8 @@ namespace {
 // grace period (25 s) or until the process is killed: the sleep is cancelled, the op stays
 // pending for the next run, and the run is recorded as interrupted.
 TEST_F(DaemonTest, SigtermDuringARetryBackoffEndsTheRunPromptly) {
-    Settings s;
-    s.level = "debug";  // the retry's "retrying in" line
-    s.retry_attempts = 5;
-    s.retry_base_ms = 100;
-    s.retry_max_ms = 120000;
-    auto& d = settled(s);
-
-    sim::FaultConfig slow;
-    sim::FaultRule always_429;
-    always_429.burst_429_probability = 1.0;
-    always_429.retry_after_s = 120;
-    slow.endpoints["customerAddGroups"] = always_429;
-    server->faults().configure(slow);
+    auto& d = settled(long_backoff_settings());
+    add_groups_always_429();
     add_rows(1, 1, "alpha");
     ASSERT_TRUE(eventually([&] { return log_text().find("retrying in") != std::string::npos; }, 15s)) << log_text();
 

@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ostream_sink.h>
 
+#include "http/requests.hpp"
 #include "support/test_server.hpp"
 
 namespace cdpsync::http {
@@ -21,21 +22,8 @@ namespace {
 namespace net = boost::asio;
 using namespace std::chrono_literals;
 
-// Requests are built by functions, never as braced temporaries inside co_await: GCC 12
-// destroys a braced aggregate temporary argument of a co_await expression twice.
-Request get(std::string path) {
-    Request r;
-    r.path = std::move(path);
-    return r;
-}
-
-Request post(std::string path, std::string body) {
-    Request r;
-    r.method = Method::post;
-    r.path = std::move(path);
-    r.body = std::move(body);
-    return r;
-}
+using test::get;
+using test::post;
 using testing::Action;
 using testing::TestRequest;
 using testing::TestResponse;

@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
 
+#include "http/requests.hpp"
 #include "support/test_server.hpp"
 #include "support/tls_certs.hpp"
 
@@ -15,13 +16,7 @@ namespace {
 namespace net = boost::asio;
 using namespace std::chrono_literals;
 
-// Requests are built by functions, never as braced temporaries inside co_await: GCC 12
-// destroys a braced aggregate temporary argument of a co_await expression twice.
-Request get(std::string path) {
-    Request r;
-    r.path = std::move(path);
-    return r;
-}
+using test::get;
 using testing::TestPki;
 using testing::TestServer;
 using testing::TestServerOptions;

@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "http/client.hpp"
+#include "http/requests.hpp"
 #include "support/test_server.hpp"
 
 namespace cdpsync::http {
@@ -22,13 +23,7 @@ namespace {
 namespace net = boost::asio;
 using namespace std::chrono_literals;
 
-// Requests are built by functions, never as braced temporaries inside co_await: GCC 12
-// destroys a braced aggregate temporary argument of a co_await expression twice.
-Request get(std::string path) {
-    Request r;
-    r.path = std::move(path);
-    return r;
-}
+using test::get;
 using Clock = RateLimiter::Clock;
 
 // The fake clock: a fixed origin plus offsets.

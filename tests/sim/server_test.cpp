@@ -17,6 +17,7 @@
 #include "sim/server.hpp"
 #include "sim_client.hpp"
 #include "support/child_process.hpp"
+#include "support/tls_certs.hpp"
 
 namespace cdpsync::sim {
 namespace {
@@ -710,28 +711,21 @@ TEST_F(SimHttp, ConcurrentClientsOnSeveralThreadsKeepStateConsistent) {
 // ---------------------------------------------------------------- TLS
 
 TEST(SimTls, ServesHttpsWithTheGivenCertificate) {
-    const fs::path dir = fs::temp_directory_path() / ("sim-tls-" + std::to_string(::getpid()));
-    fs::create_directories(dir);
-    const std::string cert = (dir / "cert.pem").string(), key = (dir / "key.pem").string();
-    const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
-                            "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout " + key + " -out " + cert +
-                            " >/dev/null 2>&1";
-    ASSERT_EQ(std::system(cmd.c_str()), 0) << "openssl CLI needed";
-
+    testing::TestPki pki;
+    const auto leaf = pki.issue("localhost", {"localhost"}, {"127.0.0.1"});
     ServerOptions o;
-    o.tls_cert_file = cert;
-    o.tls_key_file = key;
+    o.tls_cert_file = leaf.cert_file;
+    o.tls_key_file = leaf.key_file;
     Server server(o);
     server.start();
     EXPECT_EQ(server.base_url().rfind("https://127.0.0.1:", 0), 0u) << server.base_url();
-    Client tls(server.port(), true, cert);
+    Client tls(server.port(), true, pki.ca_file());
     json r = tls.cdp_get("/customer-group/simpleQuery?current=1&size=1");
     EXPECT_EQ(r["code"], 0);
     EXPECT_EQ(tls.get("/__sim/health").status, 200);
     Client plain(server.port());
     EXPECT_EQ(plain.get("/__sim/health").status, 0) << "plain HTTP to a TLS port fails";
     server.stop();
-    fs::remove_all(dir);
 }
 
 // ---------------------------------------------------------------- the executable

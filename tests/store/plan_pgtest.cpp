@@ -16,7 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "store/session.hpp"
-#include "support/pg.hpp"
+#include "store_fixture.hpp"
 
 namespace cdpsync::testing {
 namespace {
@@ -26,23 +26,13 @@ using store::OpKind;
 // Managed groups by id; 99 is a static group of the CDP that cdp-sync does not manage.
 constexpr int64_t kA = 10, kB = 11, kC = 12, kD = 13, kUnmanaged = 99;
 
-class Planner : public ::testing::Test {
+class Planner : public StoreTest {
 protected:
     void SetUp() override {
-        CDP_SYNC_REQUIRE_PG(dsn);
-        spdlog::set_level(spdlog::level::warn);
-        std::tie(schema, src) = unique_schemas("p");
-        pg_exec(dsn, create_source_sql(src));
-        db.dsn = dsn;
-        db.schema = schema;
+        StoreTest::SetUp();
+        if (IsSkipped()) return;
+        pg_exec(dsn, "CREATE TABLE " + src + ".m (customer_id bigint, group_name text)");
         db.desired_memberships = "SELECT customer_id, group_name FROM " + src + ".m";
-        s = std::make_unique<store::Session>(dsn, schema);
-        s->migrate();
-    }
-
-    void TearDown() override {
-        s.reset();
-        if (!dsn.empty()) pg_exec(dsn, drop_schemas_sql(schema, src));
     }
 
     void desire(int64_t customer, const std::string& group) {
@@ -76,9 +66,6 @@ protected:
         return out;
     }
 
-    std::string dsn, schema, src;
-    config::DatabaseConfig db;
-    std::unique_ptr<store::Session> s;
     int64_t run_id = 0;
 };
 
@@ -187,6 +174,51 @@ TEST_F(Planner, HeldGroupPlansNoRemovalButCountsItsMirror) {
     ASSERT_NE(d, p.groups.end());
     EXPECT_EQ(d->sample_adds, (Ids{4}));
     EXPECT_TRUE(d->sample_removes.empty());
+}
+
+TEST_F(Planner, ListsLongerThanTheCapAreSplitIntoCallsOfAtMostTheCap) {
+    for (const char* g : {"A", "B", "C", "D"}) desire(1, g);
+    for (int64_t g : {kA, kB, kC, kD}) mirror(2, g);
+    const auto p = plan({.max_groups_per_call = 3});
+    EXPECT_EQ(p.adds, 4);
+    EXPECT_EQ(p.removes, 4);
+    EXPECT_EQ(p.add_calls, 2);
+    EXPECT_EQ(p.remove_calls, 2);
+    std::vector<std::tuple<int64_t, OpKind, Ids>> ops;
+    for (const auto& op : s->journal.pending_ops(run_id, 0, 1000)) ops.emplace_back(op.customer_id, op.kind, op.group_ids);
+    std::sort(ops.begin(), ops.end());
+    EXPECT_EQ(ops, (std::vector<std::tuple<int64_t, OpKind, Ids>>{{1, OpKind::add, {kA, kB, kC}},
+                                                                 {1, OpKind::add, {kD}},
+                                                                 {2, OpKind::remove, {kA, kB, kC}},
+                                                                 {2, OpKind::remove, {kD}}}));
+}
+
+TEST_F(Planner, OwnsAllInAdditiveModeKeepsEveryMirroredGroupInTheList) {
+    desire(1, "A");
+    mirror(1, kD);
+    mirror(1, kUnmanaged);
+    const auto p = plan({.additive = true, .owns_all = true});
+    EXPECT_EQ(p.adds, 1);
+    EXPECT_EQ(p.removes, 0);
+    EXPECT_EQ(p.set_calls, 1);
+    const auto ops = journal();
+    ASSERT_EQ(ops.size(), 1u);
+    EXPECT_EQ(ops.at({1, OpKind::set}), (Ids{kA, kD, kUnmanaged}));
+}
+
+// The planner's temp objects over the source's tables live only while it plans: the source
+// reloads on the same session after a plan, and the next plan sees only the new rows.
+TEST_F(Planner, PlansAgainOnOneSessionAfterTheSourceReloads) {
+    desire(1, "A");
+    EXPECT_EQ(plan().adds, 1);
+    pg_exec(dsn, "DELETE FROM " + src + ".m");
+    desire(2, "B");
+    const auto p = plan();
+    EXPECT_EQ(p.adds, 1);
+    EXPECT_EQ(p.removes, 0);
+    const auto ops = journal();
+    ASSERT_EQ(ops.size(), 1u);
+    EXPECT_EQ(ops.at({2, OpKind::add}), (Ids{kB}));
 }
 
 }  // namespace

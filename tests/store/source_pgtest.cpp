@@ -17,7 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "store/session.hpp"
-#include "support/pg.hpp"
+#include "store_fixture.hpp"
 
 namespace cdpsync::testing {
 namespace {
@@ -25,24 +25,8 @@ namespace {
 using Ids = std::vector<int64_t>;
 using Row = std::pair<std::optional<std::string>, std::optional<std::string>>;  // (customer id as text, group)
 
-class Source : public ::testing::Test {
+class Source : public StoreTest {
 protected:
-    void SetUp() override {
-        CDP_SYNC_REQUIRE_PG(dsn);
-        spdlog::set_level(spdlog::level::warn);
-        std::tie(schema, src) = unique_schemas("src");
-        pg_exec(dsn, "CREATE SCHEMA " + src);
-        db.dsn = dsn;
-        db.schema = schema;
-        s = std::make_unique<store::Session>(dsn, schema);
-        s->migrate();
-    }
-
-    void TearDown() override {
-        s.reset();
-        if (!dsn.empty()) pg_exec(dsn, drop_schemas_sql(schema, src));
-    }
-
     // A source table src.<table> (customer_id <type>, group_name text) holding `rows`; the
     // ids are cast from their text in PostgreSQL. db reads it.
     void make_table(const std::string& table, const std::string& type, const std::vector<Row>& rows) {
@@ -71,9 +55,6 @@ protected:
         return out;
     }
 
-    std::string dsn, schema, src;
-    config::DatabaseConfig db;
-    std::unique_ptr<store::Session> s;
 };
 
 std::vector<std::tuple<std::string, std::string, std::string>> examples(const store::SourceStats& st) {
@@ -173,6 +154,25 @@ TEST_F(Source, OnlyGroupsReadsTheRowsOfThoseGroups) {
     EXPECT_EQ(st.desired, 2);
     EXPECT_EQ(st.rejected_by_reason, (std::map<std::string, int64_t>{{"non-positive customer id", 1}}));
     EXPECT_EQ(desired_pairs(), (std::map<std::string, Ids>{{"A", {1, 2}}}));
+}
+
+TEST_F(Source, GroupRowsCountTheDesiredGroupsRowsKept) {
+    make_table("m", "bigint", {{"1", "A"}, {"2", "B"}, {"2", "A"}});
+    pg_exec(dsn, "CREATE TABLE " + src + ".g (name text); INSERT INTO " + src +
+                     ".g VALUES ('A'), ('B'), ('C'), (''), (NULL)");
+    db.desired_groups = "SELECT name FROM " + src + ".g";
+    const auto all = s->source.load_source(db);
+    EXPECT_EQ(all.group_rows, 5);
+    EXPECT_EQ(all.desired, 3);
+    EXPECT_EQ(all.duplicates, 0);
+    EXPECT_EQ(all.rows_rejected, 2);
+    EXPECT_EQ(all.rejected_by_reason, (std::map<std::string, int64_t>{{"desired_groups: empty group name", 1},
+                                                                        {"desired_groups: null group name", 1}}));
+    const auto only = s->source.load_source(db, {"A", "C"});
+    EXPECT_EQ(only.group_rows, 2);
+    EXPECT_EQ(only.rows_read, 2);
+    EXPECT_EQ(only.desired, 2);
+    EXPECT_EQ(only.rows_rejected, 0);
 }
 
 }  // namespace

@@ -1,28 +1,36 @@
 // Small helpers for tests that drive scripts (scripts/pg-cluster.sh, install.sh, pg_ctl);
-// programs of this build run through support/child_process.hpp.
+// every program, a shell included, is started by support/child_process.hpp.
 #pragma once
 
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <sys/wait.h>
-
-#include <cstdio>
+#include <chrono>
+#include <filesystem>
+#include <iostream>
 #include <string>
 #include <utility>
 
+#include "support/child_process.hpp"
+
 namespace cdpsync::testing {
 
-// Runs `command` with /bin/sh: its exit code (-1 when it did not exit) and its stdout.
+// Runs `command` with /bin/sh: its exit code (128 + signal when a signal ended it, -1 when
+// it was still running after 10 minutes and killed) and its stdout. What it wrote to stderr
+// is passed on to the test's stderr.
 inline std::pair<int, std::string> shell(const std::string& command) {
-    std::string out;
-    FILE* p = ::popen(command.c_str(), "r");
-    if (!p) return {-1, out};
-    char buf[512];
-    while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-    const int status = ::pclose(p);
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+    static int n = 0;
+    const auto base = std::filesystem::temp_directory_path() /
+                      ("cdp-sync-sh-" + std::to_string(::getpid()) + "-" + std::to_string(++n));
+    ChildOptions o;
+    o.stdout_path = base.string() + ".out";
+    o.stderr_path = base.string() + ".err";
+    const Finished f = run_to_end("/bin/sh", {"-c", command}, o, std::chrono::minutes(10));
+    std::cerr << f.err;
+    std::filesystem::remove(o.stdout_path);
+    std::filesystem::remove(o.stderr_path);
+    return {f.exit_code, f.out};
 }
 
 // Runs `command` with /bin/sh and returns its stdout without trailing newlines.

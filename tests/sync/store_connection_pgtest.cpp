@@ -1,5 +1,6 @@
 // The store's connections (keepalives, statement_timeout) and the RAII apply lock.
 #include "store/connection.hpp"
+#include "store/control.hpp"
 #include "store/session.hpp"
 #include "sync_fixture.hpp"
 
@@ -18,12 +19,15 @@ TEST(StoreConnection, KeepalivesAreAddedUnlessTheDsnSetsThem) {
 }
 
 TEST(StoreConnection, StatementTimeoutIsSetUnlessTheDsnChoseOne) {
-    const std::string dsn = test_dsn();
-    ASSERT_FALSE(dsn.empty()) << "CDP_SYNC_TEST_DSN is not set";
+    std::string dsn;
+    CDP_SYNC_REQUIRE_PG(dsn);
     store::Connection engine(dsn);
     EXPECT_EQ(engine.setting("statement_timeout"), "10min");
     store::Connection daemon(dsn, std::chrono::seconds(30));
     EXPECT_EQ(daemon.setting("statement_timeout"), "30s");
+    // What the daemon's LISTEN connection, status, check and resync open.
+    EXPECT_EQ(store::connect_control(dsn, "cdp-sync test")->setting("statement_timeout"), "30s");
+    EXPECT_EQ(store::Session(dsn, "cdp_sync_timeout_check").conn.setting("statement_timeout"), "10min");
     store::Connection own(dsn + " options='-c statement_timeout=5s'");
     EXPECT_EQ(own.setting("statement_timeout"), "5s");
 }

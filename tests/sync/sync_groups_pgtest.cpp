@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "faults/fault_ledger.hpp"
+#include "sync/folders.hpp"
 #include "sync/sync_fixture.hpp"
 
 namespace cdpsync::testing {
@@ -56,6 +57,14 @@ protected:
             exec("INSERT INTO " + src + ".g VALUES ('" + name + "', NULL, '" + folder + "')");
     }
 };
+
+TEST(FolderPath, LevelsAreTrimmedLikeEveryOtherTextAndEmptyOnesDropped) {
+    EXPECT_EQ(sync::split_folder_path("A / B/"), (std::vector<std::string>{"A", "B"}));
+    EXPECT_EQ(sync::split_folder_path("\tSales\r\n/ VIP  /"), (std::vector<std::string>{"Sales", "VIP"}));
+    EXPECT_EQ(sync::split_folder_path("a b/ /c"), (std::vector<std::string>{"a b", "c"}));
+    EXPECT_TRUE(sync::split_folder_path(" / ").empty());
+    EXPECT_TRUE(sync::split_folder_path("").empty());
+}
 
 TEST_F(GroupsTest, LateCreateWithDuplicateNamesAllowedMakesOneGroupAndAStableMapping) {
     // Every create (group and folder) is applied, then answered after the client gave up.
