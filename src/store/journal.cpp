@@ -127,7 +127,7 @@ std::vector<RunRow> recent_runs(Connection& conn, const std::string& schema, int
     pqxx::work tx(pq(conn));
     std::vector<RunRow> out;
     const std::string q = with_schema(std::string("SELECT ") + kRunColumns + " FROM @.run ORDER BY id DESC LIMIT $1",
-                                      pq(conn).quote_name(schema));
+                                      quote_schema(schema));
     for (const auto& r : tx.exec_params(q, limit)) out.push_back(read_run(r));
     tx.commit();
     return out;
