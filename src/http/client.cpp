@@ -348,12 +348,14 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
     // Write the request, read the response, within `deadline`.
     template <class Stream>
     net::awaitable<Exchange> exchange(Stream& stream, Connection& conn, bhttp::request<bhttp::string_body>& req,
-                                      Clock::time_point deadline) {
+                                      Clock::time_point deadline, RateLimiter::Permit& permit) {
         Exchange out;
         error_code ec;
-        // Write.
+        // Write. The limiter spaces the next send from when this one left (or failed to).
         conn.lowest().expires_at(deadline);
         co_await bhttp::async_write(stream, req, net::redirect_error(net::use_awaitable, ec));
+        const auto sent_at = Clock::now();
+        permit.departed(sent_at);
         ++stats.requests_sent;
         if (stopped) {
             out.result = cancelled();
@@ -410,6 +412,7 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
         auto& res = parser.get();
         Response response;
         response.status = res.result_int();
+        response.sent_at = sent_at;
         if (auto it = res.find(bhttp::field::retry_after); it != res.end()) response.retry_after = std::string(it->value());
         out.keep_alive = res.keep_alive();
         response.body = std::move(res.body());
@@ -456,8 +459,10 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
             // The token is taken with the connection ready, so the server sees the send
             // right after it was counted: connect and handshake times cannot bunch sends.
             const auto before = Clock::now();
+            RateLimiter::Permit permit;
             try {
-                co_await limiter.acquire();
+                RateLimiter::Permit granted = co_await limiter.acquire();
+                permit = std::move(granted);
             } catch (const boost::system::system_error&) {
                 co_return cancelled();
             }
@@ -466,9 +471,9 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
 
             Exchange ex;
             if (conn->tls)
-                ex = co_await exchange(*conn->tls, *conn, req, deadline);
+                ex = co_await exchange(*conn->tls, *conn, req, deadline, permit);
             else
-                ex = co_await exchange(*conn->plain, *conn, req, deadline);
+                ex = co_await exchange(*conn->plain, *conn, req, deadline, permit);
             if (ex.result.has_value()) {
                 if (ex.keep_alive && !stopped) {
                     conn->lowest().expires_never();
