@@ -1,7 +1,7 @@
 // A limiter shared by every request (reads and writes draw on one budget): sends are spaced
 // evenly, one every window / burst, with window = 1 s + margin, so no window of one second
 // (as the server measures it, sliding or fixed) ever holds more than `qps` sends while the
-// sustained rate stays at qps / (1 + margin): 99.5% of the limit with the default 5 ms margin.
+// sustained rate stays at qps / (1 + margin): 99.2% of the limit with the default 8 ms margin.
 //
 // What the server counts is when requests left, not when they were allowed to: the caller
 // reports each departure (its write completed) through the Permit. No send is allowed while
@@ -13,8 +13,11 @@
 //  - the window: `burst` departures back + window - allowance, so however late some sends
 //    left and others did not (a stalled thread, a full socket buffer), no window - allowance
 //    ever holds more than `burst` departures.
+// A sender that was idle (local work between calls) gets back up to a tenth of the window:
+// slots may lie that far before the send was ready, so the next sends follow each other
+// at once (one after the other has left) until it is spent, always within the window rule.
 // What this guarantees, on the client's clock: any qps + 1 consecutive departures span at
-// least window - allowance (1.004 s by default). A server that sees them shifted by
+// least window - allowance (1.007 s by default). A server that sees them shifted by
 // differing delays (network, its own scheduling) still counts at most qps in any second as
 // long as those delays differ by less than margin - allowance. The allowance
 // (min(1 ms, margin / 2)) keeps the ordinary lateness of a timer and a write (tens of
@@ -63,7 +66,7 @@ public:
 
     // qps <= 0 disables limiting. margin widens the window to absorb network jitter.
     RateLimiter(boost::asio::any_io_executor executor, double qps,
-                std::chrono::milliseconds margin = std::chrono::milliseconds(5));
+                std::chrono::milliseconds margin = std::chrono::milliseconds(8));
 
     // Suspends until a send is allowed (its slot has come and the previous send has left),
     // then grants it. Throws boost::system::system_error (operation_aborted) after cancel().
@@ -83,13 +86,15 @@ public:
     void cancel();
 
     // Sends allowed per window, the window (max(1 s, 1/qps) + margin), the spacing between
-    // two sends (window / burst), what the window rule forgives (the allowance) and how much
-    // of a late departure the next slot catches up on (half a spacing).
+    // two sends (window / burst), what the window rule forgives (the allowance), how much
+    // of a late departure the next slot catches up on (half a spacing) and how much idle
+    // time it may make up (a tenth of the window).
     size_t burst() const;
     Clock::duration window() const;
     Clock::duration spacing() const;
     Clock::duration departure_allowance() const;
     Clock::duration catch_up() const;
+    Clock::duration idle_credit() const;
 
 private:
     void wake_waiters();
