@@ -50,12 +50,10 @@ RateLimiter::Clock::duration RateLimiter::departure_allowance() const {
 
 RateLimiter::Clock::duration RateLimiter::catch_up() const { return spacing() / 2; }
 
-RateLimiter::Clock::duration RateLimiter::idle_credit() const { return window() / 10; }
-
 RateLimiter::Clock::time_point RateLimiter::next_allowed(Clock::time_point ready) const {
     const size_t n = burst();
     if (n == 0) return ready;
-    auto slot = anchor_ ? std::max(ready - idle_credit(), *anchor_ + spacing()) : ready - idle_credit();
+    auto slot = anchor_ ? std::max(ready, *anchor_ + spacing()) : ready;
     // The window: at most `burst` departures in any window - allowance.
     if (departures_.size() >= n)
         slot = std::max(slot, departures_[departures_.size() - n] + window() - departure_allowance());

@@ -13,9 +13,8 @@
 //  - the window: `burst` departures back + window - allowance, so however late some sends
 //    left and others did not (a stalled thread, a full socket buffer), no window - allowance
 //    ever holds more than `burst` departures.
-// A sender that was idle (local work between calls) gets back up to a tenth of the window:
-// slots may lie that far before the send was ready, so the next sends follow each other
-// at once (one after the other has left) until it is spent, always within the window rule.
+// Idle time is not made up: sends that met back to back would reach a server that handles
+// them one by one (and stamps their arrival when it gets to each) closer than they left.
 // What this guarantees, on the client's clock: any qps + 1 consecutive departures span at
 // least window - allowance (1.007 s by default). A server that sees them shifted by
 // differing delays (network, its own scheduling) still counts at most qps in any second as
@@ -86,15 +85,13 @@ public:
     void cancel();
 
     // Sends allowed per window, the window (max(1 s, 1/qps) + margin), the spacing between
-    // two sends (window / burst), what the window rule forgives (the allowance), how much
-    // of a late departure the next slot catches up on (half a spacing) and how much idle
-    // time it may make up (a tenth of the window).
+    // two sends (window / burst), what the window rule forgives (the allowance) and how much
+    // of a late departure the next slot catches up on (half a spacing).
     size_t burst() const;
     Clock::duration window() const;
     Clock::duration spacing() const;
     Clock::duration departure_allowance() const;
     Clock::duration catch_up() const;
-    Clock::duration idle_credit() const;
 
 private:
     void wake_waiters();
