@@ -16,6 +16,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "config/logging.hpp"
+#include "http/wakeup.hpp"
 
 namespace cdpsync::cdp {
 
@@ -584,7 +585,7 @@ struct Api::Impl {
     template <class T>
     struct Window {
         explicit Window(net::any_io_executor ex) : notify(ex) {}
-        net::steady_timer notify;  // cancelled whenever a fetch completes
+        http::Wakeup notify;  // whenever a fetch completes
         struct Slot {
             std::exception_ptr exception;
             std::optional<Result<Page<T>>> result;  // unless exception
@@ -609,9 +610,7 @@ struct Api::Impl {
 
     template <class T>
     static net::awaitable<void> wait_change(Window<T>& w) {
-        w.notify.expires_at(net::steady_timer::time_point::max());
-        boost::system::error_code ec;
-        co_await w.notify.async_wait(net::redirect_error(net::use_awaitable, ec));
+        co_await w.notify.wait();
     }
 
     template <class T>
@@ -629,7 +628,7 @@ struct Api::Impl {
                 }
                 --w->in_flight;
                 w->ready.insert_or_assign(page, std::move(slot));
-                w->notify.cancel();
+                w->notify.notify_all();
             },
             net::detached);
     }

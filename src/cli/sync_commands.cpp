@@ -33,7 +33,7 @@
 #include "daemon/metrics.hpp"
 #include "daemon/resync_client.hpp"
 #include "daemon/signals.hpp"
-#include "store/store.hpp"
+#include "store/session.hpp"
 #include "sync/engine.hpp"
 
 namespace cdpsync::cli {

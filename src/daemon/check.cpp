@@ -14,7 +14,7 @@
 #include "config/token.hpp"
 #include "store/control.hpp"
 #include "store/status.hpp"
-#include "store/store.hpp"
+#include "store/session.hpp"
 #include "sync/identity.hpp"
 
 namespace cdpsync::daemon {
@@ -44,12 +44,12 @@ net::awaitable<void> store_into(net::awaitable<T> task, std::optional<T>& out) {
 }
 
 void check_identity(Report& r, const config::Config& cfg, cdp::Api& api, net::io_context& io) {
-    std::optional<store::Store> st;
+    std::optional<store::Session> st;
     std::vector<store::ManagedGroup> groups;
     try {
         st.emplace(cfg.database.dsn, cfg.database.schema);
         st->migrate();
-        for (const auto& [name, g] : st->group_map())
+        for (const auto& [name, g] : st->groups.group_map())
             if (g.group_id && g.type == cdp::kStaticGroup) groups.push_back({name, *g.group_id});
     } catch (const std::exception& e) {
         r.fail("member identity: cannot read the group map: " + text::one_line(e.what()));
@@ -67,7 +67,7 @@ void check_identity(Report& r, const config::Config& cfg, cdp::Api& api, net::io
     if (error) std::rethrow_exception(error);
     switch (result->outcome) {
     case sync::IdentityCheck::Outcome::confirmed:
-        st->confirm_identity(sync::identity_setting(cfg.cdp.customer_id_field), result->field, result->group_id,
+        st->mirror.confirm_identity(sync::identity_setting(cfg.cdp.customer_id_field), result->field, result->group_id,
                              result->customer_ids);
         r.ok(result->describe());
         break;
@@ -78,28 +78,15 @@ void check_identity(Report& r, const config::Config& cfg, cdp::Api& api, net::io
     }
 }
 
-}  // namespace
+void check_log_directory(Report& r, const config::Config& cfg) {
+    if (cfg.logging.file.empty()) return;
+    auto dir = std::filesystem::path(cfg.logging.file).parent_path();
+    if (dir.empty()) dir = ".";
+    if (::access(dir.c_str(), W_OK) == 0) r.ok("log directory " + dir.string() + " is writable");
+    else r.fail("log directory " + dir.string() + " is not writable by this user (logging.file)");
+}
 
-int run_checks(const std::filesystem::path& path, std::ostream& out) {
-    Report r{out};
-    config::Config cfg;
-    try {
-        cfg = config::load_file(path);
-        r.ok("configuration " + path.string() + " is valid");
-    } catch (const std::exception& e) {
-        r.fail("configuration: " + text::one_line(e.what()));
-        return 2;
-    }
-
-    // Log file: its directory must be writable by this user.
-    if (!cfg.logging.file.empty()) {
-        auto dir = std::filesystem::path(cfg.logging.file).parent_path();
-        if (dir.empty()) dir = ".";
-        if (::access(dir.c_str(), W_OK) == 0) r.ok("log directory " + dir.string() + " is writable");
-        else r.fail("log directory " + dir.string() + " is not writable by this user (logging.file)");
-    }
-
-    // PostgreSQL.
+void check_postgres(Report& r, const config::Config& cfg) {
     const std::string dsn = store::redact_dsn(cfg.database.dsn);
     try {
         auto conn = store::connect_control(cfg.database.dsn, "cdp-sync check");
@@ -120,18 +107,10 @@ int run_checks(const std::filesystem::path& path, std::ostream& out) {
     } catch (const std::exception& e) {
         r.fail(fmt::format("cannot connect to PostgreSQL ({}): {}", dsn, text::one_line(e.what())));
     }
+}
 
-    // The token, then one CDP call.
-    config::TokenSource tokens(cfg.cdp);
-    try {
-        auto t = tokens.read();
-        if (t.empty()) r.fail("the token from " + tokens.describe() + " is empty");
-        else r.ok("token read from " + tokens.describe());
-    } catch (const std::exception& e) {
-        r.fail("no token: " + text::one_line(e.what()));
-        out << (r.failed ? "\n" + std::to_string(r.failed) + " check(s) failed\n" : "");
-        return 1;
-    }
+// One CDP call (the group list), then the member identity; a failure says what to look at.
+void check_cdp(Report& r, const config::Config& cfg, const config::TokenSource& tokens) {
     try {
         net::io_context io;
         auto options = cdp::ApiOptions::from_config(cfg.cdp);
@@ -160,6 +139,35 @@ int run_checks(const std::filesystem::path& path, std::ostream& out) {
     } catch (const std::exception& e) {
         r.fail("CDP call failed: " + text::one_line(e.what()));
     }
+}
+
+}  // namespace
+
+int run_checks(const std::filesystem::path& path, std::ostream& out) {
+    Report r{out};
+    config::Config cfg;
+    try {
+        cfg = config::load_file(path);
+        r.ok("configuration " + path.string() + " is valid");
+    } catch (const std::exception& e) {
+        r.fail("configuration: " + text::one_line(e.what()));
+        return 2;
+    }
+    check_log_directory(r, cfg);
+    check_postgres(r, cfg);
+
+    // The token, then one CDP call.
+    config::TokenSource tokens(cfg.cdp);
+    try {
+        auto t = tokens.read();
+        if (t.empty()) r.fail("the token from " + tokens.describe() + " is empty");
+        else r.ok("token read from " + tokens.describe());
+    } catch (const std::exception& e) {
+        r.fail("no token: " + text::one_line(e.what()));
+        out << (r.failed ? "\n" + std::to_string(r.failed) + " check(s) failed\n" : "");
+        return 1;
+    }
+    check_cdp(r, cfg, tokens);
     if (r.failed) out << "\n" << r.failed << " check(s) failed\n";
     else out << "\nall checks passed\n";
     return r.failed ? 1 : 0;

@@ -33,7 +33,7 @@
 #include "daemon/signals.hpp"
 #include "store/control.hpp"
 #include "store/status.hpp"
-#include "store/store.hpp"
+#include "store/session.hpp"
 #include "sync/engine.hpp"
 
 namespace cdpsync::daemon {
@@ -414,7 +414,7 @@ private:
             out.api = engine_->api_stats();
             out.engine = engine_number_;
             try {
-                out.store_figures = engine_->store().open_op_counts();
+                out.store_figures = engine_->open_op_counts();
             } catch (const std::exception& e) {
                 log_->debug("metrics: reading the journal's figures failed: {}", text::one_line(e.what()));
             }

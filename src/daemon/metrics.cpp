@@ -168,7 +168,7 @@ void write_run_metrics(const config::Config& config, sync::Engine& engine, const
         Metrics m;
         m.record_run(report, std::chrono::system_clock::now());
         m.set_api_stats(0, engine.api_stats());
-        m.set_store_figures(engine.store().open_op_counts());
+        m.set_store_figures(engine.open_op_counts());
         m.set_rate_limit(config.cdp.rate_limit_qps);
         write_textfile(config.metrics.textfile, m.render());
     } catch (const std::exception& e) {

@@ -29,7 +29,7 @@
 
 #include "cdp/api.hpp"
 #include "config/config.hpp"
-#include "store/store.hpp"
+#include "store/gauges.hpp"
 #include "sync/engine.hpp"
 
 namespace cdpsync::daemon {

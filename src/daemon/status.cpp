@@ -6,7 +6,7 @@
 
 #include "store/control.hpp"
 #include "store/status.hpp"
-#include "store/store.hpp"
+#include "store/session.hpp"
 
 namespace cdpsync::daemon {
 namespace {
@@ -54,6 +54,12 @@ json collect_status(const config::Config& cfg, int runs) {
     out["schema"] = schema;
     out["database"] = store::redact_dsn(cfg.database.dsn);
     out["leader"] = f.leader ? leader_json(*f.leader) : json(nullptr);
+    out["schema_version"] = f.schema_version;
+    if (f.schema_version > 0 && f.schema_version < store::kSchemaVersion)
+        out["migration_needed"] = fmt::format(
+            "schema {} is at version {}, this cdp-sync needs version {}: the next run (run --once, resync or the "
+            "daemon) migrates it; until then its runs and ops are not shown",
+            schema, f.schema_version, store::kSchemaVersion);
     out["runs"] = json::array();
     for (const auto& r : f.runs) out["runs"].push_back(run_json(r));
     out["last_success_s"] = opt(f.last_success_s);
@@ -78,10 +84,10 @@ json collect_status(const config::Config& cfg, int runs) {
     return out;
 }
 
-std::string status_text(const json& s) {
+namespace {
+
+std::string leader_text(const json& l) {
     std::string o;
-    o += fmt::format("Schema:       {} on {}\n", s["schema"].get<std::string>(), s["database"].get<std::string>());
-    const auto& l = s["leader"];
     if (l.is_null()) {
         o += "Leader:       none (no cdp-sync daemon holds the leader lock)\n";
     } else {
@@ -94,6 +100,17 @@ std::string status_text(const json& s) {
         if (l["next_full_in_s"].is_number())
             o += fmt::format("Next full:    in {}\n", ago(l["next_full_in_s"]));
     }
+    return o;
+}
+
+}  // namespace
+
+std::string status_text(const json& s) {
+    std::string o;
+    o += fmt::format("Schema:       {} on {}\n", s["schema"].get<std::string>(), s["database"].get<std::string>());
+    if (s.contains("migration_needed"))
+        o += fmt::format("Migration:    {}\n", s["migration_needed"].get<std::string>());
+    o += leader_text(s["leader"]);
     o += fmt::format("Last success: {}{}\n", ago(s["last_success_s"]), s["last_success_s"].is_number() ? " ago" : "");
     if (s.contains("last_full_success_s"))
         o += fmt::format("Last full:    {}{}\n", ago(s["last_full_success_s"]),
@@ -140,9 +157,9 @@ std::string status_text(const json& s) {
 }
 
 int64_t retry_failed_now(const config::Config& config) {
-    store::Store st(config.database.dsn, config.database.schema);
+    store::Session st(config.database.dsn, config.database.schema);
     st.migrate();
-    return st.clear_op_waits();
+    return st.journal.clear_op_waits();
 }
 
 }  // namespace cdpsync::daemon

@@ -23,6 +23,7 @@
 
 #include "config/logging.hpp"
 #include "http/rate_limiter.hpp"
+#include "http/wakeup.hpp"
 
 namespace cdpsync::http {
 
@@ -178,8 +179,8 @@ struct Exchange {
 
 struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
     struct SlotWaiter {
-        explicit SlotWaiter(const net::any_io_executor& ex) : timer(ex) {}
-        net::steady_timer timer;
+        explicit SlotWaiter(const net::any_io_executor& ex) : wake(ex) {}
+        Wakeup wake;
         bool granted = false;
     };
 
@@ -218,10 +219,8 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
             co_return true;
         }
         auto waiter = std::make_shared<SlotWaiter>(executor);
-        waiter->timer.expires_at(Clock::time_point::max());
         slot_waiters.push_back(waiter);
-        error_code ec;
-        co_await waiter->timer.async_wait(net::redirect_error(net::use_awaitable, ec));
+        co_await waiter->wake.wait();
         // Woken either by release_slot (granted: the slot was handed over) or by stop().
         if (waiter->granted && stopped) {
             release_slot();
@@ -235,7 +234,7 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
             auto next = slot_waiters.front();
             slot_waiters.pop_front();
             next->granted = true;
-            next->timer.cancel();
+            next->wake.notify_all();
         } else {
             --in_use;
         }
@@ -349,13 +348,28 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
     template <class Stream>
     net::awaitable<Exchange> exchange(Stream& stream, Connection& conn, bhttp::request<bhttp::string_body>& req,
                                       Clock::time_point deadline, RateLimiter::Permit& permit) {
-        Exchange out;
-        error_code ec;
-        // Write. The limiter spaces the next send from when this one left (or failed to).
-        conn.lowest().expires_at(deadline);
-        co_await bhttp::async_write(stream, req, net::redirect_error(net::use_awaitable, ec));
+        std::optional<Exchange> not_sent = co_await write_request(stream, conn, req, deadline);
+        // The limiter spaces the next send from when this one left (or failed to).
         const auto sent_at = Clock::now();
         permit.departed(sent_at);
+        if (not_sent) co_return std::move(*not_sent);
+        bhttp::response_parser<bhttp::string_body> parser;
+        parser.body_limit(body_limit);
+        parser.header_limit(header_limit);
+        const error_code ec = co_await read_response(stream, conn, parser, deadline);
+        if (std::optional<Exchange> failed = read_failure(ec, conn, parser)) co_return std::move(*failed);
+        co_return received(parser.get(), sent_at);
+    }
+
+    // The request written; otherwise the exchange's failure.
+    template <class Stream>
+    net::awaitable<std::optional<Exchange>> write_request(Stream& stream, Connection& conn,
+                                                          bhttp::request<bhttp::string_body>& req,
+                                                          Clock::time_point deadline) {
+        Exchange out;
+        error_code ec;
+        conn.lowest().expires_at(deadline);
+        co_await bhttp::async_write(stream, req, net::redirect_error(net::use_awaitable, ec));
         ++stats.requests_sent;
         if (stopped) {
             out.result = cancelled();
@@ -370,46 +384,60 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
             out.result = failure(ErrorKind::connection_reset, "writing the request to " + endpoint() + " failed: " + ec.message());
             co_return out;
         }
-        // Read.
-        bhttp::response_parser<bhttp::string_body> parser;
-        parser.body_limit(body_limit);
-        parser.header_limit(header_limit);
+        co_return std::nullopt;
+    }
+
+    // The response's header and body into `parser`; the read's error.
+    template <class Stream>
+    net::awaitable<error_code> read_response(Stream& stream, Connection& conn,
+                                             bhttp::response_parser<bhttp::string_body>& parser,
+                                             Clock::time_point deadline) {
+        error_code ec;
         conn.lowest().expires_at(deadline);
         co_await bhttp::async_read_header(stream, conn.buffer, parser, net::redirect_error(net::use_awaitable, ec));
         // Beast 1.74 does not hold a Content-Length against body_limit: check it here.
         if (!ec && parser.content_length() && *parser.content_length() > body_limit) ec = bhttp::error::body_limit;
         if (!ec && !parser.is_done())
             co_await bhttp::async_read(stream, conn.buffer, parser, net::redirect_error(net::use_awaitable, ec));
+        co_return ec;
+    }
+
+    // What a failed (or stopped) read means; nullopt when the response is complete.
+    std::optional<Exchange> read_failure(const error_code& ec, Connection& conn,
+                                         const bhttp::response_parser<bhttp::string_body>& parser) {
+        Exchange out;
         if (stopped) {
             out.result = cancelled();
-            co_return out;
+            return out;
         }
+        if (!ec) return std::nullopt;
         if (ec == beast::error::timeout) {
             out.result = failure(ErrorKind::timeout, "no response from " + endpoint() + " within " +
                                                          std::to_string(options.timeout.count()) + " ms");
-            co_return out;
+            return out;
         }
         if (ec == bhttp::error::body_limit) {
             out.result = failure(ErrorKind::protocol, "response body exceeds " + std::to_string(body_limit >> 20) + " MiB");
-            co_return out;
+            return out;
         }
-        if (ec && is_disconnect(ec)) {
+        if (is_disconnect(ec)) {
             out.closed_before_response = !parser.got_some() && conn.buffer.size() == 0;
             out.result = failure(ErrorKind::connection_reset,
                                  (out.closed_before_response ? "connection closed by " + endpoint() + " before any response"
                                                              : "connection to " + endpoint() + " lost mid-response") +
                                      std::string(": ") + ec.message());
-            co_return out;
+            return out;
         }
-        if (ec && ec.category() == bhttp::make_error_code(bhttp::error::need_more).category()) {  // a parse error
+        if (ec.category() == bhttp::make_error_code(bhttp::error::need_more).category()) {  // a parse error
             out.result = failure(ErrorKind::protocol, "malformed HTTP response from " + endpoint() + ": " + ec.message());
-            co_return out;
+            return out;
         }
-        if (ec) {
-            out.result = failure(ErrorKind::connection_reset, "reading the response from " + endpoint() + " failed: " + ec.message());
-            co_return out;
-        }
-        auto& res = parser.get();
+        out.result = failure(ErrorKind::connection_reset, "reading the response from " + endpoint() + " failed: " + ec.message());
+        return out;
+    }
+
+    static Exchange received(bhttp::response<bhttp::string_body>& res, Clock::time_point sent_at) {
+        Exchange out;
         Response response;
         response.status = res.result_int();
         response.sent_at = sent_at;
@@ -417,7 +445,7 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
         out.keep_alive = res.keep_alive();
         response.body = std::move(res.body());
         out.result = std::move(response);
-        co_return out;
+        return out;
     }
 
     bhttp::request<bhttp::string_body> build(const Request& request) const {
@@ -519,7 +547,7 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
         if (stopped) return;
         stopped = true;
         limiter.cancel();
-        for (auto& waiter : slot_waiters) waiter->timer.cancel();
+        for (auto& waiter : slot_waiters) waiter->wake.notify_all();
         slot_waiters.clear();
         for (auto& hook : cancel_hooks) hook();
         for (auto& weak : open)

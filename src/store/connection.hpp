@@ -9,13 +9,21 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <exception>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace cdpsync::store {
 
 inline constexpr std::chrono::seconds kEngineStatementTimeout{600};
+
+// The DSN with any password replaced by "***" (key=value and URI forms), safe to log.
+std::string redact_dsn(const std::string& dsn);
+// Postgres array text literal of bigints and back: {1,2,3} (libpqxx's conversions).
+std::string to_pg_array(const std::vector<int64_t>& values);
+std::vector<int64_t> parse_pg_array(const std::string& text);
 
 // `dsn` with libpq's keepalive keywords added when it sets none (key=value or URI form).
 std::string with_keepalives(const std::string& dsn);

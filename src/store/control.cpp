@@ -9,7 +9,7 @@
 
 #include "store/pq.hpp"
 #include "store/status.hpp"
-#include "store/store.hpp"
+#include "store/schema.hpp"
 
 namespace cdpsync::store {
 namespace {

@@ -2,11 +2,11 @@
 #include <pqxx/pqxx>
 
 #include "store/pq.hpp"
-#include "store/store.hpp"
+#include "store/gauges.hpp"
 
 namespace cdpsync::store {
 
-OpenOpCounts Store::open_op_counts() {
+OpenOpCounts Gauges::open_op_counts() {
     OpenOpCounts out;
     std::string states;
     for (const char* s : kOpenOpStates) {

@@ -5,7 +5,10 @@
 
 #include "store/outcomes.hpp"
 #include "store/pq.hpp"
-#include "store/store.hpp"
+#include "store/cdp_memory.hpp"
+#include "store/journal.hpp"
+#include "store/runs.hpp"
+#include "store/schema.hpp"
 
 namespace cdpsync::store {
 namespace {
@@ -49,7 +52,7 @@ Op read_op(const pqxx::row& r) {
 
 }  // namespace
 
-int64_t Store::create_run(RunMode mode, bool force) {
+int64_t Runs::create_run(RunMode mode, bool force) {
     pqxx::work tx(pq(conn_));
     auto id = tx.exec_params1(sql("INSERT INTO @.run (mode, force, pid) VALUES ($1, $2, $3) RETURNING id"), to_string(mode),
                               force, static_cast<int>(::getpid()))[0]
@@ -58,13 +61,13 @@ int64_t Store::create_run(RunMode mode, bool force) {
     return id;
 }
 
-void Store::set_phase(int64_t run_id, RunPhase phase) {
+void Runs::set_phase(int64_t run_id, RunPhase phase) {
     pqxx::work tx(pq(conn_));
     tx.exec_params(sql("UPDATE @.run SET phase = $2 WHERE id = $1"), run_id, to_string(phase));
     tx.commit();
 }
 
-void Store::save_counts(int64_t run_id, const RunCounts& c, const json& details) {
+void Runs::save_counts(int64_t run_id, const RunCounts& c, const json& details) {
     pqxx::work tx(pq(conn_));
     tx.exec_params(sql("UPDATE @.run SET rows_read = $2, rows_rejected = $3, duplicates = $4, adds = $5,"
                        " removes = $6, ops_planned = $7, ops_done = $8, ops_failed = $9, ops_permanent = $10,"
@@ -76,7 +79,7 @@ void Store::save_counts(int64_t run_id, const RunCounts& c, const json& details)
     tx.commit();
 }
 
-void Store::finish_run(int64_t run_id, RunStatus status, const std::string& error, const RunCounts& c,
+void Runs::finish_run(int64_t run_id, RunStatus status, const std::string& error, const RunCounts& c,
                        const json& details) {
     save_counts(run_id, c, details);
     pqxx::work tx(pq(conn_));
@@ -86,14 +89,14 @@ void Store::finish_run(int64_t run_id, RunStatus status, const std::string& erro
     tx.commit();
 }
 
-void Store::interrupt_run(int64_t run_id, const std::string& why, const RunCounts& c, const json& details) {
+void Runs::interrupt_run(int64_t run_id, const std::string& why, const RunCounts& c, const json& details) {
     save_counts(run_id, c, details);
     pqxx::work tx(pq(conn_));
     tx.exec_params(sql("UPDATE @.run SET status = 'interrupted', error = $2 WHERE id = $1"), run_id, why);
     tx.commit();
 }
 
-std::optional<RunRow> Store::run(int64_t run_id) {
+std::optional<RunRow> Runs::run(int64_t run_id) {
     pqxx::work tx(pq(conn_));
     auto r = tx.exec_params(sql(std::string("SELECT ") + kRunColumns + " FROM @.run WHERE id = $1"), run_id);
     tx.commit();
@@ -101,7 +104,7 @@ std::optional<RunRow> Store::run(int64_t run_id) {
     return read_run(r[0]);
 }
 
-std::optional<RunRow> Store::interrupted_run() {
+std::optional<RunRow> Runs::interrupted_run() {
     pqxx::work tx(pq(conn_));
     auto r = tx.exec(sql(std::string("SELECT ") + kRunColumns +
                          " FROM @.run WHERE status IN ('running', 'interrupted') ORDER BY id DESC LIMIT 1"));
@@ -130,16 +133,16 @@ std::vector<RunRow> recent_runs(Connection& conn, const std::string& schema, int
     return out;
 }
 
-std::vector<RunRow> Store::recent_runs(int limit) { return store::recent_runs(conn_, schema_, limit); }
+std::vector<RunRow> Runs::recent_runs(int limit) { return store::recent_runs(conn_, schema_, limit); }
 
-std::vector<Op> Store::pending_ops(int64_t run_id, int64_t after_id, int limit) {
+std::vector<Op> Journal::pending_ops(int64_t run_id, int64_t after_id, int limit) {
     pqxx::work tx(pq(conn_));
     auto out = detail::pending_ops(tx, quoted_schema_, run_id, after_id, limit);
     tx.commit();
     return out;
 }
 
-void Store::record_op(const Op& op, const OpOutcome& o) {
+void Journal::record_op(const Op& op, const OpOutcome& o) {
     pqxx::work tx(pq(conn_));
     // A confirmation lost by a kill -9 of this process is still committed (the server has
     // it); only a crash of the server itself could lose the last few, and those are resent.
@@ -148,7 +151,7 @@ void Store::record_op(const Op& op, const OpOutcome& o) {
     tx.commit();
 }
 
-void Store::record_ops(const std::vector<std::pair<Op, OpOutcome>>& outcomes) {
+void Journal::record_ops(const std::vector<std::pair<Op, OpOutcome>>& outcomes) {
     if (outcomes.empty()) return;
     pqxx::work tx(pq(conn_));
     tx.exec0("SET LOCAL synchronous_commit = off");
@@ -241,7 +244,7 @@ void record_outcomes(pqxx::work& tx, const std::string& q, const std::vector<Out
 
 }  // namespace detail
 
-OpTotals Store::op_totals(int64_t run_id) {
+OpTotals Journal::op_totals(int64_t run_id) {
     pqxx::work tx(pq(conn_));
     auto r = tx.exec_params1(sql("SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'done'),"
                                  " count(*) FILTER (WHERE state = 'failed'), count(*) FILTER (WHERE state = 'permanent')"
@@ -271,7 +274,7 @@ FailedOp read_failed(const pqxx::row& r) {
 
 }  // namespace
 
-std::vector<FailedOp> Store::failed_ops(int64_t run_id, int limit) {
+std::vector<FailedOp> Journal::failed_ops(int64_t run_id, int limit) {
     pqxx::work tx(pq(conn_));
     std::vector<FailedOp> out;
     for (const auto& r : tx.exec_params(sql(std::string("SELECT ") + kFailedColumns +
@@ -283,7 +286,7 @@ std::vector<FailedOp> Store::failed_ops(int64_t run_id, int limit) {
     return out;
 }
 
-std::vector<FailedOp> Store::waiting_ops(int limit) {
+std::vector<FailedOp> Journal::waiting_ops(int limit) {
     pqxx::work tx(pq(conn_));
     std::vector<FailedOp> out;
     for (const auto& r : tx.exec_params(
@@ -296,7 +299,7 @@ std::vector<FailedOp> Store::waiting_ops(int limit) {
     return out;
 }
 
-int64_t Store::clear_op_waits() {
+int64_t Journal::clear_op_waits() {
     pqxx::work tx(pq(conn_));
     auto r = tx.exec(sql("UPDATE @.op SET next_attempt_at = NULL, attempts = 0, updated_at = now()"
                          " WHERE state IN ('failed', 'permanent')"));
@@ -304,7 +307,7 @@ int64_t Store::clear_op_waits() {
     return static_cast<int64_t>(r.affected_rows());
 }
 
-std::vector<Op> Store::split_op(const Op& op, const std::vector<std::vector<int64_t>>& parts) {
+std::vector<Op> Journal::split_op(const Op& op, const std::vector<std::vector<int64_t>>& parts) {
     pqxx::work tx(pq(conn_));
     std::vector<Op> out;
     for (const auto& ids : parts) {
@@ -333,7 +336,7 @@ const char* to_string(Breaker b) {
     return "closed";
 }
 
-CdpState Store::cdp_state() {
+CdpState CdpMemory::cdp_state() {
     pqxx::work tx(pq(conn_));
     auto r = tx.exec1(sql("SELECT breaker, breaker_reason, max_groups_per_call FROM @.cdp_state WHERE id = 1"));
     tx.commit();
@@ -345,7 +348,7 @@ CdpState Store::cdp_state() {
     return s;
 }
 
-bool Store::set_breaker(Breaker b, const std::string& reason) {
+bool CdpMemory::set_breaker(Breaker b, const std::string& reason) {
     pqxx::work tx(pq(conn_));
     auto r = tx.exec_params(sql("UPDATE @.cdp_state SET breaker = $1, breaker_reason = $2, breaker_since = now()"
                        " WHERE id = 1 AND breaker <> $1"),
@@ -354,7 +357,7 @@ bool Store::set_breaker(Breaker b, const std::string& reason) {
     return r.affected_rows() > 0;
 }
 
-void Store::learn_group_cap(int cap) {
+void CdpMemory::learn_group_cap(int cap) {
     if (cap < 1) return;
     pqxx::work tx(pq(conn_));
     tx.exec_params(sql("UPDATE @.cdp_state SET max_groups_per_call = $1"

@@ -2,11 +2,13 @@
 #include <pqxx/pqxx>
 
 #include "store/pq.hpp"
-#include "store/store.hpp"
+#include "store/group_map.hpp"
+#include "store/mirror.hpp"
+#include "store/schema.hpp"
 
 namespace cdpsync::store {
 
-std::map<std::string, GroupMapping> Store::group_map() {
+std::map<std::string, GroupMapping> GroupMap::group_map() {
     pqxx::work tx(pq(conn_));
     std::map<std::string, GroupMapping> out;
     for (const auto& row : tx.exec(sql("SELECT name, group_id, type, description, folder_id, created_by_us,"
@@ -27,7 +29,7 @@ std::map<std::string, GroupMapping> Store::group_map() {
     return out;
 }
 
-void Store::save_group(const GroupMapping& g) {
+void GroupMap::save_group(const GroupMapping& g) {
     pqxx::work tx(pq(conn_));
     // Another name that pointed at this id no longer does (the group was renamed in the CDP).
     if (g.group_id)
@@ -50,20 +52,20 @@ void Store::save_group(const GroupMapping& g) {
     tx.commit();
 }
 
-void Store::flag_group_recheck(int64_t group_id) {
+void GroupMap::flag_group_recheck(int64_t group_id) {
     pqxx::work tx(pq(conn_));
     tx.exec_params(sql("UPDATE @.group_map SET recheck = true, updated_at = now() WHERE group_id = $1"), group_id);
     tx.commit();
 }
 
-void Store::forget_group(const std::string& name, int64_t group_id) {
+void GroupMap::forget_group(const std::string& name, int64_t group_id) {
     pqxx::work tx(pq(conn_));
     tx.exec_params(sql("DELETE FROM @.remote_member WHERE group_id = $1"), group_id);
     tx.exec_params(sql("DELETE FROM @.group_map WHERE name = $1 AND group_id = $2"), name, group_id);
     tx.commit();
 }
 
-void Store::reset_group_mirror(int64_t group_id, bool snapshotted) {
+void Mirror::reset_group_mirror(int64_t group_id, bool snapshotted) {
     pqxx::work tx(pq(conn_));
     tx.exec_params(sql("DELETE FROM @.remote_member WHERE group_id = $1"), group_id);
     tx.exec_params(sql("UPDATE @.group_map SET snapshot_at = CASE WHEN $2 THEN now() END WHERE group_id = $1"),
@@ -71,7 +73,7 @@ void Store::reset_group_mirror(int64_t group_id, bool snapshotted) {
     tx.commit();
 }
 
-void Store::snapshot_begin(int64_t snapshot_id, const std::vector<int64_t>& group_ids, int page_size) {
+void Mirror::snapshot_begin(int64_t snapshot_id, const std::vector<int64_t>& group_ids, int page_size) {
     pqxx::work tx(pq(conn_));
     for (int64_t g : group_ids)
         tx.exec_params(sql("INSERT INTO @.snapshot_cursor (snapshot_id, group_id, page_size) VALUES ($1, $2, $3)"
@@ -80,7 +82,7 @@ void Store::snapshot_begin(int64_t snapshot_id, const std::vector<int64_t>& grou
     tx.commit();
 }
 
-void Store::snapshot_restart_group(int64_t snapshot_id, int64_t group_id, int page_size) {
+void Mirror::snapshot_restart_group(int64_t snapshot_id, int64_t group_id, int page_size) {
     pqxx::work tx(pq(conn_));
     tx.exec_params(sql("DELETE FROM @.snapshot_member WHERE snapshot_id = $1 AND group_id = $2"), snapshot_id, group_id);
     tx.exec_params(sql("UPDATE @.snapshot_cursor SET next_page = 1, page_size = $3, done = false"
@@ -89,7 +91,7 @@ void Store::snapshot_restart_group(int64_t snapshot_id, int64_t group_id, int pa
     tx.commit();
 }
 
-std::map<int64_t, SnapshotCursor> Store::snapshot_cursors(int64_t snapshot_id) {
+std::map<int64_t, SnapshotCursor> Mirror::snapshot_cursors(int64_t snapshot_id) {
     pqxx::work tx(pq(conn_));
     std::map<int64_t, SnapshotCursor> out;
     for (const auto& row : tx.exec_params(
@@ -105,7 +107,7 @@ std::map<int64_t, SnapshotCursor> Store::snapshot_cursors(int64_t snapshot_id) {
 namespace {
 
 // One page and its cursor inside `tx`; false (nothing written) unless page == next_page.
-bool write_page(pqxx::work& tx, const Store& store, const Store::PageRows& p) {
+bool write_page(pqxx::work& tx, const Mirror& store, const Mirror::PageRows& p) {
     auto r = tx.exec_params(store.sql("UPDATE @.snapshot_cursor SET next_page = next_page + 1"
                                       " WHERE snapshot_id = $1 AND group_id = $2 AND next_page = $3 AND NOT done"),
                             p.snapshot_id, p.group_id, p.page);
@@ -121,12 +123,12 @@ bool write_page(pqxx::work& tx, const Store& store, const Store::PageRows& p) {
 
 }  // namespace
 
-bool Store::snapshot_page(int64_t snapshot_id, int64_t group_id, int64_t page,
+bool Mirror::snapshot_page(int64_t snapshot_id, int64_t group_id, int64_t page,
                           const std::vector<int64_t>& customer_ids) {
     return snapshot_pages({PageRows{snapshot_id, group_id, page, customer_ids}}) == 1;
 }
 
-int64_t Store::snapshot_pages(const std::vector<PageRows>& pages) {
+int64_t Mirror::snapshot_pages(const std::vector<PageRows>& pages) {
     pqxx::work tx(pq(conn_));
     tx.exec0("SET LOCAL synchronous_commit = off");
     int64_t taken = 0;
@@ -136,7 +138,7 @@ int64_t Store::snapshot_pages(const std::vector<PageRows>& pages) {
     return taken;
 }
 
-int64_t Store::snapshot_finish_group(int64_t snapshot_id, int64_t group_id, bool unreliable) {
+int64_t Mirror::snapshot_finish_group(int64_t snapshot_id, int64_t group_id, bool unreliable) {
     pqxx::work tx(pq(conn_));
     tx.exec_params(sql("DELETE FROM @.remote_member WHERE group_id = $1"), group_id);
     auto ins = tx.exec_params(sql("INSERT INTO @.remote_member (group_id, customer_id)"
@@ -153,21 +155,21 @@ int64_t Store::snapshot_finish_group(int64_t snapshot_id, int64_t group_id, bool
     return static_cast<int64_t>(ins.affected_rows());
 }
 
-void Store::snapshot_discard(int64_t snapshot_id) {
+void Mirror::snapshot_discard(int64_t snapshot_id) {
     pqxx::work tx(pq(conn_));
     tx.exec_params(sql("DELETE FROM @.snapshot_member WHERE snapshot_id = $1"), snapshot_id);
     tx.exec_params(sql("DELETE FROM @.snapshot_cursor WHERE snapshot_id = $1"), snapshot_id);
     tx.commit();
 }
 
-void Store::snapshot_gc() {
+void Mirror::snapshot_gc() {
     pqxx::work tx(pq(conn_));
     tx.exec0(sql("DELETE FROM @.snapshot_member WHERE snapshot_id NOT IN (SELECT id FROM @.run WHERE status IN ('running', 'interrupted'))"));
     tx.exec0(sql("DELETE FROM @.snapshot_cursor WHERE snapshot_id NOT IN (SELECT id FROM @.run WHERE status IN ('running', 'interrupted'))"));
     tx.commit();
 }
 
-Store::PassCount Store::snapshot_pass_count(int64_t snapshot_id, int64_t group_id) {
+Mirror::PassCount Mirror::snapshot_pass_count(int64_t snapshot_id, int64_t group_id) {
     pqxx::work tx(pq(conn_));
     auto r = tx.exec_params1(sql("SELECT count(*), count(DISTINCT customer_id) FROM @.snapshot_member"
                                  " WHERE snapshot_id = $1 AND group_id = $2"),
@@ -176,7 +178,7 @@ Store::PassCount Store::snapshot_pass_count(int64_t snapshot_id, int64_t group_i
     return {r[0].as<int64_t>(), r[1].as<int64_t>()};
 }
 
-std::map<int64_t, int64_t> Store::mirror_counts(const std::vector<int64_t>& group_ids) {
+std::map<int64_t, int64_t> Mirror::mirror_counts(const std::vector<int64_t>& group_ids) {
     pqxx::work tx(pq(conn_));
     std::map<int64_t, int64_t> out;
     for (int64_t g : group_ids) out[g] = 0;
@@ -188,7 +190,7 @@ std::map<int64_t, int64_t> Store::mirror_counts(const std::vector<int64_t>& grou
     return out;
 }
 
-bool Store::identity_confirmed(const std::string& field) {
+bool Mirror::identity_confirmed(const std::string& field) {
     pqxx::work tx(pq(conn_));
     const bool yes = tx.exec_params1(sql("SELECT EXISTS (SELECT 1 FROM @.identity_confirmation WHERE field = $1)"),
                                      field)[0]
@@ -197,7 +199,7 @@ bool Store::identity_confirmed(const std::string& field) {
     return yes;
 }
 
-void Store::confirm_identity(const std::string& field, const std::string& resolved_field, int64_t group_id,
+void Mirror::confirm_identity(const std::string& field, const std::string& resolved_field, int64_t group_id,
                              const std::vector<int64_t>& customer_ids) {
     pqxx::work tx(pq(conn_));
     tx.exec_params(sql("INSERT INTO @.identity_confirmation (field, resolved_field, group_id, customer_ids)"
@@ -208,7 +210,7 @@ void Store::confirm_identity(const std::string& field, const std::string& resolv
     tx.commit();
 }
 
-int64_t Store::mirror_count(int64_t group_id) {
+int64_t Mirror::mirror_count(int64_t group_id) {
     pqxx::work tx(pq(conn_));
     auto n = tx.exec_params1(sql("SELECT count(*) FROM @.remote_member WHERE group_id = $1"), group_id)[0].as<int64_t>();
     tx.commit();

@@ -1,4 +1,4 @@
-// Internal to src/store: the SQL that records apply outcomes, shared by Store::record_op
+// Internal to src/store: the SQL that records apply outcomes, shared by Journal::record_op
 // (one outcome, or a batch per transaction).
 #pragma once
 
@@ -7,7 +7,7 @@
 
 #include <pqxx/pqxx>
 
-#include "store/store.hpp"
+#include "store/journal.hpp"
 
 namespace cdpsync::store::detail {
 

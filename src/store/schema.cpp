@@ -3,7 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "store/pq.hpp"
-#include "store/store.hpp"
+#include "store/session.hpp"
 
 namespace cdpsync::store {
 namespace {
@@ -189,9 +189,9 @@ int migrate_schema(Connection& connection, const std::string& schema, spdlog::lo
                  " version int PRIMARY KEY, description text NOT NULL,"
                  " applied_at timestamptz NOT NULL DEFAULT now())"));
     int current = tx.exec1(sql("SELECT coalesce(max(version), 0) FROM @.schema_version"))[0].as<int>();
-    if (current > Store::kSchemaVersion)
+    if (current > kSchemaVersion)
         throw std::runtime_error("schema " + schema + " is at version " + std::to_string(current) +
-                                 ", newer than this cdp-sync knows (" + std::to_string(Store::kSchemaVersion) + ")");
+                                 ", newer than this cdp-sync knows (" + std::to_string(kSchemaVersion) + ")");
     for (const auto& m : kMigrations) {
         if (m.version <= current) continue;
         tx.exec0(sql(m.sql));
@@ -204,32 +204,40 @@ int migrate_schema(Connection& connection, const std::string& schema, spdlog::lo
     return current;
 }
 
-int Store::migrate() { return migrate_schema(conn_, schema_, *log_); }
+int schema_version(Connection& connection, const std::string& schema) {
+    pqxx::work tx(pq(connection));
+    const bool exists =
+        tx.exec_params1("SELECT to_regclass($1) IS NOT NULL", pq(connection).quote_name(schema) + ".schema_version")[0]
+            .as<bool>();
+    if (!exists) return 0;
+    const int version =
+        tx.exec1(with_schema("SELECT coalesce(max(version), 0) FROM @.schema_version", pq(connection).quote_name(schema)))[0]
+            .as<int>();
+    tx.commit();
+    return version;
+}
 
-std::optional<ApplyLock> Store::lock_apply() {
-    if (!try_lock_apply()) return std::nullopt;
-    return std::optional<ApplyLock>(std::in_place, *this);
+int Session::migrate() { return migrate_schema(conn, schema(), *log); }
+
+std::optional<ApplyLock> Session::lock_apply() { return ApplyLock::try_take(conn, schema()); }
+
+std::optional<ApplyLock> ApplyLock::try_take(Connection& conn, const std::string& schema) {
+    pqxx::nontransaction tx(pq(conn));
+    if (!tx.exec_params1("SELECT pg_try_advisory_lock($1, hashtext($2))", kApplyLock, schema)[0].as<bool>())
+        return std::nullopt;
+    return ApplyLock(conn, schema);
 }
 
 ApplyLock::~ApplyLock() {
-    if (!store_) return;
+    if (!conn_) return;
     try {
-        store_->unlock_apply();
+        pqxx::nontransaction tx(pq(*conn_));
+        tx.exec_params("SELECT pg_advisory_unlock($1, hashtext($2))", kApplyLock, schema_);
     } catch (const pqxx::broken_connection&) {
         // The session is gone, and the lock with it.
     } catch (const std::exception& e) {
         spdlog::warn("releasing the apply lock failed: {}", e.what());
     }
-}
-
-bool Store::try_lock_apply() {
-    pqxx::nontransaction tx(pq(conn_));
-    return tx.exec_params1("SELECT pg_try_advisory_lock($1, hashtext($2))", kApplyLock, schema_)[0].as<bool>();
-}
-
-void Store::unlock_apply() {
-    pqxx::nontransaction tx(pq(conn_));
-    tx.exec_params("SELECT pg_advisory_unlock($1, hashtext($2))", kApplyLock, schema_);
 }
 
 }  // namespace cdpsync::store

@@ -7,7 +7,8 @@
 
 #include "config/text.hpp"
 #include "store/pq.hpp"
-#include "store/store.hpp"
+#include "store/schema.hpp"
+#include "store/source.hpp"
 
 namespace cdpsync::store {
 namespace {
@@ -19,30 +20,55 @@ std::string subquery(std::string q) {
 }
 
 // The reason a group name (SQL expression `n`) is unusable, NULL when fine; the same rule as
-// group_name_problem().
+// group_name_problem(). A name the first test accepts passes every rule, so the usual valid
+// name costs one regex and a length instead of the whole chain.
 std::string name_reason_sql(const std::string& n) {
-    return "CASE WHEN " + n + " IS NULL THEN 'null group name'"
+    const std::string max = std::to_string(kMaxGroupNameChars);
+    return "CASE WHEN " + n + " ~ '^[^\\x01-\\x1f\\x7f ]([^\\x01-\\x1f\\x7f]*[^\\x01-\\x1f\\x7f ])?$'"
+           " AND char_length(" + n + ") <= " + max + " THEN NULL"
+           " WHEN " + n + " IS NULL THEN 'null group name'"
            " WHEN btrim(" + n + ", ' ') = '' THEN 'empty group name'"
            " WHEN " + n + " ~ '[\\x01-\\x1f\\x7f]' THEN 'group name has control characters'"
            " WHEN " + n + " <> btrim(" + n + ", ' ') THEN 'group name has leading or trailing spaces'"
-           " WHEN char_length(" + n + ") > " + std::to_string(kMaxGroupNameChars) +
-           " THEN 'group name longer than " + std::to_string(kMaxGroupNameChars) + " characters'"
+           " WHEN char_length(" + n + ") > " + max + " THEN 'group name longer than " + max + " characters'"
            " END";
 }
 
-// The desired memberships as the run reads them: (customer_id, group_name, reason,
-// raw_customer), every row checked. The query needs at least two columns.
-std::string membership_select(const std::string& query) {
-    return "SELECT CASE WHEN reason IS NULL THEN cid::bigint END, name, reason,"
-           "        CASE WHEN reason IS NOT NULL THEN left(cid, 40) END"
-           " FROM (SELECT c.cid, c.name, CASE"
-           "   WHEN c.cid IS NULL THEN 'null customer id'"
-           "   WHEN c.cid !~ '^\\s*[+-]?[0-9]{1,30}\\s*$' THEN 'customer id is not an integer'"
-           "   WHEN c.cid::numeric <= 0 THEN 'non-positive customer id'"
-           "   WHEN c.cid::numeric > 9223372036854775807 THEN 'customer id out of range'"
-           "   ELSE " + name_reason_sql("c.name") + " END AS reason"
-           "  FROM (SELECT q.customer_id::text AS cid, q.group_name::text AS name"
-           "        FROM " + subquery(query) + " AS q (customer_id, group_name)) c) v";
+// How the query's customer_id column is checked: an integer column (smallint, integer,
+// bigint) can only be NULL or non-positive; anything else is read as text.
+enum class CustomerIdColumn { integer, text };
+
+CustomerIdColumn customer_id_column(pqxx::transaction_base& tx, const std::string& query) {
+    const auto probe = tx.exec("SELECT * FROM " + subquery(query) + " AS q LIMIT 0");
+    if (probe.columns() < 1) return CustomerIdColumn::text;  // the select below reports it
+    constexpr pqxx::oid kInt8 = 20, kInt2 = 21, kInt4 = 23;
+    const pqxx::oid type = probe.column_type(0);
+    return type == kInt8 || type == kInt2 || type == kInt4 ? CustomerIdColumn::integer : CustomerIdColumn::text;
+}
+
+// The reason the customer id `cid` is unusable, NULL when fine. Text: digits without sign or
+// padding that fit a bigint pass the first test; the rest takes the whole chain.
+std::string customer_id_reason_sql(CustomerIdColumn column) {
+    if (column == CustomerIdColumn::integer)
+        return "CASE WHEN cid IS NULL THEN 'null customer id' WHEN cid <= 0 THEN 'non-positive customer id' END";
+    return "CASE WHEN cid IS NULL THEN 'null customer id'"
+           " WHEN cid ~ '^[1-9][0-9]*$' AND octet_length(cid) <= 18 THEN NULL"
+           " WHEN cid !~ '^\\s*[+-]?[0-9]{1,30}\\s*$' THEN 'customer id is not an integer'"
+           " WHEN cid::numeric <= 0 THEN 'non-positive customer id'"
+           " WHEN cid::numeric > 9223372036854775807 THEN 'customer id out of range'"
+           " END";
+}
+
+// The desired memberships as the run reads them: (cid, name, reason), every row checked
+// once; `cid::bigint` is the customer id of a row without a reason. The query needs at least
+// two columns. With `only`, rows of groups not in pg_temp.cdp_only are not read at all.
+std::string membership_select(const std::string& query, CustomerIdColumn column, bool only = false) {
+    const std::string cid_type = column == CustomerIdColumn::integer ? "bigint" : "text";
+    return "SELECT cid, name, coalesce(" + customer_id_reason_sql(column) + ", " + name_reason_sql("name") +
+           ") AS reason"
+           " FROM (SELECT q.customer_id::" + cid_type + " AS cid, q.group_name::text AS name"
+           "       FROM " + subquery(query) + " AS q (customer_id, group_name)) c" +
+           (only ? " WHERE name IN (SELECT o.name FROM pg_temp.cdp_only o)" : "");
 }
 
 // The desired groups as the run reads them: (name, description, folder, reason). The query
@@ -74,13 +100,96 @@ std::string try_select(pqxx::connection& conn, const std::function<std::string(p
     }
 }
 
+void create_source_tables(pqxx::work& tx, const std::vector<std::string>& only_groups) {
+    tx.exec0("DROP VIEW IF EXISTS pg_temp.cdp_wanted");  // plan.cpp's view over cdp_desired
+    tx.exec0("DROP TABLE IF EXISTS pg_temp.cdp_rejected, pg_temp.cdp_desired, pg_temp.cdp_desired_group,"
+             " pg_temp.cdp_only");
+    tx.exec0("CREATE TEMP TABLE cdp_rejected (reason text NOT NULL, raw_customer text, group_name text)");
+    tx.exec0("CREATE TEMP TABLE cdp_desired (customer_id bigint NOT NULL, group_name text NOT NULL)");
+    tx.exec0("CREATE TEMP TABLE cdp_desired_group (name text, description text, folder text, reason text,"
+             " retained boolean NOT NULL DEFAULT false)");
+    if (only_groups.empty()) return;
+    tx.exec0("CREATE TEMP TABLE cdp_only (name text PRIMARY KEY)");
+    for (const auto& n : only_groups)
+        tx.exec_params("INSERT INTO pg_temp.cdp_only VALUES ($1) ON CONFLICT DO NOTHING", n);
+}
+
+// The membership query, run once in one pass: its rows held by the server, rejected rows to
+// cdp_rejected in the query's order, the distinct valid pairs to cdp_desired by a sort
+// (cheaper than hashing 1M (bigint, text) keys; it leaves cdp_desired in customer order).
+// work_mem above the session's 64 MB keeps 1M rows (about 70 MB) and their sort (about
+// 95 MB) in memory. Returns the rows read.
+int64_t load_memberships(pqxx::work& tx, const config::DatabaseConfig& db, bool only) {
+    try {
+        pqxx::subtransaction sub(tx, "membership_source");
+        const CustomerIdColumn column = customer_id_column(sub, db.desired_memberships);
+        sub.exec0("SET LOCAL work_mem = '128MB'");
+        const auto rows = sub.exec1(
+            "WITH src AS MATERIALIZED (" + membership_select(db.desired_memberships, column, only) + "),"
+            " rejected AS (INSERT INTO pg_temp.cdp_rejected (reason, raw_customer, group_name)"
+            "   SELECT reason, left(cid::text, 40), name FROM src WHERE reason IS NOT NULL),"
+            " desired AS (INSERT INTO pg_temp.cdp_desired (customer_id, group_name)"
+            "   SELECT DISTINCT ON (cid::bigint, name COLLATE \"C\") cid::bigint, name FROM src"
+            "   WHERE reason IS NULL ORDER BY cid::bigint, name COLLATE \"C\")"
+            " SELECT count(*) FROM src")[0].as<int64_t>();
+        sub.commit();
+        return rows;
+    } catch (const pqxx::sql_error& e) {
+        throw SourceError(std::string("database.desired_memberships failed: ") + e.what());
+    }
+}
+
+void load_groups(pqxx::work& tx, const config::DatabaseConfig& db, bool only) {
+    try {
+        pqxx::subtransaction sub(tx, "group_source");
+        sub.exec0("INSERT INTO pg_temp.cdp_desired_group (name, description, folder, reason) " +
+                  group_select(sub, db.desired_groups));
+        sub.commit();
+    } catch (const pqxx::sql_error& e) {
+        throw SourceError(std::string("database.desired_groups failed: ") + e.what());
+    }
+    if (only)
+        tx.exec0("DELETE FROM pg_temp.cdp_desired_group s WHERE s.name IS NULL"
+                 " OR NOT EXISTS (SELECT 1 FROM pg_temp.cdp_only o WHERE o.name = s.name)");
+}
+
+// Without a group list, the groups are the names the rows mention. A static group synced
+// before stays managed when its rows vanish, with no desired member: its members are removed
+// (behind the delete guard) instead of silently kept.
+void add_retained_groups(pqxx::work& tx, const Repository& store, bool only) {
+    tx.exec0(store.sql("INSERT INTO pg_temp.cdp_desired_group (name, retained)"
+                       " SELECT m.name, true FROM @.group_map m"
+                       " WHERE m.group_id > 0 AND m.type = 1 AND coalesce(m.error, '') = ''"
+                       " AND NOT EXISTS (SELECT 1 FROM pg_temp.cdp_desired d WHERE d.group_name = m.name)" +
+                       std::string(only ? " AND m.name IN (SELECT o.name FROM pg_temp.cdp_only o)" : "")));
+}
+
+// The rejected rows of both queries: counts by reason and the first examples.
+void count_rejected(pqxx::work& tx, SourceStats& stats) {
+    for (const auto& row : tx.exec(
+             "SELECT reason, count(*) FROM pg_temp.cdp_rejected GROUP BY 1"
+             " UNION ALL SELECT 'desired_groups: ' || reason, count(*) FROM pg_temp.cdp_desired_group"
+             " WHERE reason IS NOT NULL GROUP BY 1 ORDER BY 1")) {
+        stats.rejected_by_reason[row[0].as<std::string>()] = row[1].as<int64_t>();
+        stats.rows_rejected += row[1].as<int64_t>();
+    }
+    for (const auto& row : tx.exec(
+             "(SELECT reason, coalesce(raw_customer, ''), coalesce(group_name, '') FROM pg_temp.cdp_rejected LIMIT 10)"
+             " UNION ALL (SELECT 'desired_groups: ' || reason, '', coalesce(name, '') FROM pg_temp.cdp_desired_group"
+             "  WHERE reason IS NOT NULL LIMIT 5) LIMIT 10"))
+        stats.examples.push_back({row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>()});
+}
+
 }  // namespace
 
 std::vector<QueryCheck> check_source_queries(Connection& connection, const config::DatabaseConfig& db) {
     auto& conn = pq(connection);
     std::vector<QueryCheck> out;
     out.push_back({"database.desired_memberships",
-                   try_select(conn, [&](pqxx::work&) { return membership_select(db.desired_memberships); })});
+                   try_select(conn, [&](pqxx::work& tx) {
+                       return membership_select(db.desired_memberships,
+                                                customer_id_column(tx, db.desired_memberships));
+                   })});
     if (!db.desired_groups.empty())
         out.push_back({"database.desired_groups",
                        try_select(conn, [&](pqxx::work& tx) { return group_select(tx, db.desired_groups); })});
@@ -97,88 +206,27 @@ std::vector<QueryCheck> check_source_queries(Connection& connection, const confi
     return out;
 }
 
-SourceStats Store::load_source(const config::DatabaseConfig& db, const std::vector<std::string>& only_groups) {
+SourceStats Source::load_source(const config::DatabaseConfig& db, const std::vector<std::string>& only_groups) {
     SourceStats stats;
+    const bool only = !only_groups.empty();
     pqxx::work tx(pq(conn_));
-    tx.exec0("DROP TABLE IF EXISTS pg_temp.cdp_src, pg_temp.cdp_desired, pg_temp.cdp_desired_group,"
-             " pg_temp.cdp_only");
-    tx.exec0("CREATE TEMP TABLE cdp_src (customer_id bigint, group_name text, reason text, raw_customer text)");
-    tx.exec0("CREATE TEMP TABLE cdp_desired_group (name text, description text, folder text, reason text,"
-             " retained boolean NOT NULL DEFAULT false)");
-
-    const std::string membership_sql =
-        "INSERT INTO pg_temp.cdp_src (customer_id, group_name, reason, raw_customer) " +
-        membership_select(db.desired_memberships);
-    try {
-        pqxx::subtransaction sub(tx, "membership_source");
-        sub.exec0(membership_sql);
-        sub.commit();
-    } catch (const pqxx::sql_error& e) {
-        throw SourceError(std::string("database.desired_memberships failed: ") + e.what());
-    }
-
-    if (!db.desired_groups.empty()) {
-        try {
-            pqxx::subtransaction sub(tx, "group_source");
-            sub.exec0("INSERT INTO pg_temp.cdp_desired_group (name, description, folder, reason) " +
-                      group_select(sub, db.desired_groups));
-            sub.commit();
-        } catch (const pqxx::sql_error& e) {
-            throw SourceError(std::string("database.desired_groups failed: ") + e.what());
-        }
-    }
-
-    if (db.desired_groups.empty()) {
-        // Without a group list, the groups are the names the rows mention. A static group
-        // synced before stays managed when its rows vanish, with no desired member: its
-        // members are removed (behind the delete guard) instead of silently kept.
-        tx.exec0(sql("INSERT INTO pg_temp.cdp_desired_group (name, retained)"
-                     " SELECT m.name, true FROM @.group_map m"
-                     " WHERE m.group_id > 0 AND m.type = 1 AND coalesce(m.error, '') = ''"
-                     " AND NOT EXISTS (SELECT 1 FROM pg_temp.cdp_src s WHERE s.group_name = m.name AND s.reason IS NULL)"));
-    }
-
-    if (!only_groups.empty()) {
-        tx.exec0("CREATE TEMP TABLE cdp_only (name text PRIMARY KEY)");
-        for (const auto& n : only_groups)
-            tx.exec_params("INSERT INTO pg_temp.cdp_only VALUES ($1) ON CONFLICT DO NOTHING", n);
-        tx.exec0("DELETE FROM pg_temp.cdp_src s WHERE s.group_name IS NULL"
-                 " OR NOT EXISTS (SELECT 1 FROM pg_temp.cdp_only o WHERE o.name = s.group_name)");
-        tx.exec0("DELETE FROM pg_temp.cdp_desired_group s WHERE s.name IS NULL"
-                 " OR NOT EXISTS (SELECT 1 FROM pg_temp.cdp_only o WHERE o.name = s.name)");
-    }
-
-    auto r = tx.exec1("SELECT count(*), count(*) FILTER (WHERE reason IS NOT NULL) FROM pg_temp.cdp_src");
-    stats.rows_read = r[0].as<int64_t>();
-    stats.rows_rejected = r[1].as<int64_t>();
-    auto g = tx.exec1("SELECT count(*) FILTER (WHERE NOT retained), count(*) FILTER (WHERE reason IS NOT NULL)"
-                      " FROM pg_temp.cdp_desired_group");
-    stats.group_rows = g[0].as<int64_t>();
-    stats.rows_rejected += g[1].as<int64_t>();
-
-    for (const auto& row : tx.exec(
-             "SELECT reason, count(*) FROM pg_temp.cdp_src WHERE reason IS NOT NULL GROUP BY 1"
-             " UNION ALL SELECT 'desired_groups: ' || reason, count(*) FROM pg_temp.cdp_desired_group"
-             " WHERE reason IS NOT NULL GROUP BY 1 ORDER BY 1"))
-        stats.rejected_by_reason[row[0].as<std::string>()] = row[1].as<int64_t>();
-    for (const auto& row : tx.exec(
-             "(SELECT reason, coalesce(raw_customer, ''), coalesce(group_name, '') FROM pg_temp.cdp_src"
-             "  WHERE reason IS NOT NULL LIMIT 10)"
-             " UNION ALL (SELECT 'desired_groups: ' || reason, '', coalesce(name, '') FROM pg_temp.cdp_desired_group"
-             "  WHERE reason IS NOT NULL LIMIT 5) LIMIT 10"))
-        stats.examples.push_back({row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>()});
-
-    tx.exec0("CREATE TEMP TABLE cdp_desired AS SELECT DISTINCT customer_id, group_name"
-             " FROM pg_temp.cdp_src WHERE reason IS NULL");
-    stats.desired = tx.exec1("SELECT count(*) FROM pg_temp.cdp_desired")[0].as<int64_t>();
-    stats.duplicates = stats.rows_read - stats.rows_rejected + g[1].as<int64_t>() - stats.desired;
-    tx.exec0("DROP TABLE pg_temp.cdp_src");
+    create_source_tables(tx, only_groups);
+    stats.rows_read = load_memberships(tx, db, only);
     tx.exec0("ANALYZE pg_temp.cdp_desired");
+    if (!db.desired_groups.empty()) load_groups(tx, db, only);
+    else add_retained_groups(tx, *this, only);
+
+    stats.desired = tx.exec1("SELECT count(*) FROM pg_temp.cdp_desired")[0].as<int64_t>();
+    stats.group_rows = tx.exec1("SELECT count(*) FROM pg_temp.cdp_desired_group WHERE NOT retained")[0].as<int64_t>();
+    count_rejected(tx, stats);
+    const int64_t membership_rejected =
+        tx.exec1("SELECT count(*) FROM pg_temp.cdp_rejected")[0].as<int64_t>();
+    stats.duplicates = stats.rows_read - membership_rejected - stats.desired;
     tx.commit();
     return stats;
 }
 
-std::vector<DesiredGroup> Store::desired_groups() {
+std::vector<DesiredGroup> Source::desired_groups() {
     pqxx::work tx(pq(conn_));
     std::vector<DesiredGroup> out;
     // A name listed twice in desired_groups takes its first non-null description/folder.

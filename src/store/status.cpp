@@ -3,6 +3,7 @@
 #include <pqxx/pqxx>
 
 #include "store/pq.hpp"
+#include "store/schema.hpp"
 
 namespace cdpsync::store {
 namespace {
@@ -107,6 +108,8 @@ StatusFigures read_status(Connection& conn, const std::string& schema, int runs)
     const std::string q = quote_schema(schema);
     StatusFigures out;
     out.leader = current_leader(conn, schema);
+    out.schema_version = schema_version(conn, schema);
+    if (out.schema_version > 0 && out.schema_version < kSchemaVersion) return out;
     {
         pqxx::nontransaction tx(pq(conn));
         out.has_runs = table_exists(tx, schema, "run");

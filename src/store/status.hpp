@@ -11,7 +11,7 @@
 
 #include "store/connection.hpp"
 #include "store/control.hpp"
-#include "store/store.hpp"
+#include "store/runs.hpp"
 
 namespace cdpsync::store {
 
@@ -35,6 +35,9 @@ std::optional<double> seconds_since_success(Connection& conn, const std::string&
 
 struct StatusFigures {
     std::optional<LeaderInfo> leader;
+    // The schema's migration version (0: none yet). Older than kSchemaVersion: only the
+    // leader is read (the tables lack columns this release reads); a run migrates it.
+    int schema_version = 0;
     bool has_runs = false;  // the run table exists
     std::vector<RunRow> runs;  // newest first
     std::optional<double> last_success_s, last_full_success_s;

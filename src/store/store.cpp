@@ -1,4 +1,4 @@
-#include "store/store.hpp"
+#include "store/session.hpp"
 
 #include <regex>
 
@@ -127,23 +127,30 @@ std::string validated_schema(std::string schema) {
 
 }  // namespace
 
-Store::Store(const std::string& dsn, std::string schema, std::shared_ptr<spdlog::logger> log)
-    : log_(log ? std::move(log) : spdlog::default_logger()), schema_(validated_schema(std::move(schema))), conn_(dsn) {
+Repository::Repository(Connection& conn, const std::string& schema)
+    : conn_(conn), schema_(validated_schema(schema)), quoted_schema_(pq(conn).quote_name(schema_)) {}
+
+std::string Repository::sql(const std::string& tmpl) const { return with_schema(tmpl, quoted_schema_); }
+
+Session::Session(const std::string& dsn, const std::string& schema, std::shared_ptr<spdlog::logger> logger)
+    : log(logger ? std::move(logger) : spdlog::default_logger()),
+      conn(dsn),
+      runs(conn, schema),
+      source(conn, schema),
+      groups(conn, schema),
+      mirror(conn, schema),
+      planner(conn, schema),
+      journal(conn, schema),
+      cdp(conn, schema),
+      gauges(conn, schema) {
     // synchronous_commit off: each op outcome is its own commit, and waiting for its WAL flush
     // made the journal, not the CDP, the apply's bottleneck. A kill of cdp-sync loses nothing
     // by it (the server still writes the WAL); only a crash of the PostgreSQL server itself can
     // forget the last fraction of a second of outcomes, whose ops are then sent again
     // (idempotent). The planner's temp tables and hash joins fit in memory at 1M rows with
     // these sizes instead of spilling to disk.
-    pqxx::nontransaction tx(pq(conn_));
+    pqxx::nontransaction tx(pq(conn));
     tx.exec0("SET synchronous_commit = off; SET work_mem = '64MB'; SET temp_buffers = '128MB'");
-    quoted_schema_ = pq(conn_).quote_name(schema_);
 }
-
-Store::~Store() = default;
-
-Connection& Store::connection() { return conn_; }
-
-std::string Store::sql(const std::string& tmpl) const { return with_schema(tmpl, quoted_schema_); }
 
 }  // namespace cdpsync::store

@@ -4,7 +4,7 @@
 
 namespace cdpsync::sync {
 
-void DbLane::post(std::function<void(store::Store&)> work, std::function<void(std::exception_ptr)> done) {
+void DbLane::post(std::function<void(store::Session&)> work, std::function<void(std::exception_ptr)> done) {
     net::post(pool_, [this, work = std::move(work), done = std::move(done)] {
         std::exception_ptr error = guarded([&] { work(store_); }, true);
         if (done) done(error);
@@ -18,7 +18,7 @@ void DbLane::wait_idle() {
 }
 
 net::awaitable<void> DbLane::flush() {
-    co_await run([](store::Store&) {});
+    co_await run([](store::Session&) {});
 }
 
 std::exception_ptr DbLane::failure() {

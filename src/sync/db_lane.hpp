@@ -1,4 +1,4 @@
-// The DB lane: one thread that owns every use of the engine's store::Store (its one
+// The DB lane: one thread that owns every use of the engine's store::Session (its one
 // PostgreSQL connection) while an async step runs, so no SQL blocks the io_context that
 // carries the HTTP calls, the rate limiter's timers and the deadlines.
 //
@@ -19,6 +19,7 @@
 #include <mutex>
 #include <optional>
 #include <type_traits>
+#include <variant>
 
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
@@ -28,7 +29,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include "store/store.hpp"
+#include "store/session.hpp"
 
 namespace cdpsync::sync {
 
@@ -36,7 +37,7 @@ namespace net = boost::asio;
 
 class DbLane {
 public:
-    explicit DbLane(store::Store& store) : store_(store) {}
+    explicit DbLane(store::Session& store) : store_(store) {}
     ~DbLane() { pool_.join(); }  // every job handed over runs (or fails) before the lane goes
     DbLane(const DbLane&) = delete;
     DbLane& operator=(const DbLane&) = delete;
@@ -44,21 +45,17 @@ public:
     // `work(store)` on the lane, after everything handed over before; its result (or
     // exception) on the awaiting coroutine's executor.
     template <class F>
-    auto run(F work) -> net::awaitable<std::invoke_result_t<F&, store::Store&>> {
-        using T = std::invoke_result_t<F&, store::Store&>;
-        // Tracked: the caller's io_context runs until the answer is back.
-        auto caller = net::prefer(co_await net::this_coro::executor, net::execution::outstanding_work.tracked);
-        // The initiations are named: GCC 12 miscompiles temporaries that live across a co_await.
+    auto run(F work) -> net::awaitable<std::invoke_result_t<F&, store::Session&>> {
+        using T = std::invoke_result_t<F&, store::Session&>;
         if constexpr (std::is_void_v<T>) {
-            auto start = [this, caller, work = std::move(work)](auto handler) mutable {
-                net::post(pool_, [this, caller, work = std::move(work), handler = std::move(handler)]() mutable {
-                    std::exception_ptr error = guarded([&] { work(store_); }, false);
-                    net::post(caller, [handler = std::move(handler), error]() mutable { handler(error); });
-                });
-            };
-            co_await net::async_initiate<decltype(net::use_awaitable), void(std::exception_ptr)>(std::move(start),
-                                                                                                  net::use_awaitable);
+            co_await run([work = std::move(work)](store::Session& s) mutable {
+                work(s);
+                return std::monostate{};
+            });
         } else {
+            // Tracked: the caller's io_context runs until the answer is back.
+            auto caller = net::prefer(co_await net::this_coro::executor, net::execution::outstanding_work.tracked);
+            // The initiation is named: GCC 12 miscompiles temporaries that live across a co_await.
             auto start = [this, caller, work = std::move(work)](auto handler) mutable {
                 net::post(pool_, [this, caller, work = std::move(work), handler = std::move(handler)]() mutable {
                     std::optional<T> value;
@@ -78,7 +75,7 @@ public:
     // `work(store)` on the lane, not awaited; a throw fails the lane (see above). `done`
     // (when set) then runs on the lane thread with the job's exception, or the lane's failure
     // when the job did not run, or null.
-    void post(std::function<void(store::Store&)> work, std::function<void(std::exception_ptr)> done = {});
+    void post(std::function<void(store::Session&)> work, std::function<void(std::exception_ptr)> done = {});
 
     // Every job handed over so far has run; rethrows the lane's failure.
     net::awaitable<void> flush();
@@ -104,7 +101,7 @@ private:
     std::exception_ptr failure();
     void fail(std::exception_ptr e);
 
-    store::Store& store_;
+    store::Session& store_;
     std::mutex mutex_;            // guards failure_ (read by the lane thread only, today)
     std::exception_ptr failure_;  // the first exception of a job; the lane is dead after it
     net::thread_pool pool_{1};

@@ -26,7 +26,7 @@ net::awaitable<DriftResult> Steps::detect_drift(int64_t snapshot_id, std::vector
     std::map<int64_t, int64_t> cdp_total;
     for (const auto& g : listed.value()) cdp_total[g.id] = g.customer_total;
     // Named: GCC 12 miscompiles temporaries that live across a co_await.
-    auto count_mirror = [ids](store::Store& st) { return st.mirror_counts(ids); };
+    auto count_mirror = [ids](store::Session& st) { return st.mirror.mirror_counts(ids); };
     const auto mirror = co_await db.run(std::move(count_mirror));
 
     std::vector<store::ManagedGroup> drifted;

@@ -68,7 +68,7 @@ const char* to_string(RunStatus status) {
 struct Engine::Impl {
     config::Config cfg;
     std::shared_ptr<spdlog::logger> log;
-    store::Store store;
+    store::Session store;
     DbLane db{store};  // the store's one user while a step runs (destroyed first)
     net::io_context io;
     cdp::Api api;
@@ -143,7 +143,7 @@ struct Engine::Impl {
         Clock::time_point phase_start = Clock::now();
         cdp::ApiStats api_before;
         RunReport r;
-        std::string fatal;
+        std::optional<Abort> fatal;  // a step ended the run early
         std::vector<store::GroupMapping> prune_groups;
 
         // Adds the wall time since the last lap to the phase's total, and restarts the clock.
@@ -185,15 +185,15 @@ struct Engine::Impl {
     // stopped the run (recorded as blocked); a fatal error is left in run.fatal.
     bool prepare(RunState& run) {
         load_source_phase(run);
-        if (!run.fatal.empty()) return true;
+        if (run.fatal) return true;
         run.st.throw_if_stopped();
-        store.set_phase(run.id, store::RunPhase::groups);
+        store.runs.set_phase(run.id, store::RunPhase::groups);
         GroupsResult g = block_on(run.st.resolve_groups(run.kind == RunKind::full, false));
         run.r.group_errors = g.errors;
         run.r.counts.groups_created += g.created;
-        if (!g.fatal.empty()) run.fatal = g.fatal;
+        if (g.fatal) run.fatal = g.fatal;
         run.lap("groups");
-        if (!run.fatal.empty()) return true;
+        if (run.fatal) return true;
         read_phase(run, g);
         plan_phase(run, g);
         Prune prune = prune_plan(run.st, run.kind, run.only_groups);
@@ -203,7 +203,7 @@ struct Engine::Impl {
         }
         // journal: the plan is durable before the first write call
         run.st.throw_if_stopped();
-        store.journal_plan(run.id, run.r.counts, store::CarryOver{run.kind == RunKind::full});
+        store.planner.journal_plan(run.id, run.r.counts, store::CarryOver{run.kind == RunKind::full});
         run.lap("journal");
         run.prune_groups = std::move(prune.groups);
         return true;
@@ -211,12 +211,12 @@ struct Engine::Impl {
 
     void load_source_phase(RunState& run) {
         run.st.throw_if_stopped();
-        store.set_phase(run.id, store::RunPhase::source);
+        store.runs.set_phase(run.id, store::RunPhase::source);
         auto& r = run.r;
         try {
-            r.source = store.load_source(cfg.database, run.only_groups);
+            r.source = store.source.load_source(cfg.database, run.only_groups);
         } catch (const store::SourceError& e) {
-            run.fatal = text::one_line(e.what());
+            run.fatal = Abort{Abort::Cause::source_failed, text::one_line(e.what())};
         }
         r.counts.rows_read = r.source.rows_read;
         r.counts.rows_rejected = r.source.rows_rejected;
@@ -231,7 +231,7 @@ struct Engine::Impl {
         std::vector<store::ManagedGroup> to_read = run.kind == RunKind::full ? g.existing : g.unsnapshotted;
         std::set<int64_t> unreliable;
         if (!to_read.empty()) {
-            store.set_phase(run.id, store::RunPhase::snapshot);
+            store.runs.set_phase(run.id, store::RunPhase::snapshot);
             SnapshotResult s = block_on(run.st.snapshot(run.id, to_read));
             take_snapshot(s, g.managed, run.r, unreliable);
             run.lap("snapshot");
@@ -244,10 +244,10 @@ struct Engine::Impl {
     void plan_phase(RunState& run, GroupsResult& g) {
         auto& r = run.r;
         run.st.throw_if_stopped();
-        store.set_phase(run.id, store::RunPhase::plan);
+        store.runs.set_phase(run.id, store::RunPhase::plan);
         const auto tp = Clock::now();
-        store.set_managed(g.managed);
-        r.plan = store.compute_plan(plan_options());
+        store.planner.set_managed(g.managed);
+        r.plan = store.planner.compute_plan(plan_options());
         if (r.plan.removes > 0) hold_removals_until_identity_confirmed(g.managed, r);
         r.plan_seconds = since(tp);
         run.lap("plan");
@@ -261,7 +261,7 @@ struct Engine::Impl {
     // The delete guard stopped the run before any write: say what it held back, record it.
     void block(RunState& run, const std::string& why, const Prune& prune) {
         auto& r = run.r;
-        r.guard_sample = store.sample_removals(20);
+        r.guard_sample = store.planner.sample_removals(20);
         log->error("run {}: {}", run.id, why);
         for (const auto& gp : r.plan.groups)
             if (gp.removes > 0)
@@ -275,19 +275,19 @@ struct Engine::Impl {
         r.error = why;
         add_api_delta(r.counts, run.api_before);
         r.seconds = since(run.t0);
-        store.finish_run(run.id, store::RunStatus::blocked, why, r.counts, details(r, run.only_groups));
-        store.snapshot_discard(run.id);
+        store.runs.finish_run(run.id, store::RunStatus::blocked, why, r.counts, details(r, run.only_groups));
+        store.mirror.snapshot_discard(run.id);
         log->info("{}", r.summary_line());
     }
 
     void apply_and_prune(RunState& run) {
-        if (!run.fatal.empty()) return;
+        if (run.fatal) return;
         run.st.throw_if_stopped();
         run.phase_start = Clock::now();
         ApplyResult a = block_on(run.st.apply(run.id));
         run.lap("apply");
-        if (!a.aborted.empty()) run.fatal = a.aborted;
-        if (!run.fatal.empty() || run.prune_groups.empty()) return;
+        if (a.aborted) run.fatal = a.aborted;
+        if (run.fatal || run.prune_groups.empty()) return;
         // After the apply, so a deleted group never takes memberships still planned. A kill
         // before this point leaves it to the next full run.
         run.st.throw_if_stopped();
@@ -301,14 +301,14 @@ struct Engine::Impl {
     // run to resume.
     RunReport interrupted(RunState& run) {
         auto& r = run.r;
-        const auto totals = store.op_totals(run.id);
+        const auto totals = store.journal.op_totals(run.id);
         r.counts.ops_done = totals.done;
         r.counts.ops_failed = totals.failed;
         add_api_delta(r.counts, run.api_before);
         r.status = RunStatus::interrupted;
         r.error = "stopped on request; the next run resumes it";
         r.seconds = since(run.t0);
-        store.interrupt_run(run.id, r.error, r.counts, details(r, run.only_groups));
+        store.runs.interrupt_run(run.id, r.error, r.counts, details(r, run.only_groups));
         log->warn("{}", r.summary_line());
         return std::move(r);
     }
@@ -316,21 +316,21 @@ struct Engine::Impl {
     // The honest final status: succeeded only when every op is confirmed and no group failed.
     RunReport finish(RunState& run, store::RunPhase phase) {
         auto& r = run.r;
-        const auto totals = store.op_totals(run.id);
+        const auto totals = store.journal.op_totals(run.id);
         r.counts.ops_done = totals.done;
         r.counts.ops_failed = totals.failed + totals.pending;
         r.counts.ops_permanent = totals.permanent;
         // A resumed apply keeps the group errors its run found before the kill.
         if (phase != store::RunPhase::apply) r.counts.group_errors = static_cast<int64_t>(r.group_errors.size());
-        r.failures = store.failed_ops(run.id, 20);
+        r.failures = store.journal.failed_ops(run.id, 20);
         add_api_delta(r.counts, run.api_before);
-        const bool ok = run.fatal.empty() && totals.pending == 0 && totals.failed == 0 && totals.permanent == 0 &&
+        const bool ok = !run.fatal && totals.pending == 0 && totals.failed == 0 && totals.permanent == 0 &&
                         r.counts.group_errors == 0;
         r.status = ok ? RunStatus::succeeded : RunStatus::failed;
-        r.error = ok || !run.fatal.empty() ? run.fatal : why_not_converged(r.counts, totals);
+        r.error = run.fatal ? run.fatal->message : ok ? "" : why_not_converged(r.counts, totals);
         r.seconds = since(run.t0);
-        store.finish_run(run.id, ok ? store::RunStatus::succeeded : store::RunStatus::failed, r.error, r.counts, details(r, run.only_groups));
-        store.snapshot_discard(run.id);
+        store.runs.finish_run(run.id, ok ? store::RunStatus::succeeded : store::RunStatus::failed, r.error, r.counts, details(r, run.only_groups));
+        store.mirror.snapshot_discard(run.id);
         for (const auto& f : r.failures)
             log->warn("run {}: op {} ({} customer {} groups {}) {}: {}", run.id, f.op.id, store::to_string(f.op.kind),
                       f.op.customer_id, store::to_pg_array(f.op.group_ids), f.state, f.msg);
@@ -353,9 +353,9 @@ struct Engine::Impl {
     Prune prune_plan(Steps& st, RunKind kind, const std::vector<std::string>& only_groups) {
         Prune p;
         if (!cfg.sync.prune_groups || kind != RunKind::full || !only_groups.empty()) return p;
-        const auto desired = store.desired_groups();
+        const auto desired = store.source.desired_groups();
         p.groups = st.prune_candidates(desired);
-        for (const auto& g : p.groups) p.removes += store.mirror_count(*g.group_id);
+        for (const auto& g : p.groups) p.removes += store.mirror.mirror_count(*g.group_id);
         p.source_empty = desired.empty();
         return p;
     }
@@ -388,7 +388,7 @@ struct Engine::Impl {
     // refusals (cdp_state), 0 when none is known.
     int group_cap() {
         int cap = cfg.cdp.max_groups_per_call;
-        if (auto learned = store.cdp_state().max_groups_per_call)
+        if (auto learned = store.cdp.cdp_state().max_groups_per_call)
             cap = cap > 0 ? std::min(cap, *learned) : *learned;
         return cap;
     }
@@ -424,10 +424,10 @@ struct Engine::Impl {
     // otherwise removals are held this run (adds go on) and the log says why.
     void hold_removals_until_identity_confirmed(std::vector<store::ManagedGroup>& managed, RunReport& r) {
         const std::string setting = identity_setting(cfg.cdp.customer_id_field);
-        if (store.identity_confirmed(setting)) return;
+        if (store.mirror.identity_confirmed(setting)) return;
         IdentityCheck c = block_on(check_member_identity(api, managed, cfg.cdp.customer_id_field));
         if (c.confirmed()) {
-            store.confirm_identity(setting, c.field, c.group_id, c.customer_ids);
+            store.mirror.confirm_identity(setting, c.field, c.group_id, c.customer_ids);
             log->info("run {}: {}", r.run_id, c.describe());
             return;
         }
@@ -437,8 +437,8 @@ struct Engine::Impl {
                   r.run_id, r.plan.removes);
         r.group_errors.push_back({"(member identity)", c.describe() + "; removals held"});
         for (auto& m : managed) m.hold_removals = true;
-        store.set_managed(managed);
-        r.plan = store.compute_plan(plan_options());
+        store.planner.set_managed(managed);
+        r.plan = store.planner.compute_plan(plan_options());
     }
 
     static void drop_failed(std::vector<store::ManagedGroup>& managed, const std::set<int64_t>& failed) {
@@ -459,7 +459,7 @@ Engine::Engine(const config::Config& config, std::shared_ptr<spdlog::logger> log
 
 Engine::~Engine() = default;
 
-store::Store& Engine::store() { return impl_->store; }
+store::OpenOpCounts Engine::open_op_counts() { return impl_->store.gauges.open_op_counts(); }
 
 void Engine::cancel_calls() {
     net::post(impl_->io, [impl = impl_.get()] { impl->api.stop(); });
@@ -480,7 +480,7 @@ RunReport Engine::run(const RunRequest& request) {
         im.log->warn("{}", r.error);
         return r;
     }
-    if (auto prev = st.interrupted_run()) {
+    if (auto prev = st.runs.interrupted_run()) {
         const RunKind prev_kind = prev->mode;
         im.log->warn("resuming run {} ({}), interrupted in phase {}", prev->id, to_string(prev->mode),
                      to_string(prev->phase));
@@ -496,9 +496,9 @@ RunReport Engine::run(const RunRequest& request) {
         if (r.status == RunStatus::blocked || r.status == RunStatus::interrupted) return r;
     }
 
-    st.snapshot_gc();
-    const int64_t id = st.create_run(request.kind, request.force);
-    st.save_counts(id, {}, json{{"only_groups", request.only_groups}});
+    st.mirror.snapshot_gc();
+    const int64_t id = st.runs.create_run(request.kind, request.force);
+    st.runs.save_counts(id, {}, json{{"only_groups", request.only_groups}});
     im.log->info("run {} ({}) started", id, to_string(request.kind));
     return im.execute(id, request.kind, request.force, request.only_groups, store::RunPhase::source, {}, request.stop);
 }
@@ -509,7 +509,7 @@ PlanReport Engine::plan(const PlanRequest& request) {
     PlanReport p;
     p.max_deletes = im.cfg.sync.max_deletes;
     try {
-        p.source = st.load_source(im.cfg.database, request.only_groups);
+        p.source = st.source.load_source(im.cfg.database, request.only_groups);
     } catch (const store::SourceError& e) {
         p.error = text::one_line(e.what());
         return p;
@@ -522,8 +522,8 @@ PlanReport Engine::plan(const PlanRequest& request) {
     p.folders_to_create = g.folders_to_create;
     p.descriptions_to_update = g.description_updates;
     p.groups_to_move = g.moves;
-    if (!g.fatal.empty()) {
-        p.error = g.fatal;
+    if (g.fatal) {
+        p.error = g.fatal->message;
         return p;
     }
     std::vector<store::ManagedGroup> to_read = request.full ? g.existing : g.unsnapshotted;
@@ -537,17 +537,17 @@ PlanReport Engine::plan(const PlanRequest& request) {
                 return p;
             }
             const int64_t snap = plan_snapshot_id();
-            st.snapshot_gc();
+            st.mirror.snapshot_gc();
             s = im.block_on(steps.snapshot(snap, to_read));
-            st.snapshot_discard(snap);
+            st.mirror.snapshot_discard(snap);
         }
         p.member_pages_read = s.pages;
         for (auto& e : s.errors) p.group_errors.push_back(e);
         Impl::drop_failed(g.managed, s.failed);
     }
     const auto tp = Clock::now();
-    st.set_managed(g.managed);
-    p.plan = st.compute_plan(im.plan_options());
+    st.planner.set_managed(g.managed);
+    p.plan = st.planner.compute_plan(im.plan_options());
     p.plan_seconds = since(tp);
     Impl::Prune prune = im.prune_plan(steps, request.full ? RunKind::full : RunKind::incremental, request.only_groups);
     for (const auto& g : prune.groups) p.groups_to_delete.push_back(g.name);

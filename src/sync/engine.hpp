@@ -28,7 +28,11 @@
 #include <spdlog/logger.h>
 
 #include "config/config.hpp"
-#include "store/store.hpp"
+#include "store/gauges.hpp"
+#include "store/journal.hpp"
+#include "store/planner.hpp"
+#include "store/runs.hpp"
+#include "store/source.hpp"
 
 namespace cdpsync::cdp {
 struct ApiStats;
@@ -142,7 +146,9 @@ public:
     // read-side caches (group_map lookups, the mirror with --full) to PostgreSQL.
     PlanReport plan(const PlanRequest& request);
 
-    store::Store& store();
+    // Open journal ops by state and the mirror's size (the daemon's gauges), on the engine's
+    // connection; call where run() is called.
+    store::OpenOpCounts open_op_counts();
 
     // Thread-safe: ends the calls in flight and the retry sleeps of the run in progress (each
     // op stays pending), for good; with `stop` set the run then ends 'interrupted'. Destroy

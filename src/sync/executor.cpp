@@ -26,6 +26,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "http/wakeup.hpp"
 #include "sync/steps.hpp"
 
 namespace cdpsync::sync {
@@ -71,10 +72,7 @@ public:
     // rethrows a failed commit.
     net::awaitable<void> hand_over(const store::Op& op, const store::OpOutcome& o) {
         Shared& sh = *shared_;
-        while (sh.uncommitted >= cap_ && !sh.error) {
-            boost::system::error_code ec;
-            co_await sh.room.async_wait(net::redirect_error(net::use_awaitable, ec));
-        }
+        while (sh.uncommitted >= cap_ && !sh.error) co_await sh.room.wait();
         if (sh.error) std::rethrow_exception(sh.error);
         ++sh.uncommitted;
         bool queue_commit = false;
@@ -94,19 +92,19 @@ public:
 
 private:
     struct Shared {
-        explicit Shared(const net::any_io_executor& io) : room(io, net::steady_timer::time_point::max()) {}
+        explicit Shared(const net::any_io_executor& io) : room(io) {}
         std::mutex mutex;  // guards handed and commit_queued (the lane thread takes them)
         std::vector<std::pair<store::Op, store::OpOutcome>> handed;
         bool commit_queued = false;
         // io_context thread only:
         int uncommitted = 0;
         std::exception_ptr error;
-        net::steady_timer room;  // cancelled after each commit: the waiters look again
+        http::Wakeup room;  // after each commit: the waiters look again
     };
 
     void post_commit() {
         auto taken = std::make_shared<size_t>(0);
-        auto commit = [sh = shared_, taken](store::Store& store) {
+        auto commit = [sh = shared_, taken](store::Session& store) {
             std::vector<std::pair<store::Op, store::OpOutcome>> batch;
             {
                 std::lock_guard lock(sh->mutex);
@@ -114,13 +112,13 @@ private:
                 sh->commit_queued = false;
             }
             *taken = batch.size();
-            store.record_ops(batch);
+            store.journal.record_ops(batch);
         };
         auto committed = [sh = shared_, taken, io = io_](std::exception_ptr e) {
             net::post(io, [sh, n = static_cast<int>(*taken), e] {
                 sh->uncommitted -= n;
                 if (e && !sh->error) sh->error = e;
-                sh->room.cancel();
+                sh->room.notify_all();
             });
         };
         db_.post(std::move(commit), std::move(committed));
@@ -138,7 +136,7 @@ public:
         : s_(steps),
           run_id_(run_id),
           commits_(steps.db, io, uncommitted_outcome_cap(steps.cfg.cdp.max_in_flight)),
-          fetched_(io, net::steady_timer::time_point::max()) {}
+          fetched_(io) {}
 
     net::awaitable<ApplyResult> run();
 
@@ -175,7 +173,7 @@ private:
     int64_t last_id_ = 0;
     bool exhausted_ = false;
     bool reading_ = false;       // a slice is being read (one at a time)
-    net::steady_timer fetched_;  // cancelled when a slice read ends: the waiters look again
+    http::Wakeup fetched_;  // when a slice read ends: the waiters look again
     bool stop_ = false;
     std::exception_ptr thrown_;
     std::set<int64_t> managed_;  // owns_all: group ids cdp-sync manages (the rest are kept)
@@ -201,8 +199,7 @@ net::awaitable<std::optional<store::Op>> Applier::next() {
             co_return op;
         }
         if (exhausted_ && !reading_) co_return std::nullopt;
-        boost::system::error_code ec;
-        co_await fetched_.async_wait(net::redirect_error(net::use_awaitable, ec));
+        co_await fetched_.wait();
     }
 }
 
@@ -213,12 +210,12 @@ net::awaitable<void> Applier::read_slice() {
     std::vector<store::Op> slice;
     std::exception_ptr failed;
     try {
-        slice = co_await s_.db.run([=](store::Store& st) { return st.pending_ops(run_id, after, kSlice); });
+        slice = co_await s_.db.run([=](store::Session& st) { return st.journal.pending_ops(run_id, after, kSlice); });
     } catch (...) {
         failed = std::current_exception();
     }
     reading_ = false;
-    fetched_.cancel();
+    fetched_.notify_all();
     if (failed) std::rethrow_exception(failed);
     if (slice.empty()) exhausted_ = true;
     else last_id_ = slice.back().id;
@@ -271,7 +268,8 @@ net::awaitable<Applier::Sent> Applier::handle(store::Op op) {
     const cdp::CallError& e = result.error();
     if (e.kind == cdp::CallError::Kind::auth || e.kind == cdp::CallError::Kind::cancelled) {
         // Not this op's fault: leave it pending and stop.
-        if (!stop_) out_.aborted = "stopped sending: " + e.describe();
+        const auto cause = e.kind == cdp::CallError::Kind::auth ? Abort::Cause::auth_refused : Abort::Cause::calls_cancelled;
+        if (!stop_) out_.aborted = Abort{cause, "stopped sending: " + e.describe()};
         stop_ = true;
         co_return Sent::stop;
     }
@@ -291,7 +289,7 @@ net::awaitable<void> Applier::on_sent_ok(const store::Op& op) {
     parent.largest = std::max(parent.largest, op.group_ids.size());
     if (--parent.halves_left == 0) {
         const int cap = static_cast<int>(parent.largest);
-        co_await s_.db.run([cap](store::Store& st) { st.learn_group_cap(cap); });
+        co_await s_.db.run([cap](store::Session& st) { st.cdp.learn_group_cap(cap); });
         s_.log.info("the CDP took {} groups per call after refusing more: planning with that cap", parent.largest);
     }
 }
@@ -316,8 +314,8 @@ net::awaitable<Applier::Sent> Applier::on_refusal(const store::Op& op, const cdp
         co_return Sent::resolved;
     case Refusal::group_missing: {
         co_await flush_streak();
-        auto flag_recheck = [groups = op.group_ids](store::Store& st) {
-            for (int64_t gid : groups) st.flag_group_recheck(gid);
+        auto flag_recheck = [groups = op.group_ids](store::Session& st) {
+            for (int64_t gid : groups) st.groups.flag_group_recheck(gid);
         };
         co_await s_.db.run(std::move(flag_recheck));
         o.retry_in = op_backoff(op.attempts + 1);
@@ -354,21 +352,23 @@ net::awaitable<Applier::Sent> Applier::on_failure(const store::Op& op, const cdp
 // The breaker's state, after every outcome handed over before (the lane is FIFO); logs
 // `log_line` when the state changed.
 net::awaitable<void> Applier::set_breaker(store::Breaker state, const std::string& why, const char* log_line) {
-    auto set = [state, why](store::Store& st) { return st.set_breaker(state, why); };
+    auto set = [state, why](store::Session& st) { return st.cdp.set_breaker(state, why); };
     const bool changed = co_await s_.db.run(std::move(set));
     if (changed) s_.log.info("{}", log_line);
 }
 
 net::awaitable<void> Applier::open_breaker(const std::string& why) {
-    if (!stop_) out_.aborted = "the CDP looks down: " + why + "; the rest stay pending, the next run probes first";
+    if (!stop_)
+        out_.aborted = Abort{Abort::Cause::cdp_down,
+                             "the CDP looks down: " + why + "; the rest stay pending, the next run probes first"};
     stop_ = true;
-    auto set = [why](store::Store& st) { return st.set_breaker(store::Breaker::open, why); };
+    auto set = [why](store::Session& st) { return st.cdp.set_breaker(store::Breaker::open, why); };
     const bool changed = co_await s_.db.run(std::move(set));
     if (changed) s_.log.warn("circuit breaker open: {}", why);
 }
 
 net::awaitable<void> Applier::split(const store::Op& op) {
-    auto split_in_journal = [whole = op](store::Store& st) { return st.split_op(whole, halves(whole.group_ids)); };
+    auto split_in_journal = [whole = op](store::Session& st) { return st.journal.split_op(whole, halves(whole.group_ids)); };
     auto parts = co_await s_.db.run(std::move(split_in_journal));
     split_parent_[op.id] = SplitParent{};
     // Front of the queue, in order, so the halves go before the ops read later.
@@ -411,25 +411,22 @@ net::awaitable<void> Applier::run_workers() {
     auto executor = co_await net::this_coro::executor;
     const int width = std::max(1, s_.cfg.cdp.max_in_flight);
     int running = width;
-    net::steady_timer all_done(executor, net::steady_timer::time_point::max());
+    http::Wakeup all_done(executor);
     for (int i = 0; i < width; ++i)
         net::co_spawn(executor, worker(), [&](std::exception_ptr e) {
             if (e && !thrown_) {
                 thrown_ = e;
                 stop_ = true;
             }
-            if (--running == 0) all_done.cancel();
+            if (--running == 0) all_done.notify_all();
         });
-    while (running > 0) {
-        boost::system::error_code ec;
-        co_await all_done.async_wait(net::redirect_error(net::use_awaitable, ec));
-    }
+    while (running > 0) co_await all_done.wait();
 }
 
 net::awaitable<ApplyResult> Applier::run() {
-    const store::CdpState cdp = co_await s_.db.run([](store::Store& st) { return st.cdp_state(); });
+    const store::CdpState cdp = co_await s_.db.run([](store::Session& st) { return st.cdp.cdp_state(); });
     if (s_.cfg.sync.owns_all_static_groups) {
-        const auto groups = co_await s_.db.run([](store::Store& st) { return st.group_map(); });
+        const auto groups = co_await s_.db.run([](store::Session& st) { return st.groups.group_map(); });
         for (const auto& [name, g] : groups)
             if (g.group_id) managed_.insert(*g.group_id);
     }
@@ -447,7 +444,7 @@ net::awaitable<ApplyResult> Applier::run() {
     if (failed) std::rethrow_exception(failed);
     const int64_t run_id = run_id_;
     if (s_.stop_requested()) {
-        const store::OpTotals totals = co_await s_.db.run([run_id](store::Store& st) { return st.op_totals(run_id); });
+        const store::OpTotals totals = co_await s_.db.run([run_id](store::Session& st) { return st.journal.op_totals(run_id); });
         if (totals.pending > 0) throw Interrupted();
     }
     co_return out_;

@@ -98,11 +98,11 @@ public:
         : st_(st), full_(full), dry_run_(dry_run), folders_(st.api, st.log, dry_run) {}
 
     net::awaitable<GroupsResult> run() {
-        const auto desired = st_.store.desired_groups();
-        gmap_ = st_.store.group_map();
+        const auto desired = st_.store.source.desired_groups();
+        gmap_ = st_.store.groups.group_map();
         if (full_ && !desired.empty()) {
             if (auto problem = co_await list_all(); !problem.empty()) {
-                out_.fatal = problem;
+                out_.fatal = Abort{Abort::Cause::groups_unlisted, problem};
                 co_return std::move(out_);
             }
         }
@@ -198,7 +198,7 @@ private:
         }
         st_.log.warn("group '{}' (id {}) no longer exists in the CDP (deleted by hand?): {}", d.name, id,
                      d.retained ? "forgetting it" : "it is created again and refilled");
-        if (!dry_run_) st_.store.forget_group(d.name, id);
+        if (!dry_run_) st_.store.groups.forget_group(d.name, id);
         gmap_.erase(d.name);
         mapped = nullptr;
         co_return Found{};
@@ -224,7 +224,7 @@ private:
         if (problem.empty()) return true;
         error(d.name, problem);
         if (!dry_run_ || gmap_.count(d.name))
-            st_.store.save_group({d.name, remote.id, remote.type, remote.description, remote.folder_id, false, false,
+            st_.store.groups.save_group({d.name, remote.id, remote.type, remote.description, remote.folder_id, false, false,
                                   remote.type == cdp::kSmartGroup ? "smart group" : "unknown group type"});
         return false;
     }
@@ -255,8 +255,8 @@ private:
         }
         const int64_t id = made.group->id;
         st_.log.info("created static group '{}' (id {})", d.name, id);
-        st_.store.save_group({d.name, id, cdp::kStaticGroup, d.description.value_or(""), folder.id, true, false, ""});
-        st_.store.reset_group_mirror(id, true);  // new and empty: the mirror is exact
+        st_.store.groups.save_group({d.name, id, cdp::kStaticGroup, d.description.value_or(""), folder.id, true, false, ""});
+        st_.store.mirror.reset_group_mirror(id, true);  // new and empty: the mirror is exact
         ++out_.created;
         out_.managed.push_back({d.name, id});
     }
@@ -293,11 +293,11 @@ private:
     net::awaitable<void> keep_existing(const store::DesiredGroup& d, cdp::Group remote, const store::GroupMapping* mapped) {
         co_await update_if_needed(d, remote);
         const bool same_id = mapped && mapped->group_id == remote.id;
-        if (mapped && mapped->group_id && !same_id && !dry_run_) st_.store.reset_group_mirror(*mapped->group_id, false);
+        if (mapped && mapped->group_id && !same_id && !dry_run_) st_.store.mirror.reset_group_mirror(*mapped->group_id, false);
         const bool changed = !same_id || mapped->type != cdp::kStaticGroup || mapped->description != remote.description ||
                              mapped->folder_id != remote.folder_id || !mapped->error.empty() || mapped->recheck;
         if (changed)
-            st_.store.save_group({d.name, remote.id, cdp::kStaticGroup, remote.description, remote.folder_id,
+            st_.store.groups.save_group({d.name, remote.id, cdp::kStaticGroup, remote.description, remote.folder_id,
                                   same_id && mapped->created_by_us, false, ""});
         out_.managed.push_back({d.name, remote.id});
         out_.existing.push_back({d.name, remote.id});
@@ -357,7 +357,7 @@ std::vector<store::GroupMapping> Steps::prune_candidates(const std::vector<store
     std::set<std::string> named;
     for (const auto& d : desired) named.insert(d.name);
     std::vector<store::GroupMapping> out;
-    for (const auto& [name, g] : store.group_map())
+    for (const auto& [name, g] : store.groups.group_map())
         if (g.created_by_us && g.group_id && *g.group_id > 0 && g.type == cdp::kStaticGroup && !named.count(name))
             out.push_back(g);
     return out;
@@ -383,7 +383,7 @@ net::awaitable<PruneResult> Steps::prune(std::vector<store::GroupMapping> groups
             }
         }
         log.info("deleted group '{}' (id {}): the database no longer names it (sync.prune_groups)", g.name, id);
-        store.forget_group(g.name, id);
+        store.groups.forget_group(g.name, id);
         out.deleted.push_back(g.name);
     }
     co_return out;

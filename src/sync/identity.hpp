@@ -14,7 +14,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "cdp/api.hpp"
-#include "store/store.hpp"
+#include "store/planner.hpp"
 
 namespace cdpsync::sync {
 

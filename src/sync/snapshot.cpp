@@ -51,7 +51,7 @@ class PageWriter {
 public:
     explicit PageWriter(DbLane& db) : db_(db), shared_(std::make_shared<Shared>()) {}
 
-    void hand_over(store::Store::PageRows page) {
+    void hand_over(store::Mirror::PageRows page) {
         bool queue_commit = false;
         {
             std::unique_lock lock(shared_->mutex);
@@ -71,7 +71,7 @@ private:
     struct Shared {
         std::mutex mutex;
         std::condition_variable room;
-        std::vector<store::Store::PageRows> handed;
+        std::vector<store::Mirror::PageRows> handed;
         bool commit_queued = false;
         int uncommitted = 0;
         bool failed = false;
@@ -80,15 +80,15 @@ private:
 
     void post_commit() {
         auto count = std::make_shared<int>(0);
-        auto commit = [sh = shared_, count](store::Store& store) {
-            std::vector<store::Store::PageRows> batch;
+        auto commit = [sh = shared_, count](store::Session& store) {
+            std::vector<store::Mirror::PageRows> batch;
             {
                 std::lock_guard lock(sh->mutex);
                 batch.swap(sh->handed);
                 sh->commit_queued = false;
             }
             *count = static_cast<int>(batch.size());
-            sh->taken += store.snapshot_pages(batch);
+            sh->taken += store.mirror.snapshot_pages(batch);
         };
         auto committed = [sh = shared_, count](std::exception_ptr e) {
             {
@@ -115,7 +115,7 @@ struct Judgement {
     std::string why;  // for the log when not consistent
 };
 
-Judgement judge_pass(const PassObservation& o, const store::Store::PassCount& n) {
+Judgement judge_pass(const PassObservation& o, const store::Mirror::PassCount& n) {
     if (o.wrong_page != 0)
         return {PassVerdict::shifted, "the reply for page " + std::to_string(o.wrong_page) + " named another page"};
     if (o.min_total != INT64_MAX && o.min_total != o.max_total)
@@ -139,7 +139,7 @@ net::awaitable<bool> read_group_pass(Steps& st, PageWriter& writer, int64_t snap
     cdp::Api::MemberPageHandler on_page = [&st, &seen, &writer, snapshot_id, group_id](int64_t page_number,
                                                                                        cdp::Page<cdp::Member>&& page) {
         seen.see(page_number, page);
-        store::Store::PageRows rows{snapshot_id, group_id, page_number, {}};
+        store::Mirror::PageRows rows{snapshot_id, group_id, page_number, {}};
         rows.customer_ids.reserve(page.records.size());
         for (const auto& m : page.records) rows.customer_ids.push_back(m.customer_id);
         writer.hand_over(std::move(rows));
@@ -156,20 +156,20 @@ net::awaitable<bool> read_group_pass(Steps& st, PageWriter& writer, int64_t snap
 
 
 // Store calls of the snapshot, on the lane behind the pages handed over before them.
-net::awaitable<store::Store::PassCount> pass_count(Steps& st, int64_t snapshot_id, int64_t group_id) {
+net::awaitable<store::Mirror::PassCount> pass_count(Steps& st, int64_t snapshot_id, int64_t group_id) {
     co_return co_await st.db.run(
-        [snapshot_id, group_id](store::Store& s) { return s.snapshot_pass_count(snapshot_id, group_id); });
+        [snapshot_id, group_id](store::Session& s) { return s.mirror.snapshot_pass_count(snapshot_id, group_id); });
 }
 
 net::awaitable<int64_t> finish_group(Steps& st, int64_t snapshot_id, int64_t group_id, bool unreliable) {
-    co_return co_await st.db.run([snapshot_id, group_id, unreliable](store::Store& s) {
-        return s.snapshot_finish_group(snapshot_id, group_id, unreliable);
+    co_return co_await st.db.run([snapshot_id, group_id, unreliable](store::Session& s) {
+        return s.mirror.snapshot_finish_group(snapshot_id, group_id, unreliable);
     });
 }
 
 net::awaitable<void> restart_group(Steps& st, int64_t snapshot_id, int64_t group_id, int page_size) {
-    co_await st.db.run([snapshot_id, group_id, page_size](store::Store& s) {
-        s.snapshot_restart_group(snapshot_id, group_id, page_size);
+    co_await st.db.run([snapshot_id, group_id, page_size](store::Session& s) {
+        s.mirror.snapshot_restart_group(snapshot_id, group_id, page_size);
     });
 }
 
@@ -184,7 +184,7 @@ net::awaitable<void> read_group_verified(Steps& st, PageWriter& writer, int64_t 
         PassObservation seen;
         const bool read = co_await read_group_pass(st, writer, snapshot_id, g, first_page, seen, out);
         if (!read) co_return;
-        const store::Store::PassCount counted = co_await pass_count(st, snapshot_id, g.group_id);
+        const store::Mirror::PassCount counted = co_await pass_count(st, snapshot_id, g.group_id);
         const Judgement j = judge_pass(seen, counted);
         if (j.verdict != PassVerdict::shifted) {
             if (j.verdict == PassVerdict::overcounted)
@@ -215,9 +215,9 @@ net::awaitable<SnapshotResult> Steps::snapshot(int64_t snapshot_id, std::vector<
     for (const auto& g : groups) ids.push_back(g.group_id);
     const int page_size = cfg.cdp.page_size;
     // Named: GCC 12 miscompiles temporaries that live across a co_await.
-    auto begin = [snapshot_id, ids, page_size](store::Store& s) {
-        s.snapshot_begin(snapshot_id, ids, page_size);
-        return s.snapshot_cursors(snapshot_id);
+    auto begin = [snapshot_id, ids, page_size](store::Session& s) {
+        s.mirror.snapshot_begin(snapshot_id, ids, page_size);
+        return s.mirror.snapshot_cursors(snapshot_id);
     };
     auto cursors = co_await db.run(std::move(begin));
     PageWriter writer(db);

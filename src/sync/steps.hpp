@@ -18,7 +18,7 @@
 
 #include "cdp/api.hpp"
 #include "config/config.hpp"
-#include "store/store.hpp"
+#include "store/session.hpp"
 #include "sync/db_lane.hpp"
 #include "sync/engine.hpp"
 
@@ -52,6 +52,20 @@ std::chrono::seconds op_backoff(int attempts);
 // The wait of a permanent refusal (sync.permanent_retry_interval_h).
 std::chrono::seconds permanent_wait(const config::Config& cfg);
 
+// Why a step ended the run before its end: the caller decides on `cause`, people read
+// `message` (the run's error).
+struct Abort {
+    enum class Cause {
+        source_failed,    // a source query failed (store::SourceError): nothing changes
+        groups_unlisted,  // the CDP's group list could not be read: no group can be resolved
+        auth_refused,     // the CDP refused the token: the apply stopped sending
+        calls_cancelled,  // the engine's calls were cancelled (shutdown): the apply stopped sending
+        cdp_down,         // an outage opened the circuit breaker: the rest stay pending
+    };
+    Cause cause;
+    std::string message;
+};
+
 struct GroupsResult {
     std::vector<store::ManagedGroup> managed;        // what the planner diffs
     std::vector<store::ManagedGroup> existing;       // managed, already in the CDP before this run
@@ -62,7 +76,7 @@ struct GroupsResult {
     std::vector<std::string> description_updates;
     std::vector<std::string> moves;                  // dry run: "name -> folder path"
     int64_t created = 0;
-    std::string fatal;                               // no group could be resolved
+    std::optional<Abort> fatal;                      // no group could be resolved
 };
 
 // Passes over a group whose listing shifted during the read, before its read is unreliable.
@@ -86,7 +100,7 @@ struct PruneResult {
 };
 
 struct ApplyResult {
-    std::string aborted;  // why the apply stopped early, "" when every op was tried
+    std::optional<Abort> aborted;  // why the apply stopped early; nullopt when every op was tried
 };
 
 // A stop was asked (RunRequest::stop) and the step ended at a safe point: between pages of
@@ -98,7 +112,7 @@ struct Interrupted : std::runtime_error {
 struct Steps {
     const config::Config& cfg;
     spdlog::logger& log;
-    store::Store& store;  // only through `db` while a step runs (the engine's thread between steps)
+    store::Session& store;  // only through `db` while a step runs (the engine's thread between steps)
     DbLane& db;
     cdp::Api& api;
     const std::atomic<bool>* stop = nullptr;

@@ -37,7 +37,7 @@
 #include <pqxx/pqxx>
 
 #include "sim/server.hpp"
-#include "store/store.hpp"
+#include "store/session.hpp"
 
 namespace cdpsync::testing::faults {
 

@@ -15,7 +15,7 @@
 #include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
 
-#include "store/store.hpp"
+#include "store/session.hpp"
 #include "support/pg.hpp"
 
 namespace cdpsync::testing {
@@ -36,7 +36,7 @@ protected:
         db.dsn = dsn;
         db.schema = schema;
         db.desired_memberships = "SELECT customer_id, group_name FROM " + src + ".m";
-        s = std::make_unique<store::Store>(dsn, schema);
+        s = std::make_unique<store::Session>(dsn, schema);
         s->migrate();
     }
 
@@ -55,21 +55,21 @@ protected:
 
     // Loads the source, manages A..D, plans, journals; returns the summary.
     store::PlanSummary plan(store::PlanOptions options = {}) {
-        s->load_source(db);
-        s->set_managed({{"A", kA}, {"B", kB}, {"C", kC}, {"D", kD}});
-        auto summary = s->compute_plan(options);
+        s->source.load_source(db);
+        s->planner.set_managed({{"A", kA}, {"B", kB}, {"C", kC}, {"D", kD}});
+        auto summary = s->planner.compute_plan(options);
         store::RunCounts counts;
         counts.adds = summary.adds;
         counts.removes = summary.removes;
-        run_id = s->create_run(store::RunMode::full, false);
-        s->journal_plan(run_id, counts);
+        run_id = s->runs.create_run(store::RunMode::full, false);
+        s->planner.journal_plan(run_id, counts);
         return summary;
     }
 
     // The journal of the run: (customer, kind) -> group ids.
     std::map<std::pair<int64_t, OpKind>, std::vector<int64_t>> journal() {
         std::map<std::pair<int64_t, OpKind>, std::vector<int64_t>> out;
-        for (const auto& op : s->pending_ops(run_id, 0, 1000)) {
+        for (const auto& op : s->journal.pending_ops(run_id, 0, 1000)) {
             EXPECT_EQ(out.count({op.customer_id, op.kind}), 0u) << "two ops of one kind for customer " << op.customer_id;
             out[{op.customer_id, op.kind}] = op.group_ids;
         }
@@ -78,7 +78,7 @@ protected:
 
     std::string dsn, schema, src;
     config::DatabaseConfig db;
-    std::unique_ptr<store::Store> s;
+    std::unique_ptr<store::Session> s;
     int64_t run_id = 0;
 };
 
@@ -164,10 +164,29 @@ TEST_F(Planner, CountsRemovalsPerGroupForTheDeleteGuard) {
     EXPECT_EQ(d->mirror, 7);
     EXPECT_EQ(d->removes, 6);
     EXPECT_EQ(d->sample_removes, (Ids{2, 3, 4, 5, 6}));  // the first five, in order
-    const auto samples = s->sample_removals(3);
+    const auto samples = s->planner.sample_removals(3);
     ASSERT_EQ(samples.size(), 3u);
     EXPECT_EQ(samples[0], (std::pair<int64_t, std::string>{1, "B"}));
     EXPECT_EQ(samples[1], (std::pair<int64_t, std::string>{2, "D"}));
+}
+
+TEST_F(Planner, HeldGroupPlansNoRemovalButCountsItsMirror) {
+    for (int64_t c = 1; c <= 3; ++c) mirror(c, kD);
+    mirror(1, kA);
+    desire(4, "D");
+    s->source.load_source(db);
+    s->planner.set_managed({{"A", kA}, {"B", kB}, {"D", kD, true}});
+    const auto p = s->planner.compute_plan({});
+    EXPECT_EQ(p.adds, 1);
+    EXPECT_EQ(p.removes, 1);  // customer 1 of A; D's three are held
+    std::map<std::string, std::tuple<int64_t, int64_t, int64_t, int64_t>> groups;
+    for (const auto& g : p.groups) groups[g.name] = {g.desired, g.mirror, g.adds, g.removes};
+    EXPECT_EQ(groups, (std::map<std::string, std::tuple<int64_t, int64_t, int64_t, int64_t>>{
+                          {"A", {0, 1, 0, 1}}, {"B", {0, 0, 0, 0}}, {"D", {1, 3, 1, 0}}}));
+    const auto d = std::find_if(p.groups.begin(), p.groups.end(), [](const auto& g) { return g.name == "D"; });
+    ASSERT_NE(d, p.groups.end());
+    EXPECT_EQ(d->sample_adds, (Ids{4}));
+    EXPECT_TRUE(d->sample_removes.empty());
 }
 
 }  // namespace

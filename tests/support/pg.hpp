@@ -6,6 +6,9 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
 #include <string>
 #include <utility>
 
@@ -52,6 +55,18 @@ inline int64_t pg_scalar(const std::string& dsn, const std::string& sql) {
     pqxx::nontransaction w(c);
     auto r = w.exec1(sql);
     return r[0].is_null() ? -1 : r[0].as<int64_t>();
+}
+
+// The previous release's cdp_sync schema (0.1.0, schema version 2), from its frozen DDL
+// tests/sync/data/cdp_sync_v2.sql, as SQL that creates it as `schema`.
+inline std::string previous_release_schema_sql(const std::string& schema) {
+    std::ifstream in(std::string(CDP_SYNC_SOURCE_DIR) + "/tests/sync/data/cdp_sync_v2.sql");
+    if (!in) throw std::runtime_error("tests/sync/data/cdp_sync_v2.sql missing");
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string sql = text.str();
+    for (size_t at = sql.find("@."); at != std::string::npos; at = sql.find("@.", at)) sql.replace(at, 1, schema);
+    return "CREATE SCHEMA " + schema + "; " + sql;
 }
 
 }  // namespace cdpsync::testing

@@ -1,5 +1,6 @@
 // The store's connections (keepalives, statement_timeout) and the RAII apply lock.
 #include "store/connection.hpp"
+#include "store/session.hpp"
 #include "sync_fixture.hpp"
 
 namespace cdpsync::testing {
@@ -28,8 +29,8 @@ TEST(StoreConnection, StatementTimeoutIsSetUnlessTheDsnChoseOne) {
 }
 
 TEST_F(SyncTest, ApplyLockIsHeldWhileItLivesAndReleasedAfterAnException) {
-    store::Store a(dsn, schema);
-    store::Store b(dsn, schema);
+    store::Session a(dsn, schema);
+    store::Session b(dsn, schema);
     a.migrate();
     {
         auto lock = a.lock_apply();

@@ -1,7 +1,7 @@
 // The sync engine against a real PostgreSQL and the in-process simulator.
 #include <thread>
 
-#include "store/store.hpp"
+#include "store/session.hpp"
 #include "sync_fixture.hpp"
 
 namespace cdpsync::testing {
@@ -331,26 +331,27 @@ TEST_F(SyncTest, MigrationsAreIdempotentAndSafeConcurrently) {
     std::vector<int> versions(4);
     for (int i = 0; i < 4; ++i)
         threads.emplace_back([&, i] {
-            store::Store s(dsn, schema);
+            store::Session s(dsn, schema);
             versions[i] = s.migrate();
         });
     for (auto& t : threads) t.join();
-    for (int v : versions) EXPECT_EQ(v, store::Store::kSchemaVersion);
-    store::Store s(dsn, schema);
-    EXPECT_EQ(s.migrate(), store::Store::kSchemaVersion);
-    EXPECT_EQ(scalar("SELECT max(version) FROM " + schema + ".schema_version"), store::Store::kSchemaVersion);
+    for (int v : versions) EXPECT_EQ(v, store::kSchemaVersion);
+    store::Session s(dsn, schema);
+    EXPECT_EQ(s.migrate(), store::kSchemaVersion);
+    EXPECT_EQ(scalar("SELECT max(version) FROM " + schema + ".schema_version"), store::kSchemaVersion);
 }
 
 TEST_F(SyncTest, SecondWriterIsRefusedWhileTheLockIsHeld) {
     desire(three_groups());
-    store::Store holder(dsn, schema);
+    store::Session holder(dsn, schema);
     holder.migrate();
-    ASSERT_TRUE(holder.try_lock_apply());
+    auto held = holder.lock_apply();
+    ASSERT_TRUE(held);
     auto r = resync();
     EXPECT_EQ(r.status, sync::RunStatus::busy);
     EXPECT_EQ(r.exit_code(), 4);
     EXPECT_EQ(server->stats()["total"], 0);
-    holder.unlock_apply();
+    held.reset();
     EXPECT_EQ(resync().status, sync::RunStatus::succeeded);
 }
 

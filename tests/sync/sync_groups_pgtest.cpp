@@ -17,8 +17,8 @@ protected:
         server->state().set_quirks(sim::Quirks::from_json({{"groups", groups}}, server->state().quirks()));
     }
     std::optional<int64_t> mapped_id(const std::string& name) {
-        sync::Engine e(cfg);
-        auto m = e.store().group_map();
+        store::Session session(cfg.database.dsn, cfg.database.schema);
+        auto m = session.groups.group_map();
         auto it = m.find(name);
         if (it == m.end() || !it->second.group_id) return std::nullopt;
         return it->second.group_id;
@@ -148,17 +148,17 @@ TEST_F(GroupsTest, RecheckFlagConfirmsTheGroupInAnIncrementalCycle) {
     ASSERT_TRUE(gone_id && kept_id);
 
     // "kept" still exists: the flag is cleared, nothing is created.
-    { sync::Engine(cfg).store().flag_group_recheck(*kept_id); }
+    { store::Session(cfg.database.dsn, cfg.database.schema).groups.flag_group_recheck(*kept_id); }
     // "flagged" was deleted by hand; the write side flagged it after a refusal.
     ASSERT_TRUE(server->state().delete_group(*gone_id).ok());
-    { sync::Engine(cfg).store().flag_group_recheck(*gone_id); }
+    { store::Session(cfg.database.dsn, cfg.database.schema).groups.flag_group_recheck(*gone_id); }
 
     auto r = once();
     EXPECT_EQ(r.status, sync::RunStatus::succeeded) << r.to_text();
     EXPECT_EQ(mapped_id("kept"), kept_id);
     {
-        sync::Engine e(cfg);
-        auto m = e.store().group_map();
+        store::Session session(cfg.database.dsn, cfg.database.schema);
+        auto m = session.groups.group_map();
         EXPECT_FALSE(m.at("kept").recheck);
         EXPECT_FALSE(m.at("flagged").recheck);
     }

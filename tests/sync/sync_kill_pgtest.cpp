@@ -195,7 +195,7 @@ TEST_F(KillTest, TwoProcessesAtOnceDoNotBothApply) {
     desire(rows);
     set_latency("customerAddGroups", 10);
     // Migrate first so both start on an existing schema and race for the apply lock only.
-    { store::Store(dsn, schema).migrate(); }
+    { store::Session(dsn, schema).migrate(); }
     ChildProcess* a = spawn("resync", "a.log");
     ChildProcess* b = spawn("resync", "b.log");
     const int ea = wait_exit(a);

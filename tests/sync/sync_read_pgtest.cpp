@@ -2,7 +2,7 @@
 // pages, data: null, overcounting totals, customerId beside an internal id, drift between
 // full resyncs, and member identity confirmation. Real PostgreSQL and the simulator.
 #include "sim/quirks.hpp"
-#include "store/store.hpp"
+#include "store/session.hpp"
 #include "sync_fixture.hpp"
 
 namespace cdpsync::testing {

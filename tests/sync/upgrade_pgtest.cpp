@@ -6,6 +6,7 @@
 #include <map>
 #include <sstream>
 
+#include "store/schema.hpp"
 #include "sync_fixture.hpp"
 
 namespace cdpsync::testing {
@@ -14,15 +15,7 @@ namespace {
 class UpgradeTest : public SyncTest {
 protected:
     // The previous release's schema, from its frozen DDL.
-    void create_v2_schema() {
-        std::ifstream in(std::string(CDP_SYNC_SOURCE_DIR) + "/tests/sync/data/cdp_sync_v2.sql");
-        ASSERT_TRUE(in) << "tests/sync/data/cdp_sync_v2.sql missing";
-        std::stringstream text;
-        text << in.rdbuf();
-        std::string sql = text.str();
-        for (size_t at = sql.find("@."); at != std::string::npos; at = sql.find("@.", at)) sql.replace(at, 1, schema);
-        exec("CREATE SCHEMA " + schema + "; " + sql);
-    }
+    void create_v2_schema() { exec(previous_release_schema_sql(schema)); }
 
     void v2_op(int64_t run, int64_t customer, int64_t group, const std::string& state, int attempts,
                const std::string& msg = "") {
@@ -74,7 +67,7 @@ TEST_F(UpgradeTest, PreviousReleasesInterruptedRunAndFailedOpsAreMigratedAndFini
     const auto first = resync();
     EXPECT_TRUE(first.resumed);
     EXPECT_EQ(first.run_id, 2);
-    EXPECT_EQ(scalar("SELECT max(version) FROM " + s + ".schema_version"), store::Store::kSchemaVersion);
+    EXPECT_EQ(scalar("SELECT max(version) FROM " + s + ".schema_version"), store::kSchemaVersion);
     EXPECT_EQ(scalar("SELECT count(*) FROM " + s + ".op WHERE run_id = 2 AND state = 'pending'"), 0);
 
     const auto second = resync();

@@ -5,7 +5,7 @@
 #include <map>
 #include <tuple>
 
-#include "store/store.hpp"
+#include "store/session.hpp"
 #include "sync/steps.hpp"
 #include "sync_fixture.hpp"
 
@@ -191,7 +191,7 @@ TEST_F(WriteSideTest, SchemaVersion3WithOpenOpsIsMigratedAndFinished) {
          " INSERT INTO " + s + "op (run_id, customer_id, kind, group_ids) VALUES (1001, 3, 'add', " + ids + ")");
     auto resumed = once();
     EXPECT_EQ(resumed.run_id, 1001);
-    EXPECT_EQ(scalar("SELECT max(version) FROM " + s + "schema_version"), store::Store::kSchemaVersion);
+    EXPECT_EQ(scalar("SELECT max(version) FROM " + s + "schema_version"), store::kSchemaVersion);
     EXPECT_TRUE(server->state().is_member(3, alpha));
     auto r = once();
     EXPECT_EQ(r.status, sync::RunStatus::succeeded) << r.to_text();
