@@ -351,12 +351,26 @@ std::string size_label(int64_t m) {
     return count(m);
 }
 
-// The measured run's per-phase wall times, as cdp-sync recorded them on its run row.
-json phase_seconds(pqxx::connection& conn, const std::string& schema) {
+// The highest run id cdp-sync has recorded; 0 before its first run.
+int64_t last_run_id(pqxx::connection& conn, const std::string& schema) {
     try {
         pqxx::work w(conn);
-        auto r = w.exec("SELECT coalesce(details->'phase_seconds', '{}')::text FROM " + schema +
-                        ".run ORDER BY id DESC LIMIT 1");
+        auto r = w.exec("SELECT coalesce(max(id), 0) FROM " + schema + ".run");
+        w.commit();
+        return r[0][0].as<int64_t>();
+    } catch (const std::exception&) {
+        return 0;  // no schema yet: the command creates it
+    }
+}
+
+// The per-phase wall times cdp-sync recorded on the run it started after run `after_run`;
+// none when the command recorded no run (plan --full), rather than an earlier run's.
+json phase_seconds(pqxx::connection& conn, const std::string& schema, int64_t after_run) {
+    try {
+        pqxx::work w(conn);
+        auto r = w.exec_params("SELECT coalesce(details->'phase_seconds', '{}')::text FROM " + schema +
+                                   ".run WHERE id > $1 ORDER BY id DESC LIMIT 1",
+                               after_run);
         w.commit();
         return r.empty() ? json::object() : json::parse(r[0][0].as<std::string>());
     } catch (const std::exception& e) {
@@ -511,6 +525,7 @@ Cycle run_cycle(const std::string& name, Server& sim, const std::vector<int64_t>
     sim.reset_stats();
     sim.state().clear_write_log();
     const PgCounters before = pg_counters(conn);
+    const int64_t run_before = last_run_id(conn, schema);
     c.load_before = load_average();
     {
         PgSampler sampler(dsn);
@@ -540,7 +555,7 @@ Cycle run_cycle(const std::string& name, Server& sim, const std::vector<int64_t>
     c.all_calls = st.value("total", int64_t{0});
     c.max_arrivals = st.value("max_arrivals_per_second", int64_t{0});
     c.rate = write_rate(sim);
-    c.phases = phase_seconds(conn, schema);
+    c.phases = phase_seconds(conn, schema, run_before);
     if (name == "plan-full") c.planned_writes = planned_writes(c.proc.output);
     if (c.proc.exit_code != 0)
         std::cerr << "scenario_bench: cdp-sync " << name << " exit " << c.proc.exit_code << ":\n" << c.proc.output << "\n";
@@ -800,7 +815,7 @@ InitialLoad initial_load_once(const Options& o, const std::string& dsn, int roun
     r.rate = write_rate(sim);
     print_write_gaps(sim);
     r.converged = r.proc.exit_code == 0 && sim.state().membership_count() == o.customers * o.groups;
-    r.phases = phase_seconds(conn, schema);
+    r.phases = phase_seconds(conn, schema, 0);  // a fresh schema
     if (r.proc.exit_code != 0) std::cerr << "scenario_bench: cdp-sync exit " << r.proc.exit_code << ":\n" << r.proc.output;
     sim.stop();
     {
