@@ -4,7 +4,9 @@
 # markdown table (with the machine and the command above it).
 #
 #   bench/run.sh          the default grid (~15 min on 2 cores): every rate-limit-off row; at
-#                         50 QPS only the rows whose writes take at most ~1 minute
+#                         50 QPS only the rows whose writes take at most ~1 minute; then
+#                         issue 12's reference job (initial load 500 x 10 at 100 QPS, sliding
+#                         and fixed window, 3 runs each)
 #   bench/run.sh --all    every row at 50 QPS too (about 2.5 hours: 1M x 50% alone is 45 min a cycle)
 #
 # Environment: BUILD_DIR (default build/release), CDP_SYNC_TEST_DSN (default: a throwaway
@@ -17,7 +19,7 @@ all=0
 for a in "$@"; do
   case "$a" in
   --all) all=1 ;;
-  -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+  -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
   *) echo "usage: bench/run.sh [--all]" >&2; exit 2 ;;
   esac
 done
@@ -65,6 +67,15 @@ for m in 10000 100000 1000000; do
   done
 done
 
+# Issue 12's reference job: an initial load of 500 customers x 10 groups at 100 QPS, against a
+# sliding and a fixed window, three runs each (the median is printed below each table).
+reference=()
+for window in sliding fixed; do
+  out=$("$bench" --job initial-load --customers 500 --groups 10 --qps 100 --window "$window" --repeat 3) || failed=1
+  reference+=("$out")
+  echo "$out" >&2
+done
+
 elapsed=$(($(date -u +%s) - started))
 echo
 echo "## cdp-sync scenario benchmark"
@@ -76,6 +87,12 @@ echo "- data: memberships over 50 groups, 5 per customer; page size 1000, max_in
 echo
 "$bench" --header
 printf '%s\n' "${rows[@]}"
+echo
+echo "Reference job (issue 12): initial load, 500 customers x 10 groups, 100 QPS; wall ÷ (calls ÷ QPS) per run:"
+for t in "${reference[@]}"; do
+  echo
+  printf '%s\n' "$t"
+done
 if [ ${#skipped[@]} -gt 0 ]; then
   echo
   echo "Rate-limited rows not run by default:"

@@ -7,6 +7,8 @@
 //       [--no-prime] [--naive auto|run|compute|off] [--page-size 1000] [--max-in-flight 8]
 //       [--format md|json|scale] [--json-out FILE]
 //   scenario_bench --header [md|scale]    the markdown table header
+//   scenario_bench --job initial-load [--customers 500] [--groups 10] --qps 100
+//       [--window sliding|fixed] [--repeat N]   issue 12's reference job (below), N times
 //
 // The data: customers = memberships / 5, customer c in the 5 of G groups (7c + 11k) mod G,
 // k < 5, in the simulator (the CDP as it is) and in a PostgreSQL table (the database,
@@ -89,6 +91,10 @@ struct Options {
     bool fixed_window = false;  // the simulator's limit.fixed_window quirk
     std::string format = "md";  // md, json, scale
     std::string json_out;  // also append the JSON object to this file
+    // --job initial-load: issue 12's reference job instead of the scenario grid.
+    std::string job = "scenario";
+    int64_t customers = 500;
+    int repeat = 1;
 };
 
 [[noreturn]] void usage(const std::string& why) {
@@ -98,6 +104,8 @@ struct Options {
                  "                      [--naive auto|run|compute|off] [--page-size N] [--max-in-flight N]\n"
                  "                      [--window sliding|fixed]\n"
                  "                      [--format md|json|scale] [--json-out FILE]\n"
+                 "       scenario_bench --job initial-load [--customers 500] [--groups 10] --qps 100\n"
+                 "                      [--window sliding|fixed] [--repeat N]\n"
                  "       scenario_bench --header [md|scale]\n";
     std::exit(2);
 }
@@ -148,6 +156,23 @@ Data make_data(const Options& o) {
     }
     d.desired_rows += d.customers * kPerCustomer;
     return d;
+}
+
+cdpsync::sim::ServerOptions sim_options(const Options& o) {
+    cdpsync::sim::ServerOptions so;
+    so.token = kToken;
+    so.threads = 1;
+    so.max_page_size = o.page_size;
+    return so;
+}
+
+// The simulator's limit: --qps, over a sliding or (--window fixed) a fixed window.
+void limit_sim(Server& sim, const Options& o) {
+    sim.set_rate_limit(o.qps);
+    if (!o.fixed_window) return;
+    auto quirks = sim.state().quirks();
+    quirks.limit.fixed_window = true;
+    sim.state().set_quirks(quirks);
 }
 
 // The CDP as it is before the change; returns the group ids by index.
@@ -272,10 +297,7 @@ Naive run_naive(const Options& o, const Data& d) {
     Naive n;
     n.how = "run";
     n.calls = d.memberships_changed;
-    cdpsync::sim::ServerOptions so;
-    so.token = kToken;
-    so.threads = 1;
-    so.max_page_size = o.page_size;
+    cdpsync::sim::ServerOptions so = sim_options(o);
     so.rate_limit_qps = o.qps;
     Server sim(so);
     sim.start();
@@ -329,12 +351,26 @@ std::string size_label(int64_t m) {
     return count(m);
 }
 
-// The measured run's per-phase wall times, as cdp-sync recorded them on its run row.
-json phase_seconds(pqxx::connection& conn, const std::string& schema) {
+// The highest run id cdp-sync has recorded; 0 before its first run.
+int64_t last_run_id(pqxx::connection& conn, const std::string& schema) {
     try {
         pqxx::work w(conn);
-        auto r = w.exec("SELECT coalesce(details->'phase_seconds', '{}')::text FROM " + schema +
-                        ".run ORDER BY id DESC LIMIT 1");
+        auto r = w.exec("SELECT coalesce(max(id), 0) FROM " + schema + ".run");
+        w.commit();
+        return r[0][0].as<int64_t>();
+    } catch (const std::exception&) {
+        return 0;  // no schema yet: the command creates it
+    }
+}
+
+// The per-phase wall times cdp-sync recorded on the run it started after run `after_run`;
+// none when the command recorded no run (plan --full), rather than an earlier run's.
+json phase_seconds(pqxx::connection& conn, const std::string& schema, int64_t after_run) {
+    try {
+        pqxx::work w(conn);
+        auto r = w.exec_params("SELECT coalesce(details->'phase_seconds', '{}')::text FROM " + schema +
+                                   ".run WHERE id > $1 ORDER BY id DESC LIMIT 1",
+                               after_run);
         w.commit();
         return r.empty() ? json::object() : json::parse(r[0][0].as<std::string>());
     } catch (const std::exception& e) {
@@ -489,6 +525,7 @@ Cycle run_cycle(const std::string& name, Server& sim, const std::vector<int64_t>
     sim.reset_stats();
     sim.state().clear_write_log();
     const PgCounters before = pg_counters(conn);
+    const int64_t run_before = last_run_id(conn, schema);
     c.load_before = load_average();
     {
         PgSampler sampler(dsn);
@@ -518,7 +555,7 @@ Cycle run_cycle(const std::string& name, Server& sim, const std::vector<int64_t>
     c.all_calls = st.value("total", int64_t{0});
     c.max_arrivals = st.value("max_arrivals_per_second", int64_t{0});
     c.rate = write_rate(sim);
-    c.phases = phase_seconds(conn, schema);
+    c.phases = phase_seconds(conn, schema, run_before);
     if (name == "plan-full") c.planned_writes = planned_writes(c.proc.output);
     if (c.proc.exit_code != 0)
         std::cerr << "scenario_bench: cdp-sync " << name << " exit " << c.proc.exit_code << ":\n" << c.proc.output << "\n";
@@ -664,6 +701,9 @@ std::vector<std::string> split_cycles(const std::string& v) {
 }
 
 bool valid(const Options& o) {
+    if (o.job == "initial-load")
+        return o.customers >= 1 && o.groups >= 1 && o.qps > 0 && o.repeat >= 1 && o.max_in_flight >= 1 &&
+               o.page_size >= 1;
     for (const auto& c : o.cycles)
         if (c != "resync" && c != "incremental" && c != "plan-full") return false;
     return o.memberships >= kPerCustomer && o.groups >= 45 && o.changed_pct >= 1 && o.changed_pct <= 100 &&
@@ -709,6 +749,9 @@ Options parse(int argc, char** argv) {
             else if (a == "--window" && (v == "sliding" || v == "fixed")) o.fixed_window = v == "fixed";
             else if (a == "--format") o.format = v;
             else if (a == "--json-out") o.json_out = v;
+            else if (a == "--job" && (v == "scenario" || v == "initial-load")) o.job = v;
+            else if (a == "--customers") o.customers = std::stoll(v);
+            else if (a == "--repeat") o.repeat = std::stoi(v);
             else usage("unknown option " + a);
         } catch (const std::logic_error&) {
             usage("bad value for " + a + ": " + v);
@@ -716,6 +759,100 @@ Options parse(int argc, char** argv) {
     }
     if (!valid(o)) usage("bad option value");
     return o;
+}
+
+// Issue 12's reference job: the first run against a CDP that has the customers but none of
+// the groups, the database putting every one of `customers` customers in each of `groups`
+// groups, at a `qps` limit. Its floor is all its calls / qps: it should take no longer.
+struct InitialLoad {
+    Proc proc;
+    int64_t calls = 0, writes = 0, sent_429 = 0, max_arrivals = 0;
+    WriteRate rate;
+    bool converged = false;
+    json phases;
+};
+
+// To stderr: the gaps between consecutive writes as the simulator logged them.
+void print_write_gaps(Server& sim) {
+    std::vector<std::chrono::system_clock::time_point> t;
+    for (const auto& e : sim.state().write_log()) t.push_back(e.time);
+    std::sort(t.begin(), t.end());
+    std::vector<double> gaps;
+    for (size_t i = 1; i < t.size(); ++i) gaps.push_back(std::chrono::duration<double, std::milli>(t[i] - t[i - 1]).count());
+    std::sort(gaps.begin(), gaps.end());
+    if (gaps.empty()) return;
+    std::cerr << "write gaps ms: p10 " << gaps[gaps.size() / 10] << " p50 " << gaps[gaps.size() / 2] << " p90 "
+              << gaps[gaps.size() * 9 / 10] << " p99 " << gaps[gaps.size() * 99 / 100] << " max " << gaps.back()
+              << "; first to last write " << std::chrono::duration<double>(t.back() - t.front()).count() << " s\n";
+}
+
+InitialLoad initial_load_once(const Options& o, const std::string& dsn, int round) {
+    const std::string suffix = "il" + std::to_string(::getpid()) + "_" + std::to_string(round);
+    const std::string schema = "cdp_sync_" + suffix, src = "src_" + suffix;
+    const fs::path dir = fs::temp_directory_path() / ("cdp-sync-initial-load-" + suffix);
+    fs::create_directories(dir);
+    Server sim(sim_options(o));
+    sim.start();
+    sim.state().add_customers(1, o.customers);
+    limit_sim(sim, o);
+    pqxx::connection conn(dsn);
+    {
+        pqxx::work w(conn);
+        w.exec0("CREATE SCHEMA " + src + "; CREATE TABLE " + src + ".m AS SELECT c AS customer_id, 'load-' || g AS " +
+                "group_name FROM generate_series(1::bigint, " + std::to_string(o.customers) + ") c, generate_series(0, " +
+                std::to_string(o.groups - 1) + ") g");
+        w.commit();
+    }
+    const fs::path config = dir / "config.yaml";
+    write_config(config, sim.base_url(), dsn, schema, src, o.qps, o);
+    InitialLoad r;
+    r.proc = run_cdp_sync(config, {"run", "--once"}, dir / "run.log");
+    const json st = sim.stats();
+    r.calls = st.value("total", int64_t{0});
+    r.writes = st.value("write_calls", int64_t{0});
+    r.sent_429 = st.value("sent_429", int64_t{0});
+    r.max_arrivals = st.value("max_arrivals_per_second", int64_t{0});
+    r.rate = write_rate(sim);
+    print_write_gaps(sim);
+    r.converged = r.proc.exit_code == 0 && sim.state().membership_count() == o.customers * o.groups;
+    r.phases = phase_seconds(conn, schema, 0);  // a fresh schema
+    if (r.proc.exit_code != 0) std::cerr << "scenario_bench: cdp-sync exit " << r.proc.exit_code << ":\n" << r.proc.output;
+    sim.stop();
+    {
+        pqxx::work w(conn);
+        w.exec0("DROP SCHEMA IF EXISTS " + schema + " CASCADE; DROP SCHEMA " + src + " CASCADE");
+        w.commit();
+    }
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    return r;
+}
+
+int run_initial_loads(const Options& o, const std::string& dsn) {
+    const std::string lim = num("%g QPS", o.qps) + (o.fixed_window ? " fixed" : " sliding");
+    std::printf("| job | limit | run | wall s | calls (writes) | calls ÷ QPS s | wall ÷ (calls ÷ QPS) | max 1 s | 429s "
+                "| write utilisation | phases (s) | converged |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n");
+    std::vector<double> ratios, walls;
+    bool ok = true;
+    for (int i = 0; i < o.repeat; ++i) {
+        const InitialLoad r = initial_load_once(o, dsn, i);
+        const double floor_s = static_cast<double>(r.calls) / o.qps;
+        ratios.push_back(r.proc.seconds / floor_s);
+        walls.push_back(r.proc.seconds);
+        ok = ok && r.converged && r.sent_429 == 0;
+        std::printf("| initial load %lld × %d | %s | %d | %.3f | %lld (%lld) | %.2f | %.3f× | %lld | %lld | %.3f | %s | %s |\n",
+                    static_cast<long long>(o.customers), o.groups, lim.c_str(), i + 1, r.proc.seconds,
+                    static_cast<long long>(r.calls), static_cast<long long>(r.writes), floor_s, ratios.back(),
+                    static_cast<long long>(r.max_arrivals), static_cast<long long>(r.sent_429), r.rate.mean / o.qps,
+                    r.phases.dump().c_str(), r.converged ? "yes" : "NO");
+        std::fflush(stdout);
+    }
+    auto median = [](std::vector<double> v) {
+        std::sort(v.begin(), v.end());
+        return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+    };
+    std::printf("\nmedian of %d: wall %.3f s, wall ÷ (calls ÷ QPS) %.3f×\n", o.repeat, median(walls), median(ratios));
+    return ok ? 0 : 1;
 }
 
 }  // namespace
@@ -728,6 +865,7 @@ int main(int argc, char** argv) {
     const std::string dsn = dsn_env;
     spdlog::set_level(spdlog::level::err);
     ::setenv("CDP_SYNC_BENCH_TOKEN", kToken, 1);
+    if (o.job == "initial-load") return run_initial_loads(o, dsn);
 
     const Data d = make_data(o);
     const std::string suffix = "s" + std::to_string(::getpid());
@@ -735,11 +873,7 @@ int main(int argc, char** argv) {
     const fs::path dir = fs::temp_directory_path() / ("cdp-sync-scenario-" + suffix);
     fs::create_directories(dir);
 
-    cdpsync::sim::ServerOptions so;
-    so.token = kToken;
-    so.threads = 1;
-    so.max_page_size = o.page_size;
-    Server sim(so);
+    Server sim(sim_options(o));
     sim.start();
     const auto gid = seed_sim(sim, d);
 
@@ -781,12 +915,7 @@ int main(int argc, char** argv) {
                   << static_cast<double>(prime.max_rss_kb) / 1024.0 << " MB\n";
     }
 
-    sim.set_rate_limit(o.qps);
-    if (o.fixed_window) {
-        auto quirks = sim.state().quirks();
-        quirks.limit.fixed_window = true;
-        sim.state().set_quirks(quirks);
-    }
+    limit_sim(sim, o);
     write_config(config, sim.base_url(), dsn, schema, src, o.qps, o);
 
     // Each cycle has the same change to make: the database switches to the other version of

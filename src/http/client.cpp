@@ -347,15 +347,18 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
     // Write the request, read the response, within `deadline`.
     template <class Stream>
     net::awaitable<Exchange> exchange(Stream& stream, Connection& conn, bhttp::request<bhttp::string_body>& req,
-                                      Clock::time_point deadline) {
+                                      Clock::time_point deadline, RateLimiter::Permit& permit) {
         std::optional<Exchange> not_sent = co_await write_request(stream, conn, req, deadline);
+        // The limiter spaces the next send from when this one left (or failed to).
+        const auto sent_at = Clock::now();
+        permit.departed(sent_at);
         if (not_sent) co_return std::move(*not_sent);
         bhttp::response_parser<bhttp::string_body> parser;
         parser.body_limit(body_limit);
         parser.header_limit(header_limit);
         const error_code ec = co_await read_response(stream, conn, parser, deadline);
         if (std::optional<Exchange> failed = read_failure(ec, conn, parser)) co_return std::move(*failed);
-        co_return received(parser.get());
+        co_return received(parser.get(), sent_at);
     }
 
     // The request written; otherwise the exchange's failure.
@@ -433,10 +436,11 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
         return out;
     }
 
-    static Exchange received(bhttp::response<bhttp::string_body>& res) {
+    static Exchange received(bhttp::response<bhttp::string_body>& res, Clock::time_point sent_at) {
         Exchange out;
         Response response;
         response.status = res.result_int();
+        response.sent_at = sent_at;
         if (auto it = res.find(bhttp::field::retry_after); it != res.end()) response.retry_after = std::string(it->value());
         out.keep_alive = res.keep_alive();
         response.body = std::move(res.body());
@@ -483,8 +487,10 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
             // The token is taken with the connection ready, so the server sees the send
             // right after it was counted: connect and handshake times cannot bunch sends.
             const auto before = Clock::now();
+            RateLimiter::Permit permit;
             try {
-                co_await limiter.acquire();
+                RateLimiter::Permit granted = co_await limiter.acquire();
+                permit = std::move(granted);
             } catch (const boost::system::system_error&) {
                 co_return cancelled();
             }
@@ -493,9 +499,9 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
 
             Exchange ex;
             if (conn->tls)
-                ex = co_await exchange(*conn->tls, *conn, req, deadline);
+                ex = co_await exchange(*conn->tls, *conn, req, deadline, permit);
             else
-                ex = co_await exchange(*conn->plain, *conn, req, deadline);
+                ex = co_await exchange(*conn->plain, *conn, req, deadline, permit);
             if (ex.result.has_value()) {
                 if (ex.keep_alive && !stopped) {
                     conn->lowest().expires_never();

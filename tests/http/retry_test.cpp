@@ -7,7 +7,7 @@ namespace {
 
 using std::chrono::milliseconds;
 
-Result status(unsigned code) { return Response{code, "{}", std::nullopt}; }
+Result status(unsigned code) { return Response{code, "{}", std::nullopt, {}}; }
 
 Result error(ErrorKind kind) { return outcome::failure(TransportError{kind, "detail"}); }
 
