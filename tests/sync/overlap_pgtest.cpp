@@ -2,6 +2,8 @@
 // held on an advisory lock the test owns, and the member reads are seen to happen (and the
 // known groups' snapshot to finish) while the source query still waits for it. A source that
 // fails during those reads stops them and the run, before any write.
+#include <unistd.h>
+
 #include <chrono>
 #include <thread>
 
@@ -10,7 +12,9 @@
 namespace cdpsync::testing {
 namespace {
 
-constexpr int64_t kGateLock = 7301;
+// The gate: an advisory lock key of this process (tests of other processes run beside it on
+// the same database): 7301 in the high half, the pid in the low one.
+const int64_t kGateLock = (int64_t{7301} << 32) | static_cast<int64_t>(::getpid());
 
 class OverlapTest : public SyncTest {
 protected:
@@ -43,8 +47,8 @@ protected:
 
     // The source query of the run is waiting for the gate (held by `gate`).
     int64_t source_waiting() {
-        return scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = " +
-                      std::to_string(kGateLock));
+        return scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = 7301"
+                      " AND objid = " + std::to_string(::getpid()));
     }
 
     std::string running_phase() {
