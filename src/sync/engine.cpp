@@ -25,7 +25,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double seconds_between(Clock::time_point from, Clock::time_point to) {
+    return std::chrono::duration<double>(to - from).count();
+}
+double since(Clock::time_point t0) { return seconds_between(t0, Clock::now()); }
 
 json issues_json(const std::vector<GroupIssue>& issues) {
     json out = json::array();
@@ -70,6 +73,10 @@ struct Engine::Impl {
     std::shared_ptr<spdlog::logger> log;
     store::Session store;
     DbLane db{store};  // the store's one user while a step runs (destroyed first)
+    // A second session, for a full run's reads while `store` loads the source (created at
+    // the first full run; its lane destroyed first).
+    std::unique_ptr<store::Session> read_store;
+    std::unique_ptr<DbLane> read_db;
     net::io_context io;
     cdp::Api api;
 
@@ -181,20 +188,25 @@ struct Engine::Impl {
         return finish(run, phase);
     }
 
-    // source -> groups -> snapshot -> plan -> guard -> journal. False when the delete guard
-    // stopped the run (recorded as blocked); a fatal error is left in run.fatal.
+    // source -> groups -> snapshot -> plan -> guard -> journal (a full run reads what it can
+    // while the source loads). False when the delete guard stopped the run (recorded as
+    // blocked); a fatal error is left in run.fatal.
     bool prepare(RunState& run) {
-        load_source_phase(run);
+        std::optional<EarlyReads> early;
+        if (run.kind == RunKind::full) early = load_source_while_reading(run);
+        else load_source_phase(run);
         if (run.fatal) return true;
         run.st.throw_if_stopped();
         store.runs.set_phase(run.id, store::RunPhase::groups);
-        GroupsResult g = block_on(run.st.resolve_groups(run.kind == RunKind::full, false));
+        std::optional<GroupListing> listing;
+        if (early) listing = std::move(early->listing);
+        GroupsResult g = block_on(run.st.resolve_groups(run.kind == RunKind::full, false, std::move(listing)));
         run.r.group_errors = g.errors;
         run.r.counts.groups_created += g.created;
         if (g.fatal) run.fatal = g.fatal;
         run.lap("groups");
         if (run.fatal) return true;
-        read_phase(run, g);
+        read_phase(run, g, early);
         plan_phase(run, g);
         Prune prune = prune_plan(run.st, run.kind, run.only_groups);
         if (const std::string why = guard(run.r.plan.removes, prune, run.force); !why.empty()) {
@@ -212,27 +224,182 @@ struct Engine::Impl {
     void load_source_phase(RunState& run) {
         run.st.throw_if_stopped();
         store.runs.set_phase(run.id, store::RunPhase::source);
-        auto& r = run.r;
         try {
-            r.source = store.source.load_source(cfg.database, run.only_groups);
+            take_source(run, store.source.load_source(cfg.database, run.only_groups));
         } catch (const store::SourceError& e) {
             run.fatal = Abort{Abort::Cause::source_failed, text::one_line(e.what())};
         }
+        run.lap("source");
+    }
+
+    void take_source(RunState& run, store::SourceStats stats) {
+        auto& r = run.r;
+        r.source = std::move(stats);
         r.counts.rows_read = r.source.rows_read;
         r.counts.rows_rejected = r.source.rows_rejected;
         r.counts.duplicates = r.source.duplicates;
         if (r.source.rows_rejected > 0) log_rejects(r.source);
-        run.lap("source");
+    }
+
+    // ---- a full run: the source load beside the reads that do not need it
+
+    struct SourceLoad {
+        std::optional<store::SourceStats> stats;  // set when loaded
+        std::optional<Abort> fatal;               // the source query failed
+        std::exception_ptr error;                 // PostgreSQL or something unexpected
+        Clock::time_point end;
+    };
+
+    // What a full run read before its source was loaded: the CDP's group list and the
+    // members of the groups it resolves to their mapped id whenever the source names them.
+    struct EarlyReads {
+        GroupListing listing;
+        std::vector<store::ManagedGroup> groups;  // read (or tried) into the run's snapshot
+        SnapshotResult snapshot;
+        double listing_seconds = 0;
+        double snapshot_seconds = 0;
+        Clock::time_point end;
+    };
+
+    Steps read_steps(const RunState& run) {
+        if (!read_store) {
+            read_store = std::make_unique<store::Session>(cfg.database.dsn, cfg.database.schema, log);
+            read_db = std::make_unique<DbLane>(*read_store);
+        }
+        Steps reader{cfg, *log, *read_store, *read_db, api};
+        reader.stop = run.st.stop;
+        return reader;
+    }
+
+    // The source loads on the engine's session (its DB lane's thread) while the group list
+    // and the known groups' members are read on the read session: the rate-limited reads do
+    // not wait for the source. A failed source cuts the reads short (no read starts after it;
+    // those in flight are answered first), and the run ends before any write.
+    std::optional<EarlyReads> load_source_while_reading(RunState& run) {
+        run.st.throw_if_stopped();
+        store.runs.set_phase(run.id, store::RunPhase::source);
+        Steps reader = read_steps(run);
+        std::atomic<bool> source_failed{false};
+        reader.cancel = &source_failed;
+        bool reads_done = false;
+        const auto start = Clock::now();
+        SourceLoad source;
+        std::optional<EarlyReads> early;
+        std::exception_ptr read_error;
+        net::co_spawn(io, load_source_beside(run.id, run.only_groups, source_failed, reads_done),
+                      [&](std::exception_ptr e, SourceLoad s) {
+                          source = std::move(s);
+                          if (e) source.error = e;
+                      });
+        net::co_spawn(io, read_known_groups(reader, run.id, run.only_groups, reads_done),
+                      [&](std::exception_ptr e, EarlyReads r) {
+                          if (e) read_error = e;
+                          else early = std::move(r);
+                      });
+        io.restart();
+        io.run();
+        db.wait_idle();
+        read_db->wait_idle();
+        if (source.error) std::rethrow_exception(source.error);
+        run.r.phase_seconds["source"] += seconds_between(start, source.end);
+        run.phase_start = Clock::now();
+        if (source.fatal) {
+            run.fatal = source.fatal;
+            if (early) run.r.counts.member_pages += early->snapshot.pages;
+            return std::nullopt;
+        }
+        take_source(run, std::move(*source.stats));
+        if (read_error) std::rethrow_exception(read_error);
+        run.r.phase_seconds["groups"] += early->listing_seconds;
+        run.r.phase_seconds["snapshot"] += early->snapshot_seconds;
+        run.r.phase_seconds["overlap"] += seconds_between(start, std::min(source.end, early->end));
+        return early;
+    }
+
+    net::awaitable<SourceLoad> load_source_beside(int64_t run_id, std::vector<std::string> only_groups,
+                                                  std::atomic<bool>& source_failed, const bool& reads_done) {
+        SourceLoad out;
+        try {
+            auto load = [this, only_groups](store::Session& s) { return s.source.load_source(cfg.database, only_groups); };
+            out.stats = co_await db.run(std::move(load));
+            // The reads go on: a kill from here on finds the run in its snapshot.
+            auto reading = [run_id](store::Session& s) { s.runs.set_phase(run_id, store::RunPhase::snapshot); };
+            if (!reads_done) co_await db.run(std::move(reading));
+        } catch (const store::SourceError& e) {
+            out.fatal = Abort{Abort::Cause::source_failed, text::one_line(e.what())};
+        } catch (...) {
+            out.error = std::current_exception();
+        }
+        out.end = Clock::now();
+        if (out.fatal || out.error) source_failed = true;
+        co_return out;
+    }
+
+    net::awaitable<EarlyReads> read_known_groups(Steps reader, int64_t run_id, std::vector<std::string> only_groups,
+                                                 bool& reads_done) {
+        EarlyReads out;
+        auto t = Clock::now();
+        out.listing = co_await reader.list_groups();
+        out.listing_seconds = since(t);
+        if (out.listing.problem.empty() && !reader.stop_requested()) {
+            auto read_map = [](store::Session& s) { return s.groups.group_map(); };
+            const auto group_map = co_await reader.db.run(std::move(read_map));
+            out.groups = known_groups(group_map, out.listing, only_groups);
+            t = Clock::now();
+            try {
+                out.snapshot = co_await reader.snapshot_at_once(run_id, out.groups, kGroupsReadAtOnce);
+            } catch (const Interrupted&) {
+                if (reader.stop && reader.stop->load()) throw;
+                // Cancelled: the source failed, and the run ends with its error.
+            }
+            out.snapshot_seconds = since(t);
+        }
+        out.end = Clock::now();
+        reads_done = true;
+        co_return out;
+    }
+
+    // The early reads of the groups this run manages into the run; a group it does not (the
+    // source no longer names it) was read for nothing: its pages count, its outcome does not.
+    void take_early_reads(RunState& run, const EarlyReads& early, std::vector<store::ManagedGroup>& managed,
+                          const std::vector<store::ManagedGroup>& existing, std::set<int64_t>& unreliable) {
+        std::set<int64_t> ids;
+        for (const auto& m : existing) ids.insert(m.group_id);
+        std::set<std::string> names;
+        std::string unused;
+        for (const auto& m : early.groups) {
+            if (ids.count(m.group_id)) names.insert(m.name);
+            else unused += (unused.empty() ? "'" : ", '") + m.name + "'";
+        }
+        SnapshotResult kept;
+        kept.pages = early.snapshot.pages;
+        for (const auto& e : early.snapshot.errors)
+            if (names.count(e.name)) kept.errors.push_back(e);
+        for (int64_t id : early.snapshot.failed)
+            if (ids.count(id)) kept.failed.insert(id);
+        for (int64_t id : early.snapshot.unreliable)
+            if (ids.count(id)) kept.unreliable.insert(id);
+        if (!unused.empty())
+            log->info("run {}: read before the source was loaded, no longer managed (the source no longer names "
+                      "them): {}; those reads were spent for nothing",
+                      run.id, unused);
+        take_snapshot(kept, managed, run.r, unreliable);
     }
 
     // The snapshot (full: every existing group; incremental: those never read), drift
     // detection, and removals held for groups whose read could not be trusted.
-    void read_phase(RunState& run, GroupsResult& g) {
+    void read_phase(RunState& run, GroupsResult& g, const std::optional<EarlyReads>& early) {
         std::vector<store::ManagedGroup> to_read = run.kind == RunKind::full ? g.existing : g.unsnapshotted;
         std::set<int64_t> unreliable;
+        if (early) {
+            std::set<int64_t> read_early;
+            for (const auto& m : early->groups) read_early.insert(m.group_id);
+            std::erase_if(to_read, [&](const store::ManagedGroup& m) { return read_early.count(m.group_id) > 0; });
+            take_early_reads(run, *early, g.managed, g.existing, unreliable);
+        }
         if (!to_read.empty()) {
             store.runs.set_phase(run.id, store::RunPhase::snapshot);
-            SnapshotResult s = block_on(run.st.snapshot(run.id, to_read));
+            SnapshotResult s = block_on(run.st.snapshot_at_once(run.id, to_read, kGroupsReadAtOnce));
             take_snapshot(s, g.managed, run.r, unreliable);
             run.lap("snapshot");
         }

@@ -94,17 +94,19 @@ struct Found {
 
 class Resolver {
 public:
-    Resolver(Steps& st, bool full, bool dry_run)
-        : st_(st), full_(full), dry_run_(dry_run), folders_(st.api, st.log, dry_run) {}
+    Resolver(Steps& st, bool full, bool dry_run, std::optional<GroupListing> listing)
+        : st_(st), full_(full), dry_run_(dry_run), folders_(st.api, st.log, dry_run), listing_(std::move(listing)) {}
 
     net::awaitable<GroupsResult> run() {
         const auto desired = st_.store.source.desired_groups();
         gmap_ = st_.store.groups.group_map();
         if (full_ && !desired.empty()) {
-            if (auto problem = co_await list_all(); !problem.empty()) {
-                out_.fatal = Abort{Abort::Cause::groups_unlisted, problem};
+            if (!listing_) listing_ = co_await st_.list_groups();
+            if (!listing_->problem.empty()) {
+                out_.fatal = Abort{Abort::Cause::groups_unlisted, listing_->problem};
                 co_return std::move(out_);
             }
+            for (auto& g : listing_->groups) listed_[g.name].push_back(std::move(g));
         }
         for (const auto& d : desired) co_await resolve_one(d);
         out_.folders_to_create = folders_.to_create();
@@ -126,17 +128,6 @@ private:
     }
 
     // ---- finding the group
-
-    net::awaitable<std::string> list_all() {
-        // Every co_await argument is a named local: GCC 12 miscompiles temporaries that live
-        // across a co_await.
-        std::string everything;
-        std::optional<int64_t> any_folder;
-        auto all = co_await st_.api.query_all_groups(std::move(everything), std::move(any_folder));
-        if (!all.has_value()) co_return "listing the CDP's groups failed: " + all.error().describe();
-        for (auto& g : all.value()) listed_[g.name].push_back(std::move(g));
-        co_return "";
-    }
 
     // The groups named exactly `name`: from the full listing, else a simpleQuery search.
     // An empty answer (also `data: null`) means there is none.
@@ -342,15 +333,43 @@ private:
     FolderPaths folders_;
     GroupsResult out_;
     std::map<std::string, store::GroupMapping> gmap_;
+    std::optional<GroupListing> listing_;
     std::map<std::string, std::vector<cdp::Group>> listed_;
     int64_t placeholder_ = 0;
 };
 
 }  // namespace
 
-net::awaitable<GroupsResult> Steps::resolve_groups(bool full, bool dry_run) {
-    Resolver resolver(*this, full, dry_run);
+net::awaitable<GroupsResult> Steps::resolve_groups(bool full, bool dry_run, std::optional<GroupListing> listing) {
+    Resolver resolver(*this, full, dry_run, std::move(listing));
     co_return co_await resolver.run();
+}
+
+net::awaitable<GroupListing> Steps::list_groups() {
+    // Every co_await argument is a named local: GCC 12 miscompiles temporaries that live
+    // across a co_await.
+    std::string everything;
+    std::optional<int64_t> any_folder;
+    auto all = co_await api.query_all_groups(std::move(everything), std::move(any_folder));
+    if (!all.has_value()) co_return GroupListing{{}, "listing the CDP's groups failed: " + all.error().describe()};
+    co_return GroupListing{std::move(all.value()), ""};
+}
+
+std::vector<store::ManagedGroup> known_groups(const std::map<std::string, store::GroupMapping>& group_map,
+                                              const GroupListing& listing,
+                                              const std::vector<std::string>& only_groups) {
+    std::map<int64_t, const cdp::Group*> listed;
+    for (const auto& g : listing.groups) listed[g.id] = &g;
+    const std::set<std::string> only(only_groups.begin(), only_groups.end());
+    std::vector<store::ManagedGroup> out;
+    for (const auto& [name, m] : group_map) {
+        if (!m.group_id || *m.group_id <= 0 || m.type != cdp::kStaticGroup || !m.error.empty()) continue;
+        if (!only.empty() && !only.count(name)) continue;
+        const auto it = listed.find(*m.group_id);
+        if (it == listed.end() || it->second->name != name || it->second->type != cdp::kStaticGroup) continue;
+        out.push_back({name, *m.group_id});
+    }
+    return out;
 }
 
 std::vector<store::GroupMapping> Steps::prune_candidates(const std::vector<store::DesiredGroup>& desired) {

@@ -46,6 +46,8 @@ std::string phases_text(const std::map<std::string, double>& seconds) {
         auto it = seconds.find(name);
         if (it != seconds.end()) out += fmt::format("{} {} {:.2f}s", out.empty() ? "" : ",", name, it->second);
     }
+    if (auto it = seconds.find("overlap"); it != seconds.end())
+        out += fmt::format(" (source and reads overlapped {:.2f}s)", it->second);
     return out.empty() ? " none" : out;
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <cstdint>
 #include <stdexcept>
 #include <optional>
@@ -69,6 +70,12 @@ struct Abort {
     std::string message;
 };
 
+// The CDP's whole group list (simpleQuery), or why it could not be read.
+struct GroupListing {
+    std::vector<cdp::Group> groups;
+    std::string problem;  // "" when listed
+};
+
 struct GroupsResult {
     std::vector<store::ManagedGroup> managed;        // what the planner diffs
     std::vector<store::ManagedGroup> existing;       // managed, already in the CDP before this run
@@ -81,6 +88,9 @@ struct GroupsResult {
     int64_t created = 0;
     std::optional<Abort> fatal;                      // no group could be resolved
 };
+
+// Groups a full run reads at once (Steps::snapshot_at_once).
+inline constexpr int kGroupsReadAtOnce = 2;
 
 // Passes over a group whose listing shifted during the read, before its read is unreliable.
 inline constexpr int kMaxReadPasses = 3;
@@ -119,8 +129,11 @@ struct Steps {
     DbLane& db;
     cdp::Api& api;
     const std::atomic<bool>* stop = nullptr;
+    // Ends this step like `stop`, for a reason of the engine's own (a full run's reads once
+    // the source it overlaps failed); the step's caller tells the two apart.
+    const std::atomic<bool>* cancel = nullptr;
 
-    bool stop_requested() const { return stop && stop->load(); }
+    bool stop_requested() const { return (stop && stop->load()) || (cancel && cancel->load()); }
     void throw_if_stopped() const {
         if (stop_requested()) throw Interrupted();
     }
@@ -128,9 +141,17 @@ struct Steps {
     // Resolves every desired group name; full lists all groups (simpleQuery), incremental
     // trusts the group map and looks up only unknown names. dry_run creates and updates
     // nothing (negative placeholder ids for groups to create).
-    net::awaitable<GroupsResult> resolve_groups(bool full, bool dry_run);
+    // A full run may pass the listing it read already (list_groups) instead of one more.
+    net::awaitable<GroupsResult> resolve_groups(bool full, bool dry_run,
+                                                std::optional<GroupListing> listing = std::nullopt);
+    // Every group of the CDP (simpleQuery, all pages).
+    net::awaitable<GroupListing> list_groups();
     // Pages each group into the mirror under `snapshot_id`, continuing saved cursors.
     net::awaitable<SnapshotResult> snapshot(int64_t snapshot_id, std::vector<store::ManagedGroup> groups);
+    // The same, `at_once` groups at a time (steps.cpp): one group's reads leave the rate
+    // limit idle while its first page is awaited and while its read is checked and committed.
+    net::awaitable<SnapshotResult> snapshot_at_once(int64_t snapshot_id, std::vector<store::ManagedGroup> groups,
+                                                    int at_once);
     // sync.drift_check: lists the groups (simpleQuery) and re-reads, into the mirror under
     // `snapshot_id`, each managed group whose customerTotal differs from the mirror's count.
     // Groups in `already_read` (read this run) are not compared.
@@ -153,5 +174,13 @@ struct Steps {
     std::vector<store::GroupMapping> prune_candidates(const std::vector<store::DesiredGroup>& desired);
     net::awaitable<PruneResult> prune(std::vector<store::GroupMapping> groups);
 };
+
+// The groups a full run resolves to their mapped id whenever the source still names them:
+// mapped (no error, static) and listed under that name with that id, as a static group.
+// Limited to `only_groups` when it is not empty. A full run reads them before its source is
+// loaded (Engine: the reads overlap the source load).
+std::vector<store::ManagedGroup> known_groups(const std::map<std::string, store::GroupMapping>& group_map,
+                                              const GroupListing& listing,
+                                              const std::vector<std::string>& only_groups);
 
 }  // namespace cdpsync::sync
