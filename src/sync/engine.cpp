@@ -347,7 +347,7 @@ struct Engine::Impl {
             out.groups = known_groups(group_map, out.listing, only_groups);
             t = Clock::now();
             try {
-                out.snapshot = co_await reader.snapshot_at_once(run_id, out.groups, kGroupsReadAtOnce);
+                out.snapshot = co_await reader.snapshot(run_id, out.groups);
             } catch (const Interrupted&) {
                 if (reader.stop && reader.stop->load()) throw;
                 // Cancelled: the source failed, and the run ends with its error.
@@ -399,7 +399,7 @@ struct Engine::Impl {
         }
         if (!to_read.empty()) {
             store.runs.set_phase(run.id, store::RunPhase::snapshot);
-            SnapshotResult s = block_on(run.st.snapshot_at_once(run.id, to_read, kGroupsReadAtOnce));
+            SnapshotResult s = block_on(run.st.snapshot(run.id, to_read));
             take_snapshot(s, g.managed, run.r, unreliable);
             run.lap("snapshot");
         }

@@ -89,9 +89,6 @@ struct GroupsResult {
     std::optional<Abort> fatal;                      // no group could be resolved
 };
 
-// Groups a full run reads at once (Steps::snapshot_at_once).
-inline constexpr int kGroupsReadAtOnce = 2;
-
 // Passes over a group whose listing shifted during the read, before its read is unreliable.
 inline constexpr int kMaxReadPasses = 3;
 
@@ -148,10 +145,6 @@ struct Steps {
     net::awaitable<GroupListing> list_groups();
     // Pages each group into the mirror under `snapshot_id`, continuing saved cursors.
     net::awaitable<SnapshotResult> snapshot(int64_t snapshot_id, std::vector<store::ManagedGroup> groups);
-    // The same, `at_once` groups at a time (steps.cpp): one group's reads leave the rate
-    // limit idle while its first page is awaited and while its read is checked and committed.
-    net::awaitable<SnapshotResult> snapshot_at_once(int64_t snapshot_id, std::vector<store::ManagedGroup> groups,
-                                                    int at_once);
     // sync.drift_check: lists the groups (simpleQuery) and re-reads, into the mirror under
     // `snapshot_id`, each managed group whose customerTotal differs from the mirror's count.
     // Groups in `already_read` (read this run) are not compared.
