@@ -48,10 +48,12 @@ public:
     auto run(F work) -> net::awaitable<std::invoke_result_t<F&, store::Session&>> {
         using T = std::invoke_result_t<F&, store::Session&>;
         if constexpr (std::is_void_v<T>) {
-            co_await run([work = std::move(work)](store::Session& s) mutable {
+            // Named: GCC 12 miscompiles temporaries that live across a co_await.
+            auto valued = [work = std::move(work)](store::Session& s) mutable {
                 work(s);
                 return std::monostate{};
-            });
+            };
+            co_await run(std::move(valued));
         } else {
             // Tracked: the caller's io_context runs until the answer is back.
             auto caller = net::prefer(co_await net::this_coro::executor, net::execution::outstanding_work.tracked);
