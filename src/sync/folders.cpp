@@ -1,6 +1,8 @@
 // Folder paths: resolve each level under its parent, create what is missing.
 #include "sync/folders.hpp"
 
+#include <boost/asio/this_coro.hpp>
+
 #include <algorithm>
 
 #include "config/text.hpp"
@@ -59,6 +61,22 @@ net::awaitable<std::string> FolderPaths::load_tree() {
 }
 
 net::awaitable<FolderLookup> FolderPaths::resolve(const std::string& path) {
+    // One at a time: groups are resolved concurrently, and two of them under one new folder
+    // must not both create it; the second finds the first's answer in resolved_.
+    if (!turn_) turn_.emplace(co_await net::this_coro::executor);
+    while (busy_) co_await turn_->wait();
+    busy_ = true;
+    struct Release {
+        FolderPaths& f;
+        ~Release() {
+            f.busy_ = false;
+            f.turn_->notify_all();
+        }
+    } release{*this};
+    co_return co_await resolve_alone(path);
+}
+
+net::awaitable<FolderLookup> FolderPaths::resolve_alone(const std::string& path) {
     const auto levels = split_folder_path(path);
     if (levels.empty()) co_return FolderLookup{};
     const std::string key = join(levels, levels.size());

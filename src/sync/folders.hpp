@@ -16,6 +16,7 @@
 #include <spdlog/logger.h>
 
 #include "cdp/api.hpp"
+#include "http/wakeup.hpp"
 
 namespace cdpsync::sync {
 
@@ -47,6 +48,7 @@ private:
         size_t matched = 0;                 // levels found from the root
         const cdp::Folder* deepest = nullptr;
     };
+    net::awaitable<FolderLookup> resolve_alone(const std::string& path);
     Walk walk(const std::vector<std::string>& levels) const;
     net::awaitable<std::string> load_tree();  // "" or the error
     net::awaitable<FolderLookup> create_levels(const std::string& path, const std::vector<std::string>& levels);
@@ -59,6 +61,8 @@ private:
     std::map<std::string, FolderLookup> resolved_;
     std::vector<std::string> to_create_;
     int64_t placeholder_ = 0;
+    bool busy_ = false;                  // a resolve is under way
+    std::optional<http::Wakeup> turn_;   // when it ends: the next one looks again
 };
 
 }  // namespace cdpsync::sync

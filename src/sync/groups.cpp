@@ -6,12 +6,14 @@
 // CDP refused as if it did not exist) is confirmed gone by a direct read before anything is
 // created; a group whose type is not static is never written.
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
 
 #include "sync/folders.hpp"
 #include "sync/steps.hpp"
+#include "sync/workers.hpp"
 
 namespace cdpsync::sync {
 namespace {
@@ -98,8 +100,10 @@ public:
         : st_(st), full_(full), dry_run_(dry_run), folders_(st.api, st.log, dry_run), listing_(std::move(listing)) {}
 
     net::awaitable<GroupsResult> run() {
-        const auto desired = st_.store.source.desired_groups();
-        gmap_ = st_.store.groups.group_map();
+        auto read_desired = [](store::Session& s) { return s.source.desired_groups(); };
+        const auto desired = co_await st_.db.run(std::move(read_desired));
+        auto read_map = [](store::Session& s) { return s.groups.group_map(); };
+        gmap_ = co_await st_.db.run(std::move(read_map));
         if (full_ && !desired.empty()) {
             if (!listing_) listing_ = co_await st_.list_groups();
             if (!listing_->problem.empty()) {
@@ -108,12 +112,38 @@ public:
             }
             for (auto& g : listing_->groups) listed_[g.name].push_back(std::move(g));
         }
-        for (const auto& d : desired) co_await resolve_one(d);
+        co_await resolve_all(desired);
         out_.folders_to_create = folders_.to_create();
         co_return std::move(out_);
     }
 
 private:
+    // max_in_flight groups at once: the creates of a first run (one call each, and its
+    // mapping saved) follow each other at the limit's pace instead of a round trip apart.
+    // The results keep the desired groups' order.
+    net::awaitable<void> resolve_all(const std::vector<store::DesiredGroup>& desired) {
+        size_t next = 0;
+        const std::function<net::awaitable<void>()> worker = [this, &desired, &next]() -> net::awaitable<void> {
+            while (next < desired.size()) co_await resolve_one(desired[next++]);
+        };
+        const int width = static_cast<int>(std::min<size_t>(std::max(1, st_.cfg.cdp.max_in_flight), desired.size()));
+        if (width > 0) co_await run_workers(width, worker, nullptr);
+        std::map<std::string, size_t> order;
+        for (size_t i = 0; i < desired.size(); ++i) order.emplace(desired[i].name, i);
+        const auto by_desired = [&order](const store::ManagedGroup& a, const store::ManagedGroup& b) {
+            return order[a.name] < order[b.name];
+        };
+        for (auto* list : {&out_.managed, &out_.existing, &out_.unsnapshotted})
+            std::stable_sort(list->begin(), list->end(), by_desired);
+    }
+
+    // One store call on the DB lane (never on the io_context's thread). The callers name
+    // their lambdas: GCC 12 miscompiles temporaries that live across a co_await.
+    template <class F>
+    net::awaitable<void> on_lane(F work) {
+        co_await st_.db.run(std::move(work));
+    }
+
     net::awaitable<void> resolve_one(const store::DesiredGroup& d) {
         const auto known = gmap_.find(d.name);
         const store::GroupMapping* mapped = known == gmap_.end() ? nullptr : &known->second;
@@ -123,7 +153,7 @@ private:
             co_await create_missing(d);
             co_return;
         }
-        if (!writable(d, *found.group)) co_return;
+        if (!co_await writable(d, *found.group)) co_return;
         co_await keep_existing(d, *found.group, mapped);
     }
 
@@ -189,7 +219,10 @@ private:
         }
         st_.log.warn("group '{}' (id {}) no longer exists in the CDP (deleted by hand?): {}", d.name, id,
                      d.retained ? "forgetting it" : "it is created again and refilled");
-        if (!dry_run_) st_.store.groups.forget_group(d.name, id);
+        if (!dry_run_) {
+            auto forget = [name = d.name, id](store::Session& s) { s.groups.forget_group(name, id); };
+            co_await on_lane(std::move(forget));
+        }
         gmap_.erase(d.name);
         mapped = nullptr;
         co_return Found{};
@@ -210,14 +243,17 @@ private:
         co_return has_id(*listed, id) ? Presence::exists : Presence::gone;
     }
 
-    bool writable(const store::DesiredGroup& d, const cdp::Group& remote) {
+    net::awaitable<bool> writable(const store::DesiredGroup& d, const cdp::Group& remote) {
         const std::string problem = type_problem(remote);
-        if (problem.empty()) return true;
+        if (problem.empty()) co_return true;
         error(d.name, problem);
-        if (!dry_run_ || gmap_.count(d.name))
-            st_.store.groups.save_group({d.name, remote.id, remote.type, remote.description, remote.folder_id, false, false,
-                                  remote.type == cdp::kSmartGroup ? "smart group" : "unknown group type"});
-        return false;
+        if (!dry_run_ || gmap_.count(d.name)) {
+            store::GroupMapping m{d.name, remote.id, remote.type, remote.description, remote.folder_id, false, false,
+                                  remote.type == cdp::kSmartGroup ? "smart group" : "unknown group type"};
+            auto save = [m](store::Session& s) { s.groups.save_group(m); };
+            co_await on_lane(std::move(save));
+        }
+        co_return false;
     }
 
     // ---- creating
@@ -239,15 +275,19 @@ private:
         }
         Found made = co_await create_once(d, folder.id);
         if (!made.group) co_return;
-        if (!writable(d, *made.group)) co_return;
+        if (!co_await writable(d, *made.group)) co_return;
         if (made.failed) {  // found after an ambiguous failure: read it like any existing group
             co_await keep_existing(d, *made.group, nullptr);
             co_return;
         }
         const int64_t id = made.group->id;
         st_.log.info("created static group '{}' (id {})", d.name, id);
-        st_.store.groups.save_group({d.name, id, cdp::kStaticGroup, d.description.value_or(""), folder.id, true, false, ""});
-        st_.store.mirror.reset_group_mirror(id, true);  // new and empty: the mirror is exact
+        store::GroupMapping m{d.name, id, cdp::kStaticGroup, d.description.value_or(""), folder.id, true, false, ""};
+        auto save = [m](store::Session& s) {
+            s.groups.save_group(m);
+            s.mirror.reset_group_mirror(*m.group_id, true);  // new and empty: the mirror is exact
+        };
+        co_await on_lane(std::move(save));
         ++out_.created;
         out_.managed.push_back({d.name, id});
     }
@@ -284,12 +324,18 @@ private:
     net::awaitable<void> keep_existing(const store::DesiredGroup& d, cdp::Group remote, const store::GroupMapping* mapped) {
         co_await update_if_needed(d, remote);
         const bool same_id = mapped && mapped->group_id == remote.id;
-        if (mapped && mapped->group_id && !same_id && !dry_run_) st_.store.mirror.reset_group_mirror(*mapped->group_id, false);
+        if (mapped && mapped->group_id && !same_id && !dry_run_) {
+            auto forget_mirror = [old = *mapped->group_id](store::Session& s) { s.mirror.reset_group_mirror(old, false); };
+            co_await on_lane(std::move(forget_mirror));
+        }
         const bool changed = !same_id || mapped->type != cdp::kStaticGroup || mapped->description != remote.description ||
                              mapped->folder_id != remote.folder_id || !mapped->error.empty() || mapped->recheck;
-        if (changed)
-            st_.store.groups.save_group({d.name, remote.id, cdp::kStaticGroup, remote.description, remote.folder_id,
-                                  same_id && mapped->created_by_us, false, ""});
+        if (changed) {
+            store::GroupMapping m{d.name, remote.id, cdp::kStaticGroup, remote.description, remote.folder_id,
+                                  same_id && mapped->created_by_us, false, ""};
+            auto save = [m](store::Session& s) { s.groups.save_group(m); };
+            co_await on_lane(std::move(save));
+        }
         out_.managed.push_back({d.name, remote.id});
         out_.existing.push_back({d.name, remote.id});
         if (!(same_id && mapped->snapshotted)) out_.unsnapshotted.push_back({d.name, remote.id});
