@@ -86,7 +86,7 @@ void Metrics::record_run(const sync::RunReport& r, std::chrono::system_clock::ti
     if (r.status == sync::RunStatus::succeeded) {
         last_success_[mode] = std::chrono::duration<double>(ended.time_since_epoch()).count();
         // A resumed apply did not load the source: its desired count is not known.
-        if (r.resumed_phase != "apply") desired_ = r.source.desired;
+        if (r.resumed_phase != store::RunPhase::apply) desired_ = r.source.desired;
     }
 }
 

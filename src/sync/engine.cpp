@@ -174,7 +174,7 @@ struct Engine::Impl {
             if (phase != store::RunPhase::apply) {
                 if (!prepare(run)) return std::move(run.r);  // the delete guard stopped it
             } else {
-                run.r.resumed_phase = store::to_string(phase);
+                run.r.resumed_phase = phase;
             }
             apply_and_prune(run);
         } catch (const Interrupted&) {
@@ -657,7 +657,7 @@ RunReport Engine::run(const RunRequest& request) {
         RunReport r = im.execute(prev->id, prev_kind, prev->force || request.force, only, prev->phase, prev->counts,
                                  request.stop);
         r.resumed = true;
-        r.resumed_phase = to_string(prev->phase);
+        r.resumed_phase = prev->phase;
         const bool covers = prev_kind == request.kind || prev_kind == RunKind::full;
         if (covers && only == request.only_groups) return r;
         if (r.status == RunStatus::blocked || r.status == RunStatus::interrupted) return r;

@@ -83,7 +83,7 @@ struct RunReport {
     RunKind kind = RunKind::full;
     RunStatus status = RunStatus::failed;
     bool resumed = false;                     // continued an interrupted run
-    std::string resumed_phase;
+    store::RunPhase resumed_phase = store::RunPhase::source;  // where it continued, when resumed
     store::RunCounts counts;
     store::SourceStats source;
     store::PlanSummary plan;

@@ -55,11 +55,12 @@ std::string phases_text(const std::map<std::string, double>& seconds) {
 
 std::string RunReport::summary_line() const {
     const auto& c = counts;
+    const std::string from = resumed ? fmt::format(" (resumed from {})", store::to_string(resumed_phase)) : "";
     return fmt::format(
         "run {} {} {}{} in {:.1f}s: rows {} read, {} rejected, {} duplicate; +{} -{} memberships; "
         "ops {} planned, {} done, {} failed, {} permanent; calls {} (retries {}, failures {}); pages {}; "
         "groups created {}, group errors {}; phases{}{}{}",
-        run_id, to_string(kind), to_string(status), resumed ? " (resumed from " + resumed_phase + ")" : "", seconds,
+        run_id, to_string(kind), to_string(status), from, seconds,
         c.rows_read, c.rows_rejected, c.duplicates, c.adds, c.removes, c.ops_planned, c.ops_done, c.ops_failed,
         c.ops_permanent, c.calls, c.retries, c.failures, c.member_pages, c.groups_created, c.group_errors,
         phases_text(phase_seconds), error.empty() ? "" : "; ", error);
@@ -68,7 +69,8 @@ std::string RunReport::summary_line() const {
 std::string RunReport::to_text() const {
     std::ostringstream o;
     o << fmt::format("{} sync: {}", to_string(kind), to_string(status));
-    if (run_id) o << fmt::format(" (run {}{}, {:.1f} s)", run_id, resumed ? ", resumed from " + resumed_phase : "", seconds);
+    const std::string from = resumed ? fmt::format(", resumed from {}", store::to_string(resumed_phase)) : "";
+    if (run_id) o << fmt::format(" (run {}{}, {:.1f} s)", run_id, from, seconds);
     o << "\n";
     if (!error.empty()) o << "  " << error << "\n";
     if (status == RunStatus::busy) return o.str();

@@ -122,7 +122,7 @@ TEST_F(KillTest, KilledDuringSnapshotResumesFromTheSavedCursor) {
     auto r = resync();
     ASSERT_EQ(r.status, sync::RunStatus::succeeded) << r.to_text();
     EXPECT_TRUE(r.resumed);
-    EXPECT_EQ(r.resumed_phase, "snapshot");
+    EXPECT_EQ(r.resumed_phase, store::RunPhase::snapshot);
     // The resumed run reads what was not saved yet, plus per group (3) one page-1 probe and
     // at most a window of max_in_flight pages fetched past the group's end, not the whole
     // 60 pages again.

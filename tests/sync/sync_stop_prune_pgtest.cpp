@@ -74,7 +74,7 @@ TEST_F(StopTest, StopDuringApplyIsRecordedAsInterruptedAndTheNextRunSendsOnlyThe
     auto next = resync();
     ASSERT_EQ(next.status, sync::RunStatus::succeeded) << next.to_text();
     EXPECT_TRUE(next.resumed);
-    EXPECT_EQ(next.resumed_phase, "apply");
+    EXPECT_EQ(next.resumed_phase, store::RunPhase::apply);
     EXPECT_EQ(next.run_id, r.run_id);
     EXPECT_EQ(run_column(r.run_id, "status"), "succeeded");
     EXPECT_EQ(adds_logged(), 300);  // each customer once: nothing resent
@@ -102,7 +102,7 @@ TEST_F(StopTest, StopDuringSnapshotKeepsItsCursorsForTheNextRun) {
     auto next = resync();
     ASSERT_EQ(next.status, sync::RunStatus::succeeded) << next.to_text();
     EXPECT_TRUE(next.resumed);
-    EXPECT_EQ(next.resumed_phase, "snapshot");
+    EXPECT_EQ(next.resumed_phase, store::RunPhase::snapshot);
     EXPECT_EQ(member_reads() - reads_before, 40 - saved);  // the pages left, each once
     EXPECT_EQ(write_calls(), 0);
     expect_converged(rows);
