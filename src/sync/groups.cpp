@@ -126,7 +126,10 @@ private:
         const std::function<net::awaitable<void>()> worker = [this, &desired, &next]() -> net::awaitable<void> {
             while (next < desired.size()) co_await resolve_one(desired[next++]);
         };
-        const int width = static_cast<int>(std::min<size_t>(std::max(1, st_.cfg.cdp.max_in_flight), desired.size()));
+        // A dry run makes reads only, and its lists (groups to create, folders, moves) keep
+        // the desired order as they are made: one at a time.
+        const int at_once = dry_run_ ? 1 : std::max(1, st_.cfg.cdp.max_in_flight);
+        const int width = static_cast<int>(std::min<size_t>(at_once, desired.size()));
         if (width > 0) co_await run_workers(width, worker, nullptr);
         std::map<std::string, size_t> order;
         for (size_t i = 0; i < desired.size(); ++i) order.emplace(desired[i].name, i);
@@ -135,6 +138,8 @@ private:
         };
         for (auto* list : {&out_.managed, &out_.existing, &out_.unsnapshotted})
             std::stable_sort(list->begin(), list->end(), by_desired);
+        std::stable_sort(out_.errors.begin(), out_.errors.end(),
+                         [&order](const GroupIssue& a, const GroupIssue& b) { return order[a.name] < order[b.name]; });
     }
 
     // One store call on the DB lane (never on the io_context's thread). The callers name

@@ -257,5 +257,29 @@ TEST_F(GroupsTest, NestedFolderPathsTellSameNamedFoldersApartAndAFolderChangeMov
     expect_converged(rows);
 }
 
+// Groups are resolved several at a time (cdp.max_in_flight); a new folder they share is
+// still created once, and each group lands in it.
+TEST_F(GroupsTest, GroupsResolvedAtOnceUnderOneNewFolderCreateItOnce) {
+    auto& st = server->state();
+    desire_groups({{"g1", "Shared/New"}, {"g2", "Shared/New"}, {"g3", "Shared/New"}, {"g4", "Shared/New"}});
+    Rows rows;
+    add_range(rows, 1, 3, "g1");
+    add_range(rows, 10, 3, "g2");
+    add_range(rows, 20, 3, "g3");
+    add_range(rows, 30, 3, "g4");
+    desire(rows);
+
+    auto r = resync();
+    EXPECT_EQ(r.status, sync::RunStatus::succeeded) << r.to_text();
+    ASSERT_EQ(folders_named("Shared").size(), 1u);
+    ASSERT_EQ(folders_named("New").size(), 1u);
+    const int64_t folder = folders_named("New").front().id;
+    for (const char* g : {"g1", "g2", "g3", "g4"}) {
+        ASSERT_TRUE(group_id(g).has_value()) << g;
+        EXPECT_EQ(st.group(*group_id(g))->folder_id, folder) << g;
+    }
+    expect_converged(rows);
+}
+
 }  // namespace
 }  // namespace cdpsync::testing
