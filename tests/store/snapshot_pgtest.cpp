@@ -9,8 +9,7 @@
 #include <gtest/gtest.h>
 #include <spdlog/spdlog.h>
 
-#include "store/session.hpp"
-#include "support/pg.hpp"
+#include "store_fixture.hpp"
 
 namespace cdpsync::testing {
 namespace {
@@ -19,20 +18,12 @@ constexpr int64_t kSnap = 7, kA = 10, kB = 11;
 using Ids = std::vector<int64_t>;
 using PageRows = store::Mirror::PageRows;
 
-class SnapshotStore : public ::testing::Test {
+class SnapshotStore : public StoreTest {
 protected:
     void SetUp() override {
-        CDP_SYNC_REQUIRE_PG(dsn);
-        spdlog::set_level(spdlog::level::warn);
-        std::tie(schema, src) = unique_schemas("n");
-        s = std::make_unique<store::Session>(dsn, schema);
-        s->migrate();
+        StoreTest::SetUp();
+        if (IsSkipped()) return;
         s->mirror.snapshot_begin(kSnap, {kA, kB}, 2);
-    }
-
-    void TearDown() override {
-        s.reset();
-        if (!dsn.empty()) pg_exec(dsn, drop_schemas_sql(schema, src));
     }
 
     int64_t staged(int64_t group) {
@@ -44,9 +35,6 @@ protected:
         return pg_scalar(dsn, "SELECT count(*) FROM " + schema + ".remote_member WHERE group_id = " +
                                   std::to_string(group) + " AND customer_id = " + std::to_string(customer));
     }
-
-    std::string dsn, schema, src;
-    std::unique_ptr<store::Session> s;
 };
 
 TEST_F(SnapshotStore, ABatchOfConsecutivePagesMovesEachGroupsCursorPastIt) {
