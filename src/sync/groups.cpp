@@ -130,7 +130,9 @@ private:
         // the desired order as they are made: one at a time.
         const int at_once = dry_run_ ? 1 : std::max(1, st_.cfg.cdp.max_in_flight);
         const int width = static_cast<int>(std::min<size_t>(at_once, desired.size()));
-        if (width > 0) co_await run_workers(width, worker, nullptr);
+        // A failure (PostgreSQL, a stop) ends the others at their next group.
+        const std::function<void()> no_more = [&next, &desired] { next = desired.size(); };
+        if (width > 0) co_await run_workers(width, worker, no_more);
         std::map<std::string, size_t> order;
         for (size_t i = 0; i < desired.size(); ++i) order.emplace(desired[i].name, i);
         const auto by_desired = [&order](const store::ManagedGroup& a, const store::ManagedGroup& b) {
