@@ -608,6 +608,9 @@ struct Api::Impl {
         std::shared_ptr<bool> abandon = std::make_shared<bool>(false);
     };
 
+    // How a walk ended: every page delivered, or stopped at the first for its page budget.
+    enum class Paged { all, over_budget };
+
     // Where the pager stands: the page in hand, its number, and the fetches ahead of it.
     template <class T>
     struct Walk {
@@ -733,12 +736,15 @@ struct Api::Impl {
         co_return true;
     }
 
+    // With `max_pages` (> 0), a walk whose first page's total implies more pages than that
+    // ends there, nothing delivered: Paged::over_budget.
     template <class T>
-    net::awaitable<Result<Done>> paginate(const char* endpoint, Fetch<T> fetch, AwaitedSink<T> sink,
-                                          int64_t first_page) {
+    net::awaitable<Result<Paged>> paginate(const char* endpoint, Fetch<T> fetch, AwaitedSink<T> sink,
+                                           int64_t first_page, int64_t max_pages = 0) {
         Result<Walk<T>> started = co_await start_walk<T>(endpoint, fetch, std::max<int64_t>(1, first_page));
         if (!started.has_value()) co_return outcome::failure(std::move(started.error()));
         Walk<T>& w = started.value();
+        if (max_pages > 0 && last_by_total(w) > max_pages) co_return outcome::success(Paged::over_budget);
         auto window = std::make_shared<Window<T>>(executor);
         for (;;) {
             const bool last = is_last_page(w);
@@ -760,7 +766,7 @@ struct Api::Impl {
         while (window->in_flight > 0) co_await wait_change(*window);
         if (w.thrown) std::rethrow_exception(w.thrown);
         if (w.failure) co_return outcome::failure(std::move(*w.failure));
-        co_return outcome::success(Done{});
+        co_return outcome::success(Paged::all);
     }
 };
 
@@ -791,6 +797,14 @@ net::awaitable<Result<Page<Group>>> Api::query_groups(GroupQuery query) {
 
 net::awaitable<Result<std::vector<Group>>> Api::query_all_groups(std::string search_key,
                                                                  std::optional<int64_t> folder_id) {
+    auto listed = co_await query_groups_within(std::move(search_key), std::move(folder_id), 0);
+    if (!listed.has_value()) co_return outcome::failure(std::move(listed.error()));
+    co_return outcome::success(std::move(*listed.value()));
+}
+
+net::awaitable<Result<std::optional<std::vector<Group>>>> Api::query_groups_within(std::string search_key,
+                                                                                  std::optional<int64_t> folder_id,
+                                                                                  int64_t max_pages) {
     std::vector<Group> groups;
     std::unordered_set<int64_t> seen;  // a group may shift onto the next page while paging
     Impl* impl = impl_.get();
@@ -803,10 +817,11 @@ net::awaitable<Result<std::vector<Group>>> Api::query_all_groups(std::string sea
             if (seen.insert(g.id).second) groups.push_back(std::move(g));
     };
     Impl::AwaitedSink<Group> awaited_sink = Impl::awaited(sink);
-    Result<Done> done =
-        co_await impl_->paginate<Group>(path::simple_query, std::move(fetch), std::move(awaited_sink), 1);
-    if (!done.has_value()) co_return outcome::failure(std::move(done.error()));
-    co_return outcome::success(std::move(groups));
+    Result<Impl::Paged> paged =
+        co_await impl_->paginate<Group>(path::simple_query, std::move(fetch), std::move(awaited_sink), 1, max_pages);
+    if (!paged.has_value()) co_return outcome::failure(std::move(paged.error()));
+    if (paged.value() == Impl::Paged::over_budget) co_return outcome::success(std::nullopt);
+    co_return outcome::success(std::optional<std::vector<Group>>(std::move(groups)));
 }
 
 net::awaitable<Result<int64_t>> Api::add_folder(std::string name, std::string parent_code) {
@@ -874,8 +889,10 @@ net::awaitable<Result<Done>> Api::for_each_member_page_awaited(int64_t group_id,
                                                        std::shared_ptr<const bool> abandon) {
         return impl->members_page(group_id, current, size, keep, std::move(abandon));
     };
-    co_return co_await impl_->paginate<Member>(path::members_page, std::move(fetch), std::move(on_page),
-                                               first_page);
+    Result<Impl::Paged> paged =
+        co_await impl_->paginate<Member>(path::members_page, std::move(fetch), std::move(on_page), first_page);
+    if (!paged.has_value()) co_return outcome::failure(std::move(paged.error()));
+    co_return outcome::success(Done{});
 }
 
 ApiStats Api::stats() const { return impl_->stats; }

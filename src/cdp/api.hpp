@@ -123,6 +123,11 @@ public:
     // Every page of simpleQuery (up to max_pages_in_flight at once).
     net::awaitable<Result<std::vector<Group>>> query_all_groups(std::string search_key = "",
                                                                std::optional<int64_t> folder_id = {});
+    // The same within a budget: nullopt, after one call, when the first page's total says the
+    // listing takes more than `max_pages` calls (0: no budget).
+    net::awaitable<Result<std::optional<std::vector<Group>>>> query_groups_within(std::string search_key,
+                                                                                 std::optional<int64_t> folder_id,
+                                                                                 int64_t max_pages);
 
     // Folders.
     net::awaitable<Result<int64_t>> add_folder(std::string name, std::string parent_code = "");
