@@ -403,8 +403,7 @@ struct Engine::Impl {
             take_snapshot(s, g.managed, run.r, unreliable);
             run.lap("snapshot");
         }
-        if (run.kind == RunKind::incremental && cfg.sync.drift_check)
-            correct_drift(run.st, run.id, g.managed, to_read, run.r, unreliable);
+        if (run.kind == RunKind::incremental && cfg.sync.drift_check) correct_drift(run, g, to_read, unreliable);
         hold_unreliable(g.managed, unreliable);
     }
 
@@ -570,16 +569,21 @@ struct Engine::Impl {
     }
 
     // sync.drift_check: groups whose CDP count differs from the mirror are read again now.
-    void correct_drift(Steps& st, int64_t run_id, std::vector<store::ManagedGroup>& managed,
-                       const std::vector<store::ManagedGroup>& read, RunReport& r, std::set<int64_t>& unreliable) {
+    // Groups read or created this run are exact already.
+    void correct_drift(RunState& run, GroupsResult& g, const std::vector<store::ManagedGroup>& read,
+                       std::set<int64_t>& unreliable) {
         std::set<int64_t> already_read;
-        for (const auto& g : read) already_read.insert(g.group_id);
-        DriftResult d = block_on(st.detect_drift(run_id, managed, std::move(already_read)));
+        for (const auto& m : read) already_read.insert(m.group_id);
+        std::set<int64_t> existing;
+        for (const auto& m : g.existing) existing.insert(m.group_id);
+        for (const auto& m : g.managed)
+            if (!existing.count(m.group_id)) already_read.insert(m.group_id);  // created this run
+        DriftResult d = block_on(run.st.detect_drift(run.id, g.managed, std::move(already_read), std::move(g.listing)));
         if (d.corrections == 0) return;
-        r.counts.drift_corrections += d.corrections;
-        take_snapshot(d.snapshot, managed, r, unreliable);
+        run.r.counts.drift_corrections += d.corrections;
+        take_snapshot(d.snapshot, g.managed, run.r, unreliable);
         log->info("run {}: drift: {} group(s) changed in the CDP since the last read; re-read, this cycle corrects them",
-                  run_id, d.corrections);
+                  run.id, d.corrections);
     }
 
     static void hold_unreliable(std::vector<store::ManagedGroup>& managed, const std::set<int64_t>& unreliable) {

@@ -110,7 +110,9 @@ public:
                 out_.fatal = Abort{Abort::Cause::groups_unlisted, listing_->problem};
                 co_return std::move(out_);
             }
-            for (auto& g : listing_->groups) listed_[g.name].push_back(std::move(g));
+            take_listing();
+        } else if (!full_) {
+            co_await list_instead_of_lookups(desired);
         }
         co_await resolve_all(desired);
         out_.folders_to_create = folders_.to_create();
@@ -152,8 +154,7 @@ private:
     }
 
     net::awaitable<void> resolve_one(const store::DesiredGroup& d) {
-        const auto known = gmap_.find(d.name);
-        const store::GroupMapping* mapped = known == gmap_.end() ? nullptr : &known->second;
+        const store::GroupMapping* mapped = mapping_of(d.name);
         Found found = co_await find_remote(d, mapped);
         if (found.failed) co_return;
         if (!found.group) {
@@ -166,10 +167,58 @@ private:
 
     // ---- finding the group
 
-    // The groups named exactly `name`: from the full listing, else a simpleQuery search.
+    void take_listing() {
+        for (const auto& g : listing_->groups) listed_[g.name].push_back(g);
+        use_listing_ = true;
+    }
+
+    // An incremental run trusts a mapping that is static, without error or recheck.
+    static bool trusted(const store::GroupMapping* mapped) {
+        return mapped && mapped->group_id && *mapped->group_id > 0 && mapped->type == cdp::kStaticGroup &&
+               mapped->error.empty() && !mapped->recheck;
+    }
+
+    const store::GroupMapping* mapping_of(const std::string& name) const {
+        const auto it = gmap_.find(name);
+        return it == gmap_.end() ? nullptr : &it->second;
+    }
+
+    // Whether this run's drift check will list the groups: some group it would compare.
+    bool drift_will_list() const {
+        if (dry_run_ || !st_.cfg.sync.drift_check) return false;
+        return std::any_of(gmap_.begin(), gmap_.end(), [](const auto& entry) {
+            return trusted(&entry.second) && entry.second.snapshotted;
+        });
+    }
+
+    // An incremental run looks each new or rechecked name up, one simpleQuery each. One
+    // listing serves them all when it takes fewer calls (its first page's total tells), and
+    // the drift check then reuses it instead of listing again.
+    net::awaitable<void> list_instead_of_lookups(const std::vector<store::DesiredGroup>& desired) {
+        const auto lookups = std::count_if(desired.begin(), desired.end(), [this](const store::DesiredGroup& d) {
+            return !trusted(mapping_of(d.name));
+        });
+        const bool drift_lists = drift_will_list();
+        if (lookups == 0 || (lookups == 1 && !drift_lists)) co_return;
+        std::string everything;
+        std::optional<int64_t> any_folder;
+        const int64_t budget = drift_lists ? 0 : static_cast<int64_t>(lookups);  // 0: the drift check lists anyway
+        auto listed = co_await st_.api.query_groups_within(std::move(everything), std::move(any_folder), budget);
+        if (!listed.has_value()) {
+            st_.log.warn("listing the groups failed ({}): each group name is looked up instead",
+                         listed.error().describe());
+            co_return;
+        }
+        if (!listed.value()) co_return;  // more pages than names to look up
+        listing_ = GroupListing{std::move(*listed.value()), ""};
+        take_listing();
+        out_.listing = listing_;
+    }
+
+    // The groups named exactly `name`: from this run's listing, else a simpleQuery search.
     // An empty answer (also `data: null`) means there is none.
     net::awaitable<std::optional<std::vector<cdp::Group>>> namesakes(const std::string& name, bool fresh = false) {
-        if (full_ && !fresh) {
+        if (use_listing_ && !fresh) {
             auto it = listed_.find(name);
             co_return it == listed_.end() ? std::vector<cdp::Group>{} : it->second;
         }
@@ -186,8 +235,7 @@ private:
 
     net::awaitable<Found> find_remote(const store::DesiredGroup& d, const store::GroupMapping*& mapped) {
         const bool mapped_known = mapped && mapped->group_id && *mapped->group_id > 0;
-        if (mapped_known && !full_ && mapped->type == cdp::kStaticGroup && mapped->error.empty() && !mapped->recheck)
-            co_return Found{from_mapping(*mapped), false};  // incremental: the map is trusted
+        if (!full_ && trusted(mapped)) co_return Found{from_mapping(*mapped), false};
         if (mapped_known && (mapped->recheck || full_)) {
             auto listed = co_await namesakes(d.name);
             if (!listed) co_return Found{std::nullopt, true};
@@ -388,6 +436,7 @@ private:
     std::map<std::string, store::GroupMapping> gmap_;
     std::optional<GroupListing> listing_;
     std::map<std::string, std::vector<cdp::Group>> listed_;
+    bool use_listing_ = false;  // names are found in listed_ (full runs; incremental when cheaper)
     int64_t placeholder_ = 0;
 };
 

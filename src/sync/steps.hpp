@@ -87,6 +87,7 @@ struct GroupsResult {
     std::vector<std::string> moves;                  // dry run: "name -> folder path"
     int64_t created = 0;
     std::optional<Abort> fatal;                      // no group could be resolved
+    std::optional<GroupListing> listing;             // incremental: the listing taken, for the drift check
 };
 
 // Passes over a group whose listing shifted during the read, before its read is unreliable.
@@ -147,9 +148,11 @@ struct Steps {
     net::awaitable<SnapshotResult> snapshot(int64_t snapshot_id, std::vector<store::ManagedGroup> groups);
     // sync.drift_check: lists the groups (simpleQuery) and re-reads, into the mirror under
     // `snapshot_id`, each managed group whose customerTotal differs from the mirror's count.
-    // Groups in `already_read` (read this run) are not compared.
+    // Groups in `already_read` (read or created this run) are not compared. A `listing` this
+    // run took already (the groups phase's) is used instead of listing again.
     net::awaitable<DriftResult> detect_drift(int64_t snapshot_id, std::vector<store::ManagedGroup> managed,
-                                             std::set<int64_t> already_read);
+                                             std::set<int64_t> already_read,
+                                             std::optional<GroupListing> listing = std::nullopt);
     // Sends the run's pending ops, max_in_flight at a time, recording each outcome; first one
     // op alone when the circuit breaker is not closed (executor.cpp).
     net::awaitable<ApplyResult> apply(int64_t run_id);

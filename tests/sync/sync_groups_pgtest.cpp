@@ -281,5 +281,38 @@ TEST_F(GroupsTest, GroupsResolvedAtOnceUnderOneNewFolderCreateItOnce) {
     expect_converged(rows);
 }
 
+// An incremental run looks up each name it has no trusted mapping for. Four such names cost
+// one listing instead of four searches; the groups it created need no drift check.
+TEST_F(GroupsTest, NewNamesOfAnIncrementalRunAreFoundInOneListingWhenThatIsCheaper) {
+    const int64_t old = server->state().add_group("old", "", std::nullopt, cdp::kStaticGroup);
+    Rows rows;
+    for (const char* g : {"a", "b", "c", "old"}) add_range(rows, 1, 3, g);
+    desire(rows);
+    auto r = once();
+    ASSERT_EQ(r.status, sync::RunStatus::succeeded) << r.to_text();
+    expect_converged(rows);
+    EXPECT_EQ(endpoint_calls("customer-group/simpleQuery"), 1);  // four lookups and a drift listing before
+    EXPECT_EQ(endpoint_calls("customer-group/addSingleGroup"), 3);
+    EXPECT_EQ(mapped_id("old"), old) << "the listed namesake is used, not a new one";
+    EXPECT_EQ(server->state().find_groups_by_name("old").size(), 1u);
+}
+
+// When the first page's total says the listing takes more calls than the names to look up,
+// the run stops listing after that page and searches each name.
+TEST_F(GroupsTest, AListingLongerThanTheLookupsIsLeftForOneSearchPerName) {
+    for (int i = 1; i <= 9; ++i)
+        server->state().add_group("other-" + std::to_string(i), "", std::nullopt, cdp::kStaticGroup);
+    cfg.cdp.page_size = 2;  // 11 groups by the end: 5 pages for the 2 names, before the creates
+    Rows rows;
+    add_range(rows, 1, 3, "new-a");
+    add_range(rows, 1, 3, "new-b");
+    desire(rows);
+    auto r = once();
+    ASSERT_EQ(r.status, sync::RunStatus::succeeded) << r.to_text();
+    expect_converged(rows);
+    EXPECT_EQ(endpoint_calls("customer-group/simpleQuery"), 1 + 2);  // the first page, then a search each
+    EXPECT_EQ(endpoint_calls("customer-group/addSingleGroup"), 2);
+}
+
 }  // namespace
 }  // namespace cdpsync::testing

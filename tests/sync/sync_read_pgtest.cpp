@@ -173,6 +173,31 @@ TEST_F(ReadTest, HandEditsAreCorrectedByTheNextIncrementalCycleAtTheStatedCost) 
     EXPECT_EQ(cdp_calls(), 0);
 }
 
+// A new group's name is looked up in one listing, and the drift check compares the other
+// groups' totals against that same listing instead of listing again.
+TEST_F(ReadTest, TheDriftCheckReusesTheListingThatFoundANewGroup) {
+    Rows rows;
+    add_range(rows, 1, 30, "alpha");
+    add_range(rows, 1, 10, "beta");
+    desire(rows);
+    ASSERT_EQ(resync().status, sync::RunStatus::succeeded);
+    server->state().add_membership(1500, *group_id("beta"));  // a removal, so identity gets confirmed
+    ASSERT_EQ(resync().status, sync::RunStatus::succeeded);
+    ASSERT_EQ(identity_rows(), 1);
+
+    server->state().add_membership(900, *group_id("alpha"));  // added by hand
+    add_range(rows, 1, 5, "gamma");                           // a new group
+    desire(rows);
+    server->reset_stats();
+    auto r = once();
+    ASSERT_EQ(r.status, sync::RunStatus::succeeded) << r.to_text();
+    expect_converged(rows);
+    EXPECT_EQ(r.counts.drift_corrections, 1);
+    EXPECT_EQ(simple_queries(), 1) << "one listing for the new name and the drift check";
+    EXPECT_EQ(endpoint_calls("customer-group/addSingleGroup"), 1);
+    EXPECT_EQ(member_reads(), 1);  // alpha again; gamma was created this run
+}
+
 TEST_F(ReadTest, AWrongIdFieldHoldsRemovalsAndNamesTheField) {
     const int64_t alpha = server->state().add_group("alpha", "", std::nullopt, cdp::kStaticGroup);
     for (int64_t c = 1; c <= 10; ++c) server->state().add_membership(c, alpha);
