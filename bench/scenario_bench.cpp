@@ -809,6 +809,7 @@ InitialLoad initial_load_once(const Options& o, const std::string& dsn, int roun
     r.proc = run_cdp_sync(config, {"run", "--once"}, dir / "run.log");
     const json st = sim.stats();
     r.calls = st.value("total", int64_t{0});
+    std::cerr << "calls by endpoint: " << st["endpoints"].dump() << "\n";
     r.writes = st.value("write_calls", int64_t{0});
     r.sent_429 = st.value("sent_429", int64_t{0});
     r.max_arrivals = st.value("max_arrivals_per_second", int64_t{0});
