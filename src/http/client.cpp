@@ -190,6 +190,9 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
           url(parse_url(options.base_url)),
           log(logger ? std::move(logger) : logging::logger("http")),
           limiter(executor, options.rate_limit_qps, options.rate_limit_margin) {
+        // A process that ran just before this client (the previous `run --once`, this
+        // daemon before a restart) may have sent up to now: the first send keeps one spacing.
+        limiter.assume_sent(RateLimiter::Clock::now());
         if (options.max_in_flight < 1) options.max_in_flight = 1;
         const bool default_port = url.port == (url.tls ? "443" : "80");
         host_header = (url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host) +

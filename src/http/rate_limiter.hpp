@@ -79,6 +79,11 @@ public:
     void departed(Clock::time_point when);
     bool awaiting_departure() const { return awaiting_departure_; }
 
+    // Counts a send made at `when` by someone else: another process that paced itself until
+    // this limiter was made (a `run --once` before this one, a daemon before its restart).
+    // The next send keeps one spacing from it, so the two processes' sends stay evenly spaced.
+    void assume_sent(Clock::time_point when);
+
     // Takes effect for sends not yet granted; waiters re-evaluate at once.
     void set_qps(double qps);
     double qps() const { return qps_; }

@@ -180,6 +180,15 @@ TEST(RateLimiter, DisabledNeverWaits) {
     EXPECT_EQ(limiter.next_allowed(t0), t0);
 }
 
+TEST(RateLimiter, ASendAssumedMadeElsewhereKeepsTheNextOneASpacingAway) {
+    net::io_context ioc;
+    RateLimiter limiter(ioc.get_executor(), 4, 20ms);  // 255 ms apart
+    limiter.assume_sent(t0);
+    EXPECT_FALSE(limiter.awaiting_departure());
+    EXPECT_EQ(limiter.next_allowed(t0 + 10ms), t0 + 255ms);
+    EXPECT_EQ(limiter.next_allowed(t0 + 1s), t0 + 1s);  // long before: no wait
+}
+
 TEST(RateLimiter, SetQpsAppliesToTheNextSend) {
     net::io_context ioc;
     RateLimiter limiter(ioc.get_executor(), 2, 0ms);

@@ -31,14 +31,12 @@ TEST_P(PacedRun, AFullRunAndAResyncAreNeverRefusedByTheLimit) {
     add_range(rows, 21, 30, "beta");
     add_range(rows, 41, 20, "gamma");
     desire(rows);
-    // One engine for both runs, as the daemon keeps it: the limiter paces across them.
-    sync::Engine engine(cfg);
-    sync::RunRequest full;
-    full.kind = sync::RunKind::full;
-    auto first = engine.run(full);
+    auto first = resync();
     ASSERT_EQ(first.status, sync::RunStatus::succeeded) << first.to_text();
     server->state().add_membership(1500, *group_id("alpha"));  // by hand: the resync removes it
-    auto second = engine.run(full);
+    // A second engine, as a second process would be (a `run --once` after another): its first
+    // call keeps one spacing from the first engine's last.
+    auto second = resync();
     ASSERT_EQ(second.status, sync::RunStatus::succeeded) << second.to_text();
     expect_converged(rows);
     const auto stats = server->stats();
