@@ -137,13 +137,10 @@ private:
         if (width > 0) co_await run_workers(width, worker, no_more);
         std::map<std::string, size_t> order;
         for (size_t i = 0; i < desired.size(); ++i) order.emplace(desired[i].name, i);
-        const auto by_desired = [&order](const store::ManagedGroup& a, const store::ManagedGroup& b) {
-            return order[a.name] < order[b.name];
-        };
+        const auto by_desired = [&order](const auto& a, const auto& b) { return order.at(a.name) < order.at(b.name); };
         for (auto* list : {&out_.managed, &out_.existing, &out_.unsnapshotted})
             std::stable_sort(list->begin(), list->end(), by_desired);
-        std::stable_sort(out_.errors.begin(), out_.errors.end(),
-                         [&order](const GroupIssue& a, const GroupIssue& b) { return order[a.name] < order[b.name]; });
+        std::stable_sort(out_.errors.begin(), out_.errors.end(), by_desired);
     }
 
     // One store call on the DB lane (never on the io_context's thread). The callers name
