@@ -14,6 +14,7 @@ GroupQuirks GroupQuirks::from_json(const nlohmann::json& j, const GroupQuirks& b
         else if (key == "create_reply_delay_ms") q.create_reply_delay_ms = as<int>(value, "groups", key);
         else if (key == "missing_type") q.missing_type = as<std::set<std::string>>(value, "groups", key);
         else if (key == "unknown_type") q.unknown_type = as<std::set<std::string>>(value, "groups", key);
+        else if (key == "unlisted") q.unlisted = as<std::set<std::string>>(value, "groups", key);
         else return false;
         return true;
     });
@@ -25,7 +26,8 @@ nlohmann::json GroupQuirks::to_json() const {
     return {{"duplicate_names", duplicate_names},
             {"create_reply_delay_ms", create_reply_delay_ms},
             {"missing_type", missing_type},
-            {"unknown_type", unknown_type}};
+            {"unknown_type", unknown_type},
+            {"unlisted", unlisted}};
 }
 
 }  // namespace cdpsync::sim

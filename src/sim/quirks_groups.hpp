@@ -14,6 +14,7 @@ struct GroupQuirks {
     int create_reply_delay_ms = 0;         // addSingleGroup and group/add applied at once, answered this much later
     std::set<std::string> missing_type;    // groups of these names listed by simpleQuery without `type`
     std::set<std::string> unknown_type;    // groups of these names listed by simpleQuery with `type: 3`
+    std::set<std::string> unlisted;        // left out of listings (no searchKey) but counted in `total`
 
     // Keys as in to_json(); an unknown key or a value of the wrong type throws
     // std::invalid_argument naming it. Keys absent from `j` keep their value in `base`.

@@ -780,7 +780,8 @@ struct Server::Impl {
         if (page.total == 0 && state.quirks().read.null_data) return ok(json(nullptr));
         const GroupQuirks quirks = state.quirks().groups;
         json records = json::array();
-        for (const auto& g : page.records) records.push_back(listed_group(g, quirks));
+        for (const auto& g : page.records)
+            if (!key.empty() || !quirks.unlisted.count(g.name)) records.push_back(listed_group(g, quirks));
         return ok(page_json(page.current, page.size, page.total, std::move(records)));
     }
 

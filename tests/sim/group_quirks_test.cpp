@@ -1,5 +1,5 @@
 // The groups quirks over real loopback HTTP: duplicate names, a create answered late, groups
-// listed without a type or with an unknown one.
+// listed without a type or with an unknown one, groups a listing leaves out.
 #include <chrono>
 
 #include <gtest/gtest.h>
@@ -63,6 +63,20 @@ TEST_F(SimGroupQuirks, GroupsListedWithoutTypeOrWithAnUnknownOne) {
     EXPECT_EQ(by_name.at("plain")["type"], 1);
     EXPECT_FALSE(by_name.at("untyped").contains("type"));
     EXPECT_EQ(by_name.at("odd")["type"], 3);
+}
+
+TEST_F(SimGroupQuirks, UnlistedGroupsAreCountedInTheListingsTotalButFoundOnlyBySearch) {
+    server->state().add_group("plain");
+    server->state().add_group("hidden");
+    quirk(R"(groups.unlisted=["hidden"])");
+    json page = client->cdp_get("/customer-group/simpleQuery?current=1&size=10");
+    ASSERT_EQ(page["code"], 0) << page;
+    EXPECT_EQ(page["data"]["total"], 2);
+    ASSERT_EQ(page["data"]["records"].size(), 1u);
+    EXPECT_EQ(page["data"]["records"][0]["name"], "plain");
+    json search = client->cdp_get("/customer-group/simpleQuery?current=1&size=10&searchKey=hidden");
+    ASSERT_EQ(search["data"]["records"].size(), 1u) << search;
+    EXPECT_EQ(search["data"]["records"][0]["name"], "hidden");
 }
 
 }  // namespace
