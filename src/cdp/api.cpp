@@ -799,29 +799,30 @@ net::awaitable<Result<std::vector<Group>>> Api::query_all_groups(std::string sea
                                                                  std::optional<int64_t> folder_id) {
     auto listed = co_await query_groups_within(std::move(search_key), std::move(folder_id), 0);
     if (!listed.has_value()) co_return outcome::failure(std::move(listed.error()));
-    co_return outcome::success(std::move(*listed.value()));
+    co_return outcome::success(std::move(listed.value()->groups));
 }
 
-net::awaitable<Result<std::optional<std::vector<Group>>>> Api::query_groups_within(std::string search_key,
-                                                                                  std::optional<int64_t> folder_id,
-                                                                                  int64_t max_pages) {
-    std::vector<Group> groups;
+net::awaitable<Result<std::optional<GroupList>>> Api::query_groups_within(std::string search_key,
+                                                                         std::optional<int64_t> folder_id,
+                                                                         int64_t max_pages) {
+    GroupList list;
     std::unordered_set<int64_t> seen;  // a group may shift onto the next page while paging
     Impl* impl = impl_.get();
     Impl::Fetch<Group> fetch = [impl, search_key, folder_id](int64_t current, int64_t size,
                                                              std::shared_ptr<const bool> abandon) {
         return impl->query_groups(GroupQuery{search_key, folder_id, current, size}, std::move(abandon));
     };
-    Impl::Sink<Group> sink = [&groups, &seen](int64_t, Page<Group>&& page) {
+    Impl::Sink<Group> sink = [&list, &seen](int64_t, Page<Group>&& page) {
+        list.total = page.total;  // the last page's word
         for (auto& g : page.records)
-            if (seen.insert(g.id).second) groups.push_back(std::move(g));
+            if (seen.insert(g.id).second) list.groups.push_back(std::move(g));
     };
     Impl::AwaitedSink<Group> awaited_sink = Impl::awaited(sink);
     Result<Impl::Paged> paged =
         co_await impl_->paginate<Group>(path::simple_query, std::move(fetch), std::move(awaited_sink), 1, max_pages);
     if (!paged.has_value()) co_return outcome::failure(std::move(paged.error()));
     if (paged.value() == Impl::Paged::over_budget) co_return outcome::success(std::nullopt);
-    co_return outcome::success(std::optional<std::vector<Group>>(std::move(groups)));
+    co_return outcome::success(std::optional<GroupList>(std::move(list)));
 }
 
 net::awaitable<Result<int64_t>> Api::add_folder(std::string name, std::string parent_code) {

@@ -65,6 +65,15 @@ const char* to_string(CallError::Kind kind);
 
 struct Done {};
 
+// Every group a listing gave, and the `total` its last page reported. Fewer groups than that
+// total: some moved between pages while they were read (or the CDP counts more than it
+// lists), so a name not among them may still exist.
+struct GroupList {
+    std::vector<Group> groups;
+    int64_t total = 0;
+    bool complete() const { return static_cast<int64_t>(groups.size()) >= total; }
+};
+
 namespace outcome = boost::outcome_v2;
 
 // A call's value or its CallError: has_value(), value(), error(); built from
@@ -123,11 +132,12 @@ public:
     // Every page of simpleQuery (up to max_pages_in_flight at once).
     net::awaitable<Result<std::vector<Group>>> query_all_groups(std::string search_key = "",
                                                                std::optional<int64_t> folder_id = {});
-    // The same within a budget: nullopt, after one call, when the first page's total says the
-    // listing takes more than `max_pages` calls (0: no budget).
-    net::awaitable<Result<std::optional<std::vector<Group>>>> query_groups_within(std::string search_key,
-                                                                                 std::optional<int64_t> folder_id,
-                                                                                 int64_t max_pages);
+    // The same within a budget, with the `total` of its last page: nullopt, after one call,
+    // when the first page's total says the listing takes more than `max_pages` calls (0: no
+    // budget).
+    net::awaitable<Result<std::optional<GroupList>>> query_groups_within(std::string search_key,
+                                                                        std::optional<int64_t> folder_id,
+                                                                        int64_t max_pages);
 
     // Folders.
     net::awaitable<Result<int64_t>> add_folder(std::string name, std::string parent_code = "");

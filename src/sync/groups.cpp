@@ -207,17 +207,22 @@ private:
             co_return;
         }
         if (!listed.value()) co_return;  // more pages than names to look up
-        listing_ = GroupListing{std::move(*listed.value()), ""};
+        const bool complete = listed.value()->complete();
+        listing_ = GroupListing{std::move(listed.value()->groups), "", complete};
         take_listing();
         out_.listing = listing_;
     }
 
-    // The groups named exactly `name`: from this run's listing, else a simpleQuery search.
-    // An empty answer (also `data: null`) means there is none.
+    // The groups named exactly `name`: from this run's listing, else (or when the listing
+    // counted more groups than it gave) a simpleQuery search. An empty answer (also
+    // `data: null`) means there is none.
     net::awaitable<std::optional<std::vector<cdp::Group>>> namesakes(const std::string& name, bool fresh = false) {
         if (use_listing_ && !fresh) {
             auto it = listed_.find(name);
-            co_return it == listed_.end() ? std::vector<cdp::Group>{} : it->second;
+            if (it != listed_.end()) co_return it->second;
+            if (listing_->complete) co_return std::vector<cdp::Group>{};
+            // The listing came up short of its total: the name may have moved between its
+            // pages. Searched before anything is created under it.
         }
         std::string key = name;
         std::optional<int64_t> any_folder;
@@ -449,9 +454,11 @@ net::awaitable<GroupListing> Steps::list_groups() {
     // across a co_await.
     std::string everything;
     std::optional<int64_t> any_folder;
-    auto all = co_await api.query_all_groups(std::move(everything), std::move(any_folder));
+    const int64_t no_budget = 0;
+    auto all = co_await api.query_groups_within(std::move(everything), std::move(any_folder), no_budget);
     if (!all.has_value()) co_return GroupListing{{}, "listing the CDP's groups failed: " + all.error().describe()};
-    co_return GroupListing{std::move(all.value()), ""};
+    const bool complete = all.value()->complete();
+    co_return GroupListing{std::move(all.value()->groups), "", complete};
 }
 
 std::vector<store::ManagedGroup> known_groups(const std::map<std::string, store::GroupMapping>& group_map,

@@ -73,7 +73,8 @@ struct Abort {
 // The CDP's whole group list (simpleQuery), or why it could not be read.
 struct GroupListing {
     std::vector<cdp::Group> groups;
-    std::string problem;  // "" when listed
+    std::string problem;    // "" when listed
+    bool complete = true;   // as many groups as the listing's total: a name not among them is not there
 };
 
 struct GroupsResult {

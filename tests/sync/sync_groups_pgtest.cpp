@@ -302,7 +302,7 @@ TEST_F(GroupsTest, NewNamesOfAnIncrementalRunAreFoundInOneListingWhenThatIsCheap
 TEST_F(GroupsTest, AListingLongerThanTheLookupsIsLeftForOneSearchPerName) {
     for (int i = 1; i <= 9; ++i)
         server->state().add_group("other-" + std::to_string(i), "", std::nullopt, cdp::kStaticGroup);
-    cfg.cdp.page_size = 2;  // 11 groups by the end: 5 pages for the 2 names, before the creates
+    cfg.cdp.page_size = 2;  // 9 groups: a listing of 5 pages, more than the 2 names to look up
     Rows rows;
     add_range(rows, 1, 3, "new-a");
     add_range(rows, 1, 3, "new-b");
@@ -312,6 +312,34 @@ TEST_F(GroupsTest, AListingLongerThanTheLookupsIsLeftForOneSearchPerName) {
     expect_converged(rows);
     EXPECT_EQ(endpoint_calls("customer-group/simpleQuery"), 1 + 2);  // the first page, then a search each
     EXPECT_EQ(endpoint_calls("customer-group/addSingleGroup"), 2);
+}
+
+// Quirk groups.unlisted: a listing leaves a group out but counts it in its total (as when a
+// group moves onto a page already read). A name missing from such a listing is searched
+// before it is created, in a full run and in an incremental one alike.
+TEST_F(GroupsTest, ANameMissingFromAListingThatCameUpShortIsSearchedBeforeItIsCreated) {
+    const int64_t hidden = server->state().add_group("hidden", "", std::nullopt, cdp::kStaticGroup);
+    const int64_t later = server->state().add_group("later", "", std::nullopt, cdp::kStaticGroup);
+    set_group_quirks({{"unlisted", {"hidden", "later"}}});
+    Rows rows;
+    add_range(rows, 1, 3, "hidden");
+    add_range(rows, 1, 3, "fresh");
+    desire(rows);
+    auto full = resync();
+    ASSERT_EQ(full.status, sync::RunStatus::succeeded) << full.to_text();
+    EXPECT_EQ(mapped_id("hidden"), hidden);
+    EXPECT_EQ(server->state().find_groups_by_name("hidden").size(), 1u);
+
+    add_range(rows, 1, 3, "later");   // two names to look up: one listing, short of its total
+    add_range(rows, 1, 3, "fresh-2");
+    desire(rows);
+    server->reset_stats();
+    auto incremental = once();
+    ASSERT_EQ(incremental.status, sync::RunStatus::succeeded) << incremental.to_text();
+    expect_converged(rows);
+    EXPECT_EQ(mapped_id("later"), later);
+    EXPECT_EQ(server->state().find_groups_by_name("later").size(), 1u);
+    EXPECT_EQ(endpoint_calls("customer-group/addSingleGroup"), 1);  // fresh-2 only
 }
 
 }  // namespace
