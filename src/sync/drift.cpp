@@ -1,7 +1,8 @@
 // Drift detection between full resyncs: one simpleQuery listing (one call per page of
-// groups, or none when the groups phase listed already) gives each group's customerTotal; a managed group whose total differs from the
-// mirror's count was changed in the CDP behind our back (by hand, or by another system),
-// and is read again through the verified snapshot so that this cycle's plan corrects it.
+// groups, or none when the groups phase listed already) gives each group's customerTotal; a
+// managed group whose total differs from the mirror's count was changed in the CDP behind
+// our back (by hand, or by another system), and is read again through the verified snapshot
+// so that this cycle's plan corrects it.
 // Drift that keeps the counts equal is left to the periodic full resync.
 #include <map>
 
