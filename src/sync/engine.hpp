@@ -7,13 +7,13 @@
 // | source   | desired queries into session temp tables, rows validated      | re-running it       |
 // | groups   | names -> CDP group ids; missing static groups created         | re-running it       |
 // | snapshot | full: every managed group paged into the mirror               | the page cursors    |
+// | plan     | set-based diff desired vs mirror; the delete guard            | re-running it       |
+// | apply    | the journal's pending ops sent, max_in_flight at a time       | the pending ops     |
 //
 // A full run does not wait for its source before reading: the source loads on the engine's
 // session while a second session takes the group list and the pages of the groups the group
 // map knows (listed under their mapped name); once the source is loaded the groups phase
 // uses that list, and the snapshot reads only the managed groups not read yet.
-// | plan     | set-based diff desired vs mirror; the delete guard            | re-running it       |
-// | apply    | the journal's pending ops sent, max_in_flight at a time       | the pending ops     |
 //
 // A stop request ends a run at a safe point as 'interrupted', resumed like a killed one.
 //

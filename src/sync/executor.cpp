@@ -114,7 +114,7 @@ private:
     bool stop_ = false;
     std::set<int64_t> managed_;  // owns_all: group ids cdp-sync manages (the rest are kept)
     std::optional<FailureKey> streak_key_;
-    std::vector<std::pair<store::Op, store::OpOutcome>> streak_;  // failed ops not yet recorded
+    std::vector<Outcome> streak_;  // failed ops not yet recorded
     int failures_in_a_row_ = 0;
     std::map<int64_t, int64_t> split_child_;      // op id -> the op it was split from
     std::map<int64_t, SplitParent> split_parent_;  // split op id -> its halves' progress
