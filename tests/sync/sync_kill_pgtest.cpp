@@ -61,7 +61,15 @@ protected:
         return children.back().get();
     }
     static int wait_exit(ChildProcess* child) { return child->wait(300s).value_or(-1); }
-    static void kill9(ChildProcess* child) { EXPECT_EQ(child->stop(SIGKILL), 128 + SIGKILL); }
+    // SIGKILL, then wait until PostgreSQL has ended the killed process's session: a backend
+    // still finishing its statement holds the apply lock, and the next run would report busy.
+    void kill9(ChildProcess* child) {
+        EXPECT_EQ(child->stop(SIGKILL), 128 + SIGKILL);
+        store::Session session(dsn, schema);
+        const auto deadline = std::chrono::steady_clock::now() + 30s;
+        while (!session.lock_apply() && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(10ms);
+    }
     std::string log_of(const std::string& name) {
         std::ifstream f(dir / name);
         return std::string(std::istreambuf_iterator<char>(f), {});
